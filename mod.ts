@@ -1,0 +1,13 @@
+/**
+ * denoise: Stable Diffusion LoRA training and sampling on WebGPU, with no ML framework underneath.
+ *
+ * @example
+ * ```ts
+ * import { getDevice, randn, silu } from "jsr:@denoise/sd";
+ * await getDevice();
+ * console.log(await silu(randn([4])).toArray());
+ * ```
+ *
+ * @module
+ */
+export * from "./src/ops/mod.ts";

@@ -1,0 +1,98 @@
+/**
+ * Size-bucketed GPU buffer pool with live-bytes and peak-bytes counters. A released buffer is
+ * quarantined until the pending commands are submitted, so a later upload into a reused buffer can
+ * never overtake a queued kernel that still reads it.
+ *
+ * @module
+ */
+import { deviceInfo } from "./device.ts";
+import { LimitError } from "./errors.ts";
+
+const STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
+const UNIFORM = 0x40 | 0x08; // UNIFORM | COPY_DST
+
+const free = new Map<string, GPUBuffer[]>();
+let quarantine: [string, GPUBuffer][] = [];
+let live = 0;
+let peak = 0;
+let pooled = 0;
+
+/** Rounds a byte size up to its bucket: powers of two split into quarters, at least 256 bytes. */
+export function bucketSize(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const top = 2 ** Math.ceil(Math.log2(bytes));
+  const step = top / 8;
+  return Math.ceil(bytes / step) * step;
+}
+
+/** Takes a storage buffer of at least `bytes` bytes from the pool (or creates one). */
+export function acquireBuffer(bytes: number, uniform = false): GPUBuffer {
+  const { device, limits } = deviceInfo();
+  const size = bucketSize(bytes);
+  if (size > limits.maxBufferSize) {
+    throw new LimitError(
+      `A buffer of ${bytes} bytes is larger than this adapter allows (${limits.maxBufferSize} bytes); ` +
+        "use a smaller batch or resolution",
+    );
+  }
+  const key = `${uniform ? "u" : "s"}${size}`;
+  const list = free.get(key);
+  let buf = list?.pop();
+  if (buf) pooled -= size;
+  else buf = device.createBuffer({ size, usage: uniform ? UNIFORM : STORAGE });
+  live += size;
+  if (live > peak) peak = live;
+  return buf;
+}
+
+/** Returns a buffer to the pool; it becomes reusable after the next submit. */
+export function releaseBuffer(buf: GPUBuffer, uniform = false): void {
+  live -= buf.size;
+  quarantine.push([`${uniform ? "u" : "s"}${buf.size}`, buf]);
+}
+
+/** Called after each submit: quarantined buffers become reusable. */
+export function endQuarantine(): void {
+  for (const [key, buf] of quarantine) {
+    let list = free.get(key);
+    if (!list) free.set(key, list = []);
+    list.push(buf);
+    pooled += buf.size;
+  }
+  quarantine = [];
+}
+
+/** Memory counters in bytes. */
+export interface MemoryStats {
+  /** Bytes of buffers held by live tensors and pending kernels. */
+  liveBytes: number;
+  /** The highest `liveBytes` since the last `resetPeakBytes()`. */
+  peakBytes: number;
+  /** Bytes kept in the pool for reuse. */
+  pooledBytes: number;
+}
+
+/**
+ * Current GPU memory counters.
+ *
+ * @example
+ * ```ts
+ * import { memoryStats } from "./pool.ts";
+ * console.log(memoryStats().peakBytes);
+ * ```
+ */
+export function memoryStats(): MemoryStats {
+  return { liveBytes: live, peakBytes: peak, pooledBytes: pooled };
+}
+
+/** Sets the peak counter to the current live bytes. */
+export function resetPeakBytes(): void {
+  peak = live;
+}
+
+/** Destroys every pooled buffer (not those in use). */
+export function trimPool(): void {
+  for (const list of free.values()) for (const b of list) b.destroy();
+  free.clear();
+  pooled = 0;
+}

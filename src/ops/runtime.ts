@@ -1,0 +1,151 @@
+/**
+ * Batched command encoding: every dispatch goes into the current encoder's open compute pass;
+ * work is submitted every `FLUSH_EVERY` dispatches and at sync points (readback, `flush()`).
+ *
+ * @module
+ */
+import type { BuiltKernel } from "../wgsl/builder.ts";
+import { deviceInfo, throwDeviceError } from "./device.ts";
+import { acquireBuffer, endQuarantine, releaseBuffer } from "./pool.ts";
+import { pipelineFor } from "./pipeline.ts";
+import { LimitError } from "./errors.ts";
+
+const FLUSH_EVERY = 256;
+
+let encoder: GPUCommandEncoder | null = null;
+let pass: GPUComputePassEncoder | null = null;
+let queued = 0;
+let dispatches = 0;
+let uniforms: GPUBuffer[] = [];
+
+function currentEncoder(): GPUCommandEncoder {
+  encoder ??= deviceInfo().device.createCommandEncoder();
+  return encoder;
+}
+
+/** The encoder with no compute pass open, for copies. */
+export function copyEncoder(): GPUCommandEncoder {
+  const e = currentEncoder();
+  if (pass) {
+    pass.end();
+    pass = null;
+  }
+  return e;
+}
+
+/** Submits every queued command and recycles the buffers released meanwhile. */
+export function flush(): void {
+  if (encoder) {
+    if (pass) pass.end();
+    deviceInfo().device.queue.submit([encoder.finish()]);
+    encoder = null;
+    pass = null;
+    queued = 0;
+  }
+  for (const u of uniforms) releaseBuffer(u, true);
+  uniforms = [];
+  endQuarantine();
+}
+
+/** Total dispatches recorded since start (a counter for tests and benches). */
+export function dispatchCount(): number {
+  return dispatches;
+}
+
+/** A resource bound to a kernel: a buffer range or a texture view. */
+export type Resource = { buffer: GPUBuffer; size: number; offset?: number } | GPUTextureView;
+
+/** Splits `n` workgroups over x and y (each dimension is capped at 65535). */
+export function grid1d(n: number): [number, number] {
+  const max = deviceInfo().limits.maxComputeWorkgroupsPerDimension;
+  if (n <= max) return [Math.max(1, n), 1];
+  const y = Math.ceil(n / max);
+  if (y > max) {
+    throw new LimitError(`A launch of ${n} workgroups is larger than the adapter allows`);
+  }
+  return [Math.ceil(n / y), y];
+}
+
+function packParams(k: BuiltKernel, values: readonly number[]): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.max(16, Math.ceil(k.params.length / 4) * 16));
+  const u = new Uint32Array(buf);
+  const i = new Int32Array(buf);
+  const f = new Float32Array(buf);
+  k.params.forEach(([, t], j) => {
+    const v = values[j] ?? 0;
+    if (t === "u32") u[j] = v;
+    else if (t === "i32") i[j] = v;
+    else f[j] = v;
+  });
+  return buf;
+}
+
+/**
+ * Records one dispatch of a kernel: resources in binding order, params values in the kernel's
+ * params order, and the workgroup counts.
+ */
+export function dispatch(
+  k: BuiltKernel,
+  resources: readonly Resource[],
+  params: readonly number[],
+  groups: readonly [number, number?, number?],
+): void {
+  const { device, limits } = deviceInfo();
+  const entries: GPUBindGroupEntry[] = resources.map((r, binding) => {
+    if ("buffer" in r) {
+      if (r.size > limits.maxStorageBufferBindingSize) {
+        throw new LimitError(
+          `Kernel ${k.name} binds ${r.size} bytes at binding ${binding}, over this adapter's ` +
+            `${limits.maxStorageBufferBindingSize}-byte limit per storage binding`,
+        );
+      }
+      return {
+        binding,
+        resource: { buffer: r.buffer, offset: r.offset ?? 0, size: Math.ceil(r.size / 4) * 4 },
+      };
+    }
+    return { binding, resource: r };
+  });
+  if (k.params.length > 0) {
+    const data = packParams(k, params);
+    const u = acquireBuffer(data.byteLength, true);
+    device.queue.writeBuffer(u, 0, data);
+    uniforms.push(u);
+    entries.push({ binding: resources.length, resource: { buffer: u, size: data.byteLength } });
+  }
+  const pipeline = pipelineFor(k.code);
+  const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+  const e = currentEncoder();
+  pass ??= e.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bg);
+  pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
+  dispatches++;
+  if (++queued >= FLUSH_EVERY) flush();
+}
+
+/** Copies `bytes` bytes of a GPU buffer back to the CPU (a sync point). */
+export async function readBuffer(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+  const { device } = deviceInfo();
+  const size = Math.ceil(bytes / 4) * 4;
+  const staging = device.createBuffer({
+    size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  copyEncoder().copyBufferToBuffer(src, offset, staging, 0, size);
+  flush();
+  try {
+    await staging.mapAsync(GPUMapMode.READ);
+    return staging.getMappedRange().slice(0, bytes);
+  } finally {
+    staging.destroy();
+    throwDeviceError();
+  }
+}
+
+/** Waits until the GPU has finished everything submitted so far (a sync point). */
+export async function sync(): Promise<void> {
+  flush();
+  await deviceInfo().device.queue.onSubmittedWorkDone();
+  throwDeviceError();
+}

@@ -1,0 +1,126 @@
+/**
+ * Elementwise kernels: fill, broadcasting binary arithmetic, unary maps.
+ *
+ * @module
+ */
+import { buildKernel, type BuiltKernel, flatIndex, type StorageType } from "./builder.ts";
+
+/** Most dimensions a broadcasting kernel handles. */
+export const MAX_DIMS = 6;
+
+/** Workgroup size of the 1-D elementwise kernels. */
+export const EW_GROUP = 256;
+
+// y: [n] = v
+/** Fills `y` with a constant. */
+export function fillKernel(t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: "fill",
+    bindings: [{ name: "y", type: t, write: true }],
+    params: [["n", "u32"], ["v", "f32"]],
+    workgroup: [EW_GROUP],
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i < P.n) { st_y(i, P.v); }`,
+  });
+}
+
+/** Binary operators with their WGSL expression over `a` and `b`. */
+export const BINARY_EXPR = {
+  add: "a + b",
+  sub: "a - b",
+  mul: "a * b",
+  div: "a / b",
+} as const;
+
+/** Binary operator names. */
+export type BinaryOp = keyof typeof BINARY_EXPR;
+
+function stridedIndex(names: string[]): string {
+  const dims = Array.from({ length: MAX_DIMS }, (_, d) => MAX_DIMS - 1 - d);
+  return `var r = i; ${names.map((n) => `var i${n} = 0u;`).join(" ")}
+${
+    dims.map((d) =>
+      `  { let c = r % P.d${d}; r = r / P.d${d}; ${
+        names.map((n) => `i${n} += c * P.s${n}${d};`).join(" ")
+      } }`
+    ).join("\n")
+  }`;
+}
+
+function stridedParams(names: string[]): [string, "u32"][] {
+  const params: [string, "u32"][] = [["n", "u32"]];
+  for (let d = 0; d < MAX_DIMS; d++) {
+    params.push([`d${d}`, "u32"], ...names.map((n): [string, "u32"] => [`s${n}${d}`, "u32"]));
+  }
+  return params;
+}
+
+// a: broadcastable to out, b: broadcastable to out, out: [d0..d5] (dims right-aligned)
+/** `y = a op b` with broadcasting through per-operand strides (0 on broadcast axes). */
+export function binaryKernel(op: BinaryOp, t: StorageType, same: boolean): BuiltKernel {
+  return buildKernel({
+    name: `binary_${op}`,
+    bindings: [{ name: "x", type: t }, { name: "z", type: t }, { name: "y", type: t, write: true }],
+    params: same ? [["n", "u32"]] : stridedParams(["a", "b"]),
+    workgroup: [EW_GROUP],
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+${same ? "let ia = i; let ib = i;" : stridedIndex(["a", "b"])}
+let a = ld_x(ia); let b = ld_z(ib);
+st_y(i, ${BINARY_EXPR[op]});`,
+  });
+}
+
+// x: broadcastable to out -> y: out [d0..d5]
+/** Copies `x` into a larger shape, reading through broadcast strides. */
+export function expandKernel(t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: "expand",
+    bindings: [{ name: "x", type: t }, { name: "y", type: t, write: true }],
+    params: stridedParams(["a"]),
+    workgroup: [EW_GROUP],
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+${stridedIndex(["a"])}
+st_y(i, ld_x(ia));`,
+  });
+}
+
+// x: [n] -> y: [n]; (x, dy: [n]) -> dx: [n]
+/** `y = f(x)` for a WGSL expression in `x` (and scalar params `p0`, `p1`). */
+export function unaryKernel(name: string, expr: string, t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: `unary_${name}`,
+    bindings: [{ name: "xs", type: t }, { name: "y", type: t, write: true }],
+    params: [["n", "u32"], ["p0", "f32"], ["p1", "f32"]],
+    workgroup: [EW_GROUP],
+    prelude: UNARY_PRELUDE,
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+let x = ld_xs(i); let p0 = P.p0; let p1 = P.p1;
+st_y(i, ${expr});`,
+  });
+}
+
+/** `dx = dy * f'(x)` for a WGSL derivative expression in `x` (and `p0`, `p1`). */
+export function unaryGradKernel(name: string, dexpr: string, t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: `unary_grad_${name}`,
+    bindings: [{ name: "xs", type: t }, { name: "dy", type: t }, {
+      name: "dx",
+      type: t,
+      write: true,
+    }],
+    params: [["n", "u32"], ["p0", "f32"], ["p1", "f32"]],
+    workgroup: [EW_GROUP],
+    prelude: UNARY_PRELUDE,
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+let x = ld_xs(i); let p0 = P.p0; let p1 = P.p1;
+st_dx(i, ld_dy(i) * (${dexpr}));`,
+  });
+}
+
+/** WGSL helpers the unary kernels may call: `erf_` (Abramowitz-Stegun 7.1.26, |err| < 1.5e-7). */
+export const UNARY_PRELUDE = `fn erf_(v: f32) -> f32 {
+  let s = sign(v); let a = abs(v);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let p = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  return s * (1.0 - p * exp(-a * a));
+}
+fn sigm_(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }`;
