@@ -35,6 +35,7 @@ const RAISED_LIMITS = [
   "maxStorageBuffersPerShaderStage",
   "maxStorageTexturesPerShaderStage",
   "maxComputeWorkgroupsPerDimension",
+  "maxTextureDimension2D",
 ] as const;
 
 function isSoftware(adapter: GPUAdapter): boolean {

@@ -51,8 +51,44 @@ export function releaseBuffer(buf: GPUBuffer, uniform = false): void {
   quarantine.push([`${uniform ? "u" : "s"}${buf.size}`, buf]);
 }
 
+const freeTextures = new Map<string, GPUTexture[]>();
+let texQuarantine: GPUTexture[] = [];
+
+/** Takes an `rgba32float` storage texture of exactly `width` x `height` texels from the pool. */
+export function acquireTexture(width: number, height: number): GPUTexture {
+  const { device, limits } = deviceInfo();
+  if (width > limits.maxTextureDimension2D || height > limits.maxTextureDimension2D) {
+    throw new LimitError(
+      `A ${width} x ${height} texture is larger than this adapter allows ` +
+        `(${limits.maxTextureDimension2D} per side)`,
+    );
+  }
+  const tex = freeTextures.get(`${width}x${height}`)?.pop() ??
+    device.createTexture({
+      size: [width, height],
+      format: "rgba32float",
+      usage: GPUTextureUsage.STORAGE_BINDING,
+    });
+  live += width * height * 16;
+  if (live > peak) peak = live;
+  return tex;
+}
+
+/** Returns a texture to the pool; it becomes reusable after the next submit. */
+export function releaseTexture(tex: GPUTexture): void {
+  live -= tex.width * tex.height * 16;
+  texQuarantine.push(tex);
+}
+
 /** Called after each submit: quarantined buffers become reusable. */
 export function endQuarantine(): void {
+  for (const t of texQuarantine) {
+    const key = `${t.width}x${t.height}`;
+    let list = freeTextures.get(key);
+    if (!list) freeTextures.set(key, list = []);
+    list.push(t);
+  }
+  texQuarantine = [];
   for (const [key, buf] of quarantine) {
     let list = free.get(key);
     if (!list) free.set(key, list = []);
@@ -92,6 +128,8 @@ export function resetPeakBytes(): void {
 
 /** Destroys every pooled buffer (not those in use). */
 export function trimPool(): void {
+  for (const list of freeTextures.values()) for (const t of list) t.destroy();
+  freeTextures.clear();
   for (const list of free.values()) for (const b of list) b.destroy();
   free.clear();
   pooled = 0;

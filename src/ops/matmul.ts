@@ -1,0 +1,225 @@
+/**
+ * Matrix multiply and batched matrix multiply with transposes.
+ *
+ * @module
+ */
+import { cachedKernel } from "../wgsl/builder.ts";
+import {
+  packKernel,
+  TEX_COLS,
+  TEX_GROUP,
+  TEX_ROWS,
+  textureMatmulKernel,
+  TILE,
+  tiledMatmulKernel,
+} from "../wgsl/matmul.ts";
+import { Tensor } from "./tensor.ts";
+import { deviceInfo } from "./device.ts";
+import { dispatch } from "./runtime.ts";
+import { acquireTexture, releaseTexture } from "./pool.ts";
+import { record } from "./autograd.ts";
+import { DTypeError, fmtShape, ShapeError } from "./errors.ts";
+import { sum } from "./reduce.ts";
+
+/** Which kernel runs a matmul: `auto` picks `texture` on software adapters, else `tiled`. */
+export type MatmulVariant = "auto" | "texture" | "tiled";
+
+/** Options of `matmul`. */
+export interface MatmulOptions {
+  /** Use `a` transposed (its last two dimensions swapped). */
+  transA?: boolean;
+  /** Use `b` transposed. */
+  transB?: boolean;
+  /** Kernel choice (default `auto`). */
+  variant?: MatmulVariant;
+}
+
+interface Plan {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  aBatched: boolean;
+  bBatched: boolean;
+}
+
+function plan(a: Tensor, b: Tensor, tA: boolean, tB: boolean): Plan {
+  const fail = (why: string) =>
+    new ShapeError(
+      `matmul() cannot multiply ${fmtShape(a.shape)}${tA ? "^T" : ""} by ${fmtShape(b.shape)}${
+        tB ? "^T" : ""
+      }: ${why}`,
+    );
+  if (a.shape.length < 2 || b.shape.length < 2) {
+    throw fail("both operands need at least 2 dimensions");
+  }
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const M = tA ? ac : ar, K = tA ? ar : ac;
+  const Kb = tB ? bc : br, N = tB ? br : bc;
+  if (K !== Kb) throw fail(`the inner dimensions ${K} and ${Kb} differ`);
+  const ab = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
+  const aN = ab.reduce((x, y) => x * y, 1), bN = bb.reduce((x, y) => x * y, 1);
+  if (ab.length > 0 && bb.length > 0 && ab.join() !== bb.join()) {
+    throw fail("batch dimensions must match, or one operand must be 2-D");
+  }
+  return {
+    batch: Math.max(aN, bN),
+    M,
+    N,
+    K,
+    aBatched: ab.length > 0,
+    bBatched: bb.length > 0,
+  };
+}
+
+function useTexture(p: Plan, variant: MatmulVariant): boolean {
+  const { software, limits } = deviceInfo();
+  const max = limits.maxTextureDimension2D;
+  const fits = p.K <= max && Math.ceil(p.M / TEX_ROWS) * 4 <= max &&
+    Math.ceil(p.N / (TEX_COLS * TEX_GROUP)) * TEX_GROUP * 2 <= max;
+  if (variant === "texture") return fits;
+  if (variant === "tiled") return false;
+  return software && fits;
+}
+
+function pack(
+  src: Tensor,
+  rows: number,
+  cols: number,
+  strides: [number, number, number],
+  widthTexels: number,
+  b0: number,
+  nb: number,
+): GPUTexture {
+  const tex = acquireTexture(widthTexels, rows * nb);
+  const k = cachedKernel(`matmul pack ${src.dtype}`, () => packKernel(src.dtype));
+  const [rs, cs, bs] = strides;
+  dispatch(k, [src.binding, tex.createView()], [rows, cols, rs, cs, bs, widthTexels, nb, b0], [
+    Math.ceil(widthTexels / 8),
+    Math.ceil(rows * nb / 8),
+  ]);
+  return tex;
+}
+
+function raw(a: Tensor, b: Tensor, tA: boolean, tB: boolean, variant: MatmulVariant): Tensor {
+  if (a.dtype !== b.dtype) {
+    throw new DTypeError(
+      `matmul() got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)}; ` +
+        "cast one so both dtypes match",
+    );
+  }
+  const p = plan(a, b, tA, tB);
+  // A 2-D right operand with an untransposed batched left operand: fold the batch into M.
+  const fold = p.aBatched && !p.bBatched && !tA;
+  const B = fold ? 1 : p.batch;
+  const M = fold ? p.M * p.batch : p.M;
+  const { N, K } = p;
+  const lead = p.aBatched ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
+  const c = new Tensor([...lead, p.M, N], a.dtype);
+  if (c.size === 0) return c;
+  const sbA = fold || !p.aBatched ? 0 : M * K;
+  const sbB = p.bBatched ? K * N : 0;
+  // strides of op(A) along (m, k) and of op(B) along (k, n)
+  const [amk, akk] = tA ? [1, M] : [K, 1];
+  const [bkk, bnk] = tB ? [1, K] : [N, 1];
+  if (useTexture({ ...p, M }, variant)) {
+    const max = deviceInfo().limits.maxTextureDimension2D;
+    const chunk = Math.max(1, Math.floor(max / K));
+    const wA = Math.ceil(M / TEX_ROWS) * 4;
+    const wB = Math.ceil(N / (TEX_COLS * TEX_GROUP)) * TEX_GROUP * 2;
+    const mk = cachedKernel(`matmul texture ${a.dtype}`, () => textureMatmulKernel(a.dtype));
+    for (let b0 = 0; b0 < B; b0 += chunk) {
+      const nb = Math.min(chunk, B - b0);
+      const at = pack(a, K, M, [akk, amk, sbA], wA, b0, nb);
+      const bt = pack(b, K, N, [bkk, bnk, sbB], wB, b0, nb);
+      dispatch(mk, [at.createView(), bt.createView(), c.binding], [M, N, K, b0], [
+        Math.ceil(N / (TEX_COLS * TEX_GROUP)),
+        Math.ceil(M / TEX_ROWS),
+        nb,
+      ]);
+      releaseTexture(at);
+      releaseTexture(bt);
+    }
+    return c;
+  }
+  const k = cachedKernel(`matmul tiled ${a.dtype}`, () => tiledMatmulKernel(a.dtype));
+  dispatch(k, [a.binding, b.binding, c.binding], [M, N, K, amk, akk, bkk, bnk, sbA, sbB], [
+    Math.ceil(N / TILE),
+    Math.ceil(M / TILE),
+    B,
+  ]);
+  return c;
+}
+
+// a: [..., M, K] (or [..., K, M] with transA), b: [..., K, N] (or [..., N, K]) -> [..., M, N]
+/**
+ * Matrix product of the last two dimensions, batched over the leading ones (equal, or one
+ * operand 2-D and shared across the other's batch).
+ *
+ * @example
+ * ```ts
+ * import { getDevice, matmul, tensor } from "../../mod.ts";
+ * await getDevice();
+ * const a = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+ * const b = tensor([1, 0, 0, 1, 1, 1], [3, 2]);
+ * console.log(await matmul(a, b).toArray()); // 4, 5, 10, 11
+ * console.log(matmul(a, a, { transB: true }).shape); // [2, 2]
+ * ```
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const tA = options.transA ?? false, tB = options.transB ?? false;
+  const v = options.variant ?? "auto";
+  const c = raw(a, b, tA, tB, v);
+  return record("matmul", [a, b], c, [a, b], (dc, [sa, sb]) => {
+    const A = sa!, Bm = sb!;
+    let da: Tensor | null = null, db: Tensor | null = null;
+    if (a.requiresGrad) {
+      da = tA ? raw(Bm, dc, tB, true, v) : raw(dc, Bm, false, !tB, v);
+      while (da.shape.length > a.shape.length) da = sum(da, 0);
+    }
+    if (b.requiresGrad) {
+      const foldable = a.shape.length > 2 && b.shape.length === 2 && !tA;
+      if (foldable) {
+        const a2 = A.view([A.size / A.shape.at(-1)!, A.shape.at(-1)!]);
+        const c2 = dc.view([dc.size / dc.shape.at(-1)!, dc.shape.at(-1)!]);
+        db = tB ? raw(c2, a2, true, false, v) : raw(a2, c2, true, false, v);
+      } else {
+        db = tB ? raw(dc, A, true, tA, v) : raw(A, dc, !tA, false, v);
+        while (db.shape.length > b.shape.length) db = sum(db, 0);
+      }
+    }
+    return [da, db];
+  });
+}
+
+/** CPU reference of `matmul` for 3-D operands [B, ., .] (B may be 1 to broadcast). */
+export function matmulRef(
+  a: ArrayLike<number>,
+  aShape: readonly [number, number, number],
+  b: ArrayLike<number>,
+  bShape: readonly [number, number, number],
+  transA = false,
+  transB = false,
+): Float64Array {
+  const [Ba, ar, ac] = aShape;
+  const [Bb, br, bc] = bShape;
+  const M = transA ? ac : ar, K = transA ? ar : ac, N = transB ? br : bc;
+  const B = Math.max(Ba, Bb);
+  const out = new Float64Array(B * M * N);
+  for (let z = 0; z < B; z++) {
+    const ao = Ba === 1 ? 0 : z * ar * ac, bo = Bb === 1 ? 0 : z * br * bc;
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const av = a[ao + (transA ? k * M + i : i * K + k)]!;
+          const bv = b[bo + (transB ? j * K + k : k * N + j)]!;
+          s += av * bv;
+        }
+        out[z * M * N + i * N + j] = s;
+      }
+    }
+  }
+  return out;
+}

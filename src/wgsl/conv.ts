@@ -1,0 +1,71 @@
+/**
+ * Convolution helpers: im2col (gather patches into columns) and its adjoint col2im.
+ *
+ * @module
+ */
+import { buildKernel, type BuiltKernel, flatIndex, type StorageType } from "./builder.ts";
+import { EW_GROUP } from "./elementwise.ts";
+
+/** Params shared by im2col and col2im. */
+const CONV_PARAMS: [string, "u32" | "i32"][] = [
+  ["n", "u32"],
+  ["C", "u32"],
+  ["H", "u32"],
+  ["W", "u32"],
+  ["kh", "u32"],
+  ["kw", "u32"],
+  ["stride", "u32"],
+  ["pad", "i32"],
+  ["Ho", "u32"],
+  ["Wo", "u32"],
+];
+
+// x: [B, C, H, W] -> cols: [B, C * kh * kw, Ho * Wo]
+/** Gathers every kh x kw patch (zero outside the padded input) into a column. */
+export function im2colKernel(t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: "im2col",
+    bindings: [{ name: "x", type: t }, { name: "cols", type: t, write: true }],
+    params: CONV_PARAMS,
+    workgroup: [EW_GROUP],
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+let P2 = P.Ho * P.Wo; let KK = P.kh * P.kw;
+let p = i % P2; let row = (i / P2) % (P.C * KK); let b = i / (P2 * P.C * KK);
+let c = row / KK; let kk = row % KK; let ki = kk / P.kw; let kj = kk % P.kw;
+let oh = p / P.Wo; let ow = p % P.Wo;
+let h = i32(oh * P.stride + ki) - P.pad; let w = i32(ow * P.stride + kj) - P.pad;
+var v = 0.0;
+if (h >= 0 && w >= 0 && h < i32(P.H) && w < i32(P.W)) {
+  v = ld_x(((b * P.C + c) * P.H + u32(h)) * P.W + u32(w));
+}
+st_cols(i, v);`,
+  });
+}
+
+// cols: [B, C * kh * kw, Ho * Wo] -> dx: [B, C, H, W]
+/** The adjoint of im2col: each input pixel sums the column entries it was copied to. */
+export function col2imKernel(t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: "col2im",
+    bindings: [{ name: "cols", type: t }, { name: "dx", type: t, write: true }],
+    params: CONV_PARAMS,
+    workgroup: [EW_GROUP],
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+let w = i % P.W; let h = (i / P.W) % P.H; let c = (i / (P.W * P.H)) % P.C;
+let b = i / (P.W * P.H * P.C);
+let P2 = P.Ho * P.Wo; let KK = P.kh * P.kw;
+var acc = 0.0;
+for (var ki = 0u; ki < P.kh; ki++) {
+  let th = i32(h) + P.pad - i32(ki);
+  if (th < 0 || th % i32(P.stride) != 0) { continue; }
+  let oh = u32(th) / P.stride; if (oh >= P.Ho) { continue; }
+  for (var kj = 0u; kj < P.kw; kj++) {
+    let tw = i32(w) + P.pad - i32(kj);
+    if (tw < 0 || tw % i32(P.stride) != 0) { continue; }
+    let ow = u32(tw) / P.stride; if (ow >= P.Wo) { continue; }
+    acc += ld_cols(((b * P.C + c) * KK + ki * P.kw + kj) * P2 + oh * P.Wo + ow);
+  }
+}
+st_dx(i, acc);`,
+  });
+}

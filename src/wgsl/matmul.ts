@@ -1,0 +1,156 @@
+/**
+ * Matrix multiply kernels, two variants:
+ * - `texture`: for software adapters. Operands are packed into read-only `rgba32float` storage
+ *   textures (llvmpipe inlines texture loads but loops per lane over storage-buffer loads), then
+ *   an outer-product kernel computes 16x8 outputs per invocation (`../shared/probes`).
+ * - `tiled`: for hardware GPUs. 64x64 output tiles staged through workgroup memory, 4x4 outputs
+ *   per invocation, operands read from storage buffers with any transpose.
+ *
+ * @module
+ */
+import { buildKernel, type BuiltKernel, type StorageType } from "./builder.ts";
+
+/** Rows of C per invocation of the texture kernel. */
+export const TEX_ROWS = 16;
+/** Columns of C per invocation of the texture kernel. */
+export const TEX_COLS = 8;
+/** Invocations along x per workgroup of the texture kernel (columns: 16 x 8 = 128). */
+export const TEX_GROUP = 16;
+
+// src: batch of [rows, cols] read through strides -> tex texel (c / 4, (b - b0) * rows + r)
+/**
+ * Packs a strided operand into an `rgba32float` texture: texel (x, b * rows + r) holds elements
+ * (r, 4x .. 4x + 3) of batch b; columns past `cols` are zero.
+ */
+export function packKernel(t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: "matmul_pack",
+    bindings: [{ name: "src", type: t }, { name: "tex", kind: "texture_write" }],
+    params: [
+      ["rows", "u32"],
+      ["cols", "u32"],
+      ["rs", "u32"],
+      ["cs", "u32"],
+      ["bs", "u32"],
+      ["width", "u32"],
+      ["batches", "u32"],
+      ["b0", "u32"],
+    ],
+    workgroup: [8, 8],
+    body: `let x = gid.x; let y = gid.y;
+if (x >= P.width || y >= P.rows * P.batches) { return; }
+let b = P.b0 + y / P.rows; let r = y % P.rows;
+var v = vec4<f32>();
+for (var c = 0u; c < 4u; c++) {
+  let col = x * 4u + c;
+  if (col < P.cols) { v[c] = ld_src(b * P.bs + r * P.rs + col * P.cs); }
+}
+textureStore(tex, vec2<u32>(x, y), v);`,
+  });
+}
+
+// at: texels (i / 4, b * K + k) of op(A)^T, bt: texels (j / 4, b * K + k) of op(B) -> c: [B, M, N]
+/** The outer-product kernel over packed operands; one invocation computes 16 x 8 of C. */
+export function textureMatmulKernel(t: StorageType): BuiltKernel {
+  const sw = ["x", "y", "z", "w"];
+  const lines: string[] = [];
+  for (let r = 0; r < TEX_ROWS; r++) {
+    lines.push(`var acc${r}_0 = vec4<f32>(); var acc${r}_1 = vec4<f32>();`);
+  }
+  lines.push("let base = wid.z * P.K;");
+  lines.push("for (var k = 0u; k < P.K; k++) {");
+  for (let q = 0; q < TEX_ROWS / 4; q++) {
+    lines.push(`  let a${q} = textureLoad(at, vec2<u32>(r4 + ${q}u, base + k));`);
+  }
+  lines.push("  let b0 = textureLoad(bt, vec2<u32>(c4, base + k));");
+  lines.push("  let b1 = textureLoad(bt, vec2<u32>(c4 + 1u, base + k));");
+  for (let r = 0; r < TEX_ROWS; r++) {
+    const a = `a${r >> 2}.${sw[r & 3]}`;
+    lines.push(`  acc${r}_0 += ${a} * b0; acc${r}_1 += ${a} * b1;`);
+  }
+  lines.push("}");
+  lines.push("let col = c4 * 4u; let out = (P.b0 + wid.z) * P.M * P.N;");
+  for (let r = 0; r < TEX_ROWS; r++) {
+    lines.push(`if (r4 * 4u + ${r}u < P.M) { let o = out + (r4 * 4u + ${r}u) * P.N;`);
+    for (let c = 0; c < TEX_COLS; c++) {
+      lines.push(
+        `  if (col + ${c}u < P.N) { st_c(o + col + ${c}u, acc${r}_${c >> 2}.${sw[c & 3]}); }`,
+      );
+    }
+    lines.push("}");
+  }
+  return buildKernel({
+    name: "matmul_texture",
+    bindings: [
+      { name: "at", kind: "texture_read" },
+      { name: "bt", kind: "texture_read" },
+      { name: "c", type: t, write: true },
+    ],
+    params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["b0", "u32"]],
+    workgroup: [TEX_GROUP],
+    body: `let c4 = gid.x * 2u;
+let r4 = gid.y * 4u;
+${lines.join("\n")}`,
+  });
+}
+
+/** Output tile side of the tiled kernel. */
+export const TILE = 64;
+const TK = 16;
+
+// a: batch of op(A) [M, K] via strides, b: batch of op(B) [K, N] via strides -> c: [B, M, N]
+/**
+ * The tiled kernel: a 16 x 16 workgroup computes a 64 x 64 tile of C, 4 x 4 per invocation,
+ * staging 64 x 16 slices of A and B in workgroup memory. Operands are read through strides, so
+ * transposes cost nothing. Batch is `wid.z`; `sbA`/`sbB` of 0 broadcast an operand.
+ */
+export function tiledMatmulKernel(t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: "matmul_tiled",
+    bindings: [{ name: "a", type: t }, { name: "b", type: t }, { name: "c", type: t, write: true }],
+    params: [
+      ["M", "u32"],
+      ["N", "u32"],
+      ["K", "u32"],
+      ["amk", "u32"], // stride of op(A) along m
+      ["akk", "u32"], // stride of op(A) along k
+      ["bkk", "u32"], // stride of op(B) along k
+      ["bnk", "u32"], // stride of op(B) along n
+      ["sbA", "u32"],
+      ["sbB", "u32"],
+    ],
+    workgroup: [16, 16],
+    prelude: `var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>;
+var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>;`,
+    body: `let row0 = wid.y * ${TILE}u; let col0 = wid.x * ${TILE}u;
+let aOff = wid.z * P.sbA; let bOff = wid.z * P.sbB;
+let t = lid.y * 16u + lid.x;
+var acc: array<vec4<f32>, 4>;
+for (var k0 = 0u; k0 < P.K; k0 += ${TK}u) {
+  for (var e = t; e < ${TILE * TK}u; e += 256u) {
+    let kk = e / ${TILE}u; let mm = e % ${TILE}u;
+    let gm = row0 + mm; let gk = k0 + kk; let gn = col0 + mm;
+    var av = 0.0; var bv = 0.0;
+    if (gm < P.M && gk < P.K) { av = ld_a(aOff + gm * P.amk + gk * P.akk); }
+    if (gn < P.N && gk < P.K) { bv = ld_b(bOff + gk * P.bkk + gn * P.bnk); }
+    As[kk][mm] = av; Bs[kk][mm] = bv;
+  }
+  workgroupBarrier();
+  for (var kk = 0u; kk < ${TK}u; kk++) {
+    let bv = vec4<f32>(Bs[kk][lid.x * 4u], Bs[kk][lid.x * 4u + 1u], Bs[kk][lid.x * 4u + 2u], Bs[kk][lid.x * 4u + 3u]);
+    for (var i = 0u; i < 4u; i++) { acc[i] += As[kk][lid.y * 4u + i] * bv; }
+  }
+  workgroupBarrier();
+}
+let cOff = wid.z * P.M * P.N;
+for (var i = 0u; i < 4u; i++) {
+  let m = row0 + lid.y * 4u + i;
+  if (m < P.M) {
+    for (var j = 0u; j < 4u; j++) {
+      let n = col0 + lid.x * 4u + j;
+      if (n < P.N) { st_c(cOff + m * P.N + n, acc[i][j]); }
+    }
+  }
+}`,
+  });
+}

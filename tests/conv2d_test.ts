@@ -1,0 +1,51 @@
+import { throws } from "node:assert/strict";
+import { conv2d, conv2dRef, type MatmulVariant, ShapeError, tensor } from "../mod.ts";
+import { checkOp } from "./_helpers.ts";
+
+type Case = { x: number[]; w: number[]; stride: number; pad: number; bias: boolean; what: string };
+const cases: Case[] = [
+  {
+    x: [1, 3, 7, 6],
+    w: [5, 3, 3, 3],
+    stride: 1,
+    pad: 1,
+    bias: true,
+    what: "3x3 padding 1 and odd sizes",
+  },
+  {
+    x: [2, 2, 9, 7],
+    w: [4, 2, 3, 3],
+    stride: 2,
+    pad: 1,
+    bias: true,
+    what: "stride 2 and odd sizes",
+  },
+  { x: [2, 5, 4, 3], w: [3, 5, 1, 1], stride: 1, pad: 0, bias: true, what: "1x1 (no im2col)" },
+  { x: [2, 3, 6, 5], w: [2, 3, 3, 3], stride: 1, pad: 0, bias: false, what: "no padding, no bias" },
+];
+
+for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
+  for (const c of cases) {
+    Deno.test(`conv2d() ${variant} matches the reference for ${c.what}`, () =>
+      checkOp({
+        shapes: c.bias ? [c.x, c.w, [c.w[0]!]] : [c.x, c.w],
+        gpu: (x, w, b) => conv2d(x, w!, b ?? null, { stride: c.stride, padding: c.pad, variant }),
+        ref: (x, w, b) => conv2dRef(x, c.x, w!, c.w, b ?? null, c.stride, c.pad),
+        atol: 1e-5,
+        rtol: 1e-4,
+      }));
+  }
+}
+
+Deno.test("conv2d() names both shapes when channels differ", () => {
+  throws(
+    () =>
+      conv2d(
+        tensor(new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]),
+        tensor(new Float32Array(4 * 2 * 9), [4, 2, 3, 3]),
+      ),
+    (e: Error) =>
+      e instanceof ShapeError && e.message.includes("[4, 2, 3, 3]") &&
+      e.message.includes("[2, 3, 4, 4]"),
+  );
+});

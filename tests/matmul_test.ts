@@ -1,0 +1,63 @@
+import { equal, throws } from "node:assert/strict";
+import { matmul, matmulRef, type MatmulVariant, ShapeError, tensor } from "../mod.ts";
+import { checkOp } from "./_helpers.ts";
+
+type Case = { a: number[]; b: number[]; tA?: boolean; tB?: boolean; what: string };
+const cases: Case[] = [
+  { a: [5, 7], b: [7, 3], what: "2-D odd sizes" },
+  { a: [1, 17, 9], b: [1, 9, 130], what: "batch 1 wider than one tile" },
+  { a: [3, 6, 5], b: [3, 5, 4], what: "batch 3" },
+  { a: [2, 5, 6], b: [2, 4, 5], tA: true, tB: true, what: "both transposed" },
+  { a: [4, 3], b: [6, 4], tA: true, tB: true, what: "2-D both transposed" },
+  { a: [2, 3, 5, 4], b: [4, 6], what: "a 4-D batch times a 2-D weight" },
+  { a: [2, 7, 5], b: [3, 5], tB: true, what: "a batch times a transposed weight (Linear)" },
+  { a: [6, 5], b: [3, 6, 2], tA: true, what: "a transposed 2-D operand shared by a batch" },
+  { a: [2, 4, 3], b: [5, 4], tA: true, tB: true, what: "transposed batch times transposed weight" },
+];
+
+function to3(s: number[]): [number, number, number] {
+  const lead = s.slice(0, -2).reduce((x, y) => x * y, 1);
+  return [lead, s.at(-2)!, s.at(-1)!];
+}
+
+for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
+  for (const c of cases) {
+    Deno.test(`matmul() ${variant} matches the reference and finite differences for ${c.what}`, () => {
+      const fold = c.a.length > 2 && c.b.length === 2 && !c.tA;
+      return checkOp({
+        shapes: [c.a, c.b],
+        gpu: (a, b) => matmul(a, b!, { transA: c.tA ?? false, transB: c.tB ?? false, variant }),
+        ref: (a, b) => {
+          const sa = to3(c.a);
+          // a 2-D operand next to a batched one is shared (batch 1 in the reference)
+          const aS: [number, number, number] = fold ? [1, sa[0] * sa[1], sa[2]] : sa;
+          return matmulRef(a, aS, b!, to3(c.b), c.tA, c.tB);
+        },
+        atol: 1e-5,
+        rtol: 1e-4,
+      });
+    });
+  }
+}
+
+Deno.test("matmul() texture and tiled agree on a 130 x 70 x 129 product", async () => {
+  const n = 130 * 70, m = 70 * 129;
+  const a = tensor(Float32Array.from({ length: n }, (_, i) => Math.sin(i)), [130, 70]);
+  const b = tensor(Float32Array.from({ length: m }, (_, i) => Math.cos(i)), [70, 129]);
+  const x = await matmul(a, b, { variant: "texture" }).toArray();
+  const y = await matmul(a, b, { variant: "tiled" }).toArray();
+  const ref = matmulRef(await a.toArray(), [1, 130, 70], await b.toArray(), [1, 70, 129]);
+  let worst = 0;
+  for (let i = 0; i < ref.length; i++) {
+    worst = Math.max(worst, Math.abs(x[i]! - ref[i]!), Math.abs(y[i]! - ref[i]!));
+  }
+  equal(worst < 1e-4, true, `max error ${worst}`);
+});
+
+Deno.test("matmul() names both shapes when inner dimensions differ", () => {
+  throws(
+    () => matmul(tensor(new Float32Array(6), [2, 3]), tensor(new Float32Array(8), [4, 2])),
+    (e: Error) =>
+      e instanceof ShapeError && e.message.includes("[2, 3]") && e.message.includes("[4, 2]"),
+  );
+});
