@@ -11,3 +11,4 @@
  * @module
  */
 export * from "./src/ops/mod.ts";
+export * from "./src/schedule/mod.ts";

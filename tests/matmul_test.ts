@@ -1,5 +1,5 @@
-import { equal, throws } from "node:assert/strict";
-import { matmul, matmulRef, type MatmulVariant, ShapeError, tensor } from "../mod.ts";
+import { deepEqual, equal, throws } from "node:assert/strict";
+import { matmul, matmulInto, matmulRef, type MatmulVariant, ShapeError, tensor } from "../mod.ts";
 import { checkOp } from "./_helpers.ts";
 
 type Case = { a: number[]; b: number[]; tA?: boolean; tB?: boolean; what: string };
@@ -61,3 +61,13 @@ Deno.test("matmul() names both shapes when inner dimensions differ", () => {
       e instanceof ShapeError && e.message.includes("[2, 3]") && e.message.includes("[4, 2]"),
   );
 });
+
+for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
+  Deno.test(`matmulInto() ${variant} computes alpha * a b + beta * c in place`, async () => {
+    const h = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+    const up = tensor([1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], [4, 3]);
+    const c = tensor(new Float32Array(8).fill(10), [2, 4]);
+    matmulInto(c, h, up, { transB: true, alpha: 2, beta: 1, variant });
+    deepEqual([...await c.toArray()], [12, 14, 16, 22, 18, 20, 22, 40]);
+  });
+}

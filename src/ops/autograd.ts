@@ -184,7 +184,8 @@ export function backward(root: Tensor, seed?: Tensor): void {
  * ```
  */
 export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tensor[]): Tensor {
-  const out = noGrad(() => fn(...inputs));
+  // the scope frees fn's intermediates now; only its output lives on
+  const out = scope(() => noGrad(() => fn(...inputs)));
   if (!enabled) return out;
   const kept = inputs.map((t) => {
     const v = t.view();

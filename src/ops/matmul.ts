@@ -102,7 +102,21 @@ function pack(
   return tex;
 }
 
-function raw(a: Tensor, b: Tensor, tA: boolean, tB: boolean, variant: MatmulVariant): Tensor {
+/** Where `raw` writes: `c = alpha * op(a) op(b) + beta * c`, into `into` when given. */
+interface Into {
+  c?: Tensor;
+  alpha?: number;
+  beta?: number;
+}
+
+function raw(
+  a: Tensor,
+  b: Tensor,
+  tA: boolean,
+  tB: boolean,
+  variant: MatmulVariant,
+  into: Into = {},
+): Tensor {
   if (a.dtype !== b.dtype) {
     throw new DTypeError(
       `matmul() got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)}; ` +
@@ -116,7 +130,12 @@ function raw(a: Tensor, b: Tensor, tA: boolean, tB: boolean, variant: MatmulVari
   const M = fold ? p.M * p.batch : p.M;
   const { N, K } = p;
   const lead = p.aBatched ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
-  const c = new Tensor([...lead, p.M, N], a.dtype);
+  const shape = [...lead, p.M, N];
+  const c = into.c ?? new Tensor(shape, a.dtype);
+  if (c.shape.join() !== shape.join()) {
+    throw new ShapeError(`matmul() output ${fmtShape(c.shape)} should be ${fmtShape(shape)}`);
+  }
+  const alpha = into.alpha ?? 1, beta = into.beta ?? 0;
   if (c.size === 0) return c;
   const sbA = fold || !p.aBatched ? 0 : M * K;
   const sbB = p.bBatched ? K * N : 0;
@@ -133,7 +152,7 @@ function raw(a: Tensor, b: Tensor, tA: boolean, tB: boolean, variant: MatmulVari
       const nb = Math.min(chunk, B - b0);
       const at = pack(a, K, M, [akk, amk, sbA], wA, b0, nb);
       const bt = pack(b, K, N, [bkk, bnk, sbB], wB, b0, nb);
-      dispatch(mk, [at.createView(), bt.createView(), c.binding], [M, N, K, b0], [
+      dispatch(mk, [at.createView(), bt.createView(), c.binding], [M, N, K, b0, alpha, beta], [
         Math.ceil(N / (TEX_COLS * TEX_GROUP)),
         Math.ceil(M / TEX_ROWS),
         nb,
@@ -144,12 +163,52 @@ function raw(a: Tensor, b: Tensor, tA: boolean, tB: boolean, variant: MatmulVari
     return c;
   }
   const k = cachedKernel(`matmul tiled ${a.dtype}`, () => tiledMatmulKernel(a.dtype));
-  dispatch(k, [a.binding, b.binding, c.binding], [M, N, K, amk, akk, bkk, bnk, sbA, sbB], [
+  dispatch(k, [a.binding, b.binding, c.binding], [
+    M,
+    N,
+    K,
+    amk,
+    akk,
+    bkk,
+    bnk,
+    sbA,
+    sbB,
+    alpha,
+    beta,
+  ], [
     Math.ceil(N / TILE),
     Math.ceil(M / TILE),
     B,
   ]);
   return c;
+}
+
+/**
+ * `c = alpha * op(a) op(b) + beta * c` into an existing tensor, outside the graph (for fused ops
+ * that write their own backward).
+ */
+export function matmulInto(
+  c: Tensor,
+  a: Tensor,
+  b: Tensor,
+  options: MatmulOptions & { alpha?: number; beta?: number } = {},
+): Tensor {
+  return raw(a, b, options.transA ?? false, options.transB ?? false, options.variant ?? "auto", {
+    c,
+    alpha: options.alpha ?? 1,
+    beta: options.beta ?? 0,
+  });
+}
+
+/** `alpha * op(a) op(b)` as a new tensor, outside the graph. */
+export function matmulRaw(
+  a: Tensor,
+  b: Tensor,
+  options: MatmulOptions & { alpha?: number } = {},
+): Tensor {
+  return raw(a, b, options.transA ?? false, options.transB ?? false, options.variant ?? "auto", {
+    alpha: options.alpha ?? 1,
+  });
 }
 
 // a: [..., M, K] (or [..., K, M] with transA), b: [..., K, N] (or [..., N, K]) -> [..., M, N]

@@ -53,13 +53,13 @@ function helpers(b: BindingSpec): string {
   const t = b.type ?? "f32";
   if (t === "u32") return "";
   const load = t === "f32"
-    ? `fn ld_${b.name}(i: u32) -> f32 { return ${b.name}[i]; }\n`
-    : `fn ld_${b.name}(i: u32) -> f32 { return f32(${b.name}[i]); }\n`;
+    ? `fn ld_${b.name}(idx_: u32) -> f32 { return ${b.name}[idx_]; }\n`
+    : `fn ld_${b.name}(idx_: u32) -> f32 { return f32(${b.name}[idx_]); }\n`;
   const store = !b.write
     ? ""
     : t === "f32"
-    ? `fn st_${b.name}(i: u32, v: f32) { ${b.name}[i] = v; }\n`
-    : `fn st_${b.name}(i: u32, v: f32) { ${b.name}[i] = f16(v); }\n`;
+    ? `fn st_${b.name}(idx_: u32, val_: f32) { ${b.name}[idx_] = val_; }\n`
+    : `fn st_${b.name}(idx_: u32, val_: f32) { ${b.name}[idx_] = f16(val_); }\n`;
   return load + store;
 }
 

@@ -10,6 +10,11 @@
  */
 import { buildKernel, type BuiltKernel, type StorageType } from "./builder.ts";
 
+// c = alpha * acc + beta * c (beta 0 never reads c, so c may hold garbage)
+const OUT_PRELUDE = `fn out_(i: u32, acc: f32) {
+  if (P.beta == 0.0) { st_c(i, P.alpha * acc); } else { st_c(i, P.alpha * acc + P.beta * ld_c(i)); }
+}`;
+
 /** Rows of C per invocation of the texture kernel. */
 export const TEX_ROWS = 16;
 /** Columns of C per invocation of the texture kernel. */
@@ -74,7 +79,7 @@ export function textureMatmulKernel(t: StorageType): BuiltKernel {
     lines.push(`if (r4 * 4u + ${r}u < P.M) { let o = out + (r4 * 4u + ${r}u) * P.N;`);
     for (let c = 0; c < TEX_COLS; c++) {
       lines.push(
-        `  if (col + ${c}u < P.N) { st_c(o + col + ${c}u, acc${r}_${c >> 2}.${sw[c & 3]}); }`,
+        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, acc${r}_${c >> 2}.${sw[c & 3]}); }`,
       );
     }
     lines.push("}");
@@ -86,8 +91,12 @@ export function textureMatmulKernel(t: StorageType): BuiltKernel {
       { name: "bt", kind: "texture_read" },
       { name: "c", type: t, write: true },
     ],
-    params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["b0", "u32"]],
+    params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["b0", "u32"], ["alpha", "f32"], [
+      "beta",
+      "f32",
+    ]],
     workgroup: [TEX_GROUP],
+    prelude: OUT_PRELUDE,
     body: `let c4 = gid.x * 2u;
 let r4 = gid.y * 4u;
 ${lines.join("\n")}`,
@@ -118,9 +127,12 @@ export function tiledMatmulKernel(t: StorageType): BuiltKernel {
       ["bnk", "u32"], // stride of op(B) along n
       ["sbA", "u32"],
       ["sbB", "u32"],
+      ["alpha", "f32"],
+      ["beta", "f32"],
     ],
     workgroup: [16, 16],
-    prelude: `var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>;
+    prelude: `${OUT_PRELUDE}
+var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>;
 var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>;`,
     body: `let row0 = wid.y * ${TILE}u; let col0 = wid.x * ${TILE}u;
 let aOff = wid.z * P.sbA; let bOff = wid.z * P.sbB;
@@ -148,7 +160,7 @@ for (var i = 0u; i < 4u; i++) {
   if (m < P.M) {
     for (var j = 0u; j < 4u; j++) {
       let n = col0 + lid.x * 4u + j;
-      if (n < P.N) { st_c(cOff + m * P.N + n, acc[i][j]); }
+      if (n < P.N) { out_(cOff + m * P.N + n, acc[i][j]); }
     }
   }
 }`,

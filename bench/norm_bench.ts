@@ -1,0 +1,89 @@
+// Normalization and softmax benches (GB/s counts one read of the input and one write of the
+// output; the kernels read the input two or three times).
+import {
+  backward,
+  batchNorm,
+  groupNorm,
+  layerNorm,
+  ones,
+  randn,
+  softmax,
+  type Tensor,
+  zeros,
+} from "../mod.ts";
+import { benchOp } from "./_bench.ts";
+
+let y: Tensor | null = null;
+const keep = (t: Tensor) => {
+  y?.dispose();
+  y = t;
+};
+const rw = (shape: number[]) => 2 * 4 * shape.reduce((a, b) => a * b, 1);
+
+const gn = [2, 320, 64, 64];
+benchOp({
+  group: "norm",
+  name: "group_norm f32 2x320x64x64 g32",
+  work: { bytes: rw(gn) },
+  baseline: true,
+  n: 20,
+  setup: () => {
+    const x = randn(gn), w = ones([320]), b = zeros([320]);
+    return Promise.resolve(() => keep(groupNorm(x, 32, w, b, 1e-5)));
+  },
+});
+benchOp({
+  group: "norm",
+  name: "group_norm f32 2x320x64x64 g32 forward+backward",
+  // backward reads x and dy twice and writes dx: count x, dy read once, dx and y written
+  work: { bytes: 2 * rw(gn) },
+  n: 10,
+  setup: () => {
+    const x = randn(gn, { requiresGrad: true });
+    const w = ones([320], { requiresGrad: true }), b = zeros([320], { requiresGrad: true });
+    const dy = randn(gn);
+    return Promise.resolve(() => {
+      backward(groupNorm(x, 32, w, b, 1e-5), dy);
+      for (const t of [x, w, b]) {
+        t.grad?.dispose();
+        t.grad = null;
+      }
+    });
+  },
+});
+const ln = [2, 4096, 320];
+benchOp({
+  group: "norm",
+  name: "layer_norm f32 2x4096x320",
+  work: { bytes: rw(ln) },
+  n: 20,
+  setup: () => {
+    const x = randn(ln), w = ones([320]), b = zeros([320]);
+    return Promise.resolve(() => keep(layerNorm(x, w, b, 1e-5)));
+  },
+});
+const bn = [8, 64, 32, 32];
+for (const training of [true, false]) {
+  benchOp({
+    group: "norm",
+    name: `batch_norm f32 8x64x32x32 ${training ? "train" : "eval"}`,
+    work: { bytes: rw(bn) },
+    n: 20,
+    setup: () => {
+      const x = randn(bn), w = ones([64]), b = zeros([64]);
+      const state = { runningMean: zeros([64]), runningVar: ones([64]) };
+      return Promise.resolve(() => keep(batchNorm(x, w, b, state, { training })));
+    },
+  });
+}
+const sm = [16, 1024, 1024];
+benchOp({
+  group: "softmax",
+  name: "softmax f32 16x1024x1024",
+  work: { bytes: rw(sm) },
+  n: 10,
+  setup: () => {
+    const x = randn(sm);
+    return Promise.resolve(() => keep(softmax(x)));
+  },
+});

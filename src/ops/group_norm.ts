@@ -1,0 +1,194 @@
+/**
+ * Group normalization: statistics per (sample, group of channels) over the group's channels and
+ * all spatial positions, then a per-channel affine. Also holds the row-normalization launcher that
+ * layer norm shares.
+ *
+ * @module
+ */
+import { cachedKernel } from "../wgsl/builder.ts";
+import { channelGradKernel, rowNormGradKernel, rowNormKernel } from "../wgsl/norm.ts";
+import { Tensor } from "./tensor.ts";
+import { dispatch, grid1d } from "./runtime.ts";
+import { record } from "./autograd.ts";
+import { ArgumentError, DTypeError, fmtShape, ShapeError } from "./errors.ts";
+
+/**
+ * Geometry of a row normalization: `rows` contiguous rows of `L` elements; element j of row r has
+ * channel `(r % G) * Cg + j / S` of `C` channels, and `B = rows / G`.
+ */
+export interface RowNormGeometry {
+  /** Op name for messages and the graph. */
+  op: string;
+  rows: number;
+  L: number;
+  S: number;
+  Cg: number;
+  G: number;
+  C: number;
+}
+
+/** Checks an optional per-channel parameter: shape [C] and the dtype of x. */
+export function checkChannelParam(
+  op: string,
+  what: string,
+  p: Tensor | null,
+  x: Tensor,
+  C: number,
+): void {
+  if (!p) return;
+  if (p.shape.length !== 1 || p.shape[0] !== C) {
+    throw new ShapeError(
+      `${op}() got ${what} of shape ${fmtShape(p.shape)} for input ${fmtShape(x.shape)}; ` +
+        `${what} must have shape [${C}]`,
+    );
+  }
+  if (p.dtype !== x.dtype) {
+    throw new DTypeError(
+      `${op}() got a ${p.dtype} ${what} for a ${x.dtype} input; cast it to ${x.dtype}`,
+    );
+  }
+}
+
+/** Checks that eps is a finite number >= 0. */
+export function checkEps(op: string, eps: number): void {
+  if (!(Number.isFinite(eps) && eps >= 0)) {
+    throw new ArgumentError(`${op}() needs eps >= 0, got ${eps}`);
+  }
+}
+
+/**
+ * Normalizes contiguous rows and applies a per-channel affine, with backward to x, weight and
+ * bias (internal launcher shared by `groupNorm` and `layerNorm`).
+ */
+export function rowNorm(
+  g: RowNormGeometry,
+  x: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  eps: number,
+): Tensor {
+  const t = x.dtype;
+  const y = new Tensor(x.shape, t);
+  const mean = new Tensor([g.rows], "f32");
+  const rstd = new Tensor([g.rows], "f32");
+  const geo = [g.rows, g.L, g.S, g.Cg, g.G];
+  if (y.size > 0) {
+    const hasW = weight !== null, hasB = bias !== null;
+    const k = cachedKernel(`row_norm ${t} ${hasW} ${hasB}`, () => rowNormKernel(t, hasW, hasB));
+    const res = [x.binding];
+    if (weight) res.push(weight.binding);
+    if (bias) res.push(bias.binding);
+    res.push(y.binding, mean.binding, rstd.binding);
+    dispatch(k, res, [...geo, eps], grid1d(g.rows));
+  }
+  const inputs = [x, weight, bias].filter((v): v is Tensor => v !== null);
+  const out = record(g.op, inputs, y, [x, mean, rstd, ...(weight ? [weight] : [])], (dy, s) => {
+    const [sx, sm, sr, sw] = s as [Tensor, Tensor, Tensor, Tensor | undefined];
+    const grads: (Tensor | null)[] = [];
+    if (x.requiresGrad) {
+      const dx = new Tensor(x.shape, t);
+      if (dx.size > 0) {
+        const hasW = sw !== undefined;
+        const k = cachedKernel(`row_norm_grad ${t} ${hasW}`, () => rowNormGradKernel(t, hasW));
+        const res = [sx.binding, dy.binding];
+        if (sw) res.push(sw.binding);
+        res.push(sm.binding, sr.binding, dx.binding);
+        dispatch(k, res, geo, grid1d(g.rows));
+      }
+      grads.push(dx);
+    } else grads.push(null);
+    const dw = weight?.requiresGrad ? new Tensor([g.C], t) : null;
+    const db = bias?.requiresGrad ? new Tensor([g.C], t) : null;
+    if ((dw || db) && g.C > 0) {
+      const f = { dx: "none", hasW: false, dw: dw !== null, db: db !== null } as const;
+      const k = cachedKernel(`norm_channel_grad ${t} none ${f.dw} ${f.db}`, () =>
+        channelGradKernel(t, f));
+      const res = [sx.binding, dy.binding, sm.binding, sr.binding];
+      if (dw) res.push(dw.binding);
+      if (db) res.push(db.binding);
+      const B = g.rows / g.G;
+      dispatch(k, res, [g.C, B, g.S, g.G, g.Cg], grid1d(g.C));
+    }
+    if (weight) grads.push(dw);
+    if (bias) grads.push(db);
+    return grads;
+  });
+  mean.dispose();
+  rstd.dispose();
+  return out;
+}
+
+// x: [B, C, ...spatial], weight, bias: [C] | null -> y: [B, C, ...spatial]
+/**
+ * Group normalization: splits the C channels into `groups` groups, normalizes each (sample,
+ * group) over its channels and spatial positions, then applies `weight` and `bias` per channel.
+ *
+ * @example
+ * ```ts
+ * import { getDevice, groupNorm, ones, randn, zeros } from "../../mod.ts";
+ * await getDevice();
+ * const y = groupNorm(randn([2, 8, 4, 4]), 4, ones([8]), zeros([8]), 1e-5);
+ * console.log(y.shape); // [2, 8, 4, 4]
+ * ```
+ */
+export function groupNorm(
+  x: Tensor,
+  groups: number,
+  weight: Tensor | null = null,
+  bias: Tensor | null = null,
+  eps = 1e-5,
+): Tensor {
+  if (x.shape.length < 2) {
+    throw new ShapeError(
+      `groupNorm() needs an input of shape [B, C, ...spatial], got ${fmtShape(x.shape)}`,
+    );
+  }
+  const [B, C] = x.shape as [number, number];
+  if (!Number.isInteger(groups) || groups < 1 || C % groups !== 0) {
+    throw new ShapeError(
+      `groupNorm() got ${groups} groups for input ${fmtShape(x.shape)}; ` +
+        `groups must be a whole number >= 1 that divides the ${C} channels`,
+    );
+  }
+  checkChannelParam("groupNorm", "weight", weight, x, C);
+  checkChannelParam("groupNorm", "bias", bias, x, C);
+  checkEps("groupNorm", eps);
+  const S = x.shape.slice(2).reduce((a, b) => a * b, 1);
+  const Cg = C / groups;
+  return rowNorm(
+    { op: "groupNorm", rows: B * groups, L: Cg * S, S, Cg, G: groups, C },
+    x,
+    weight,
+    bias,
+    eps,
+  );
+}
+
+/** CPU reference of `groupNorm` (float64, two-pass statistics). */
+export function groupNormRef(
+  x: ArrayLike<number>,
+  shape: readonly number[],
+  groups: number,
+  weight: ArrayLike<number> | null,
+  bias: ArrayLike<number> | null,
+  eps: number,
+): Float64Array {
+  const B = shape[0]!, C = shape[1]!;
+  const S = shape.slice(2).reduce((a, b) => a * b, 1);
+  const Cg = C / groups, L = Cg * S;
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < B * groups; r++) {
+    const base = r * L;
+    let m = 0;
+    for (let j = 0; j < L; j++) m += x[base + j]!;
+    m /= L;
+    let v = 0;
+    for (let j = 0; j < L; j++) v += (x[base + j]! - m) ** 2;
+    const rs = 1 / Math.sqrt(v / L + eps);
+    for (let j = 0; j < L; j++) {
+      const c = (r % groups) * Cg + Math.floor(j / S);
+      y[base + j] = (x[base + j]! - m) * rs * (weight ? weight[c]! : 1) + (bias ? bias[c]! : 0);
+    }
+  }
+  return y;
+}

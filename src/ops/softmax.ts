@@ -1,0 +1,77 @@
+/**
+ * Softmax along one axis (numerically stable), one workgroup per row.
+ *
+ * @module
+ */
+import { cachedKernel } from "../wgsl/builder.ts";
+import { softmaxGradKernel, softmaxKernel } from "../wgsl/softmax.ts";
+import { Tensor } from "./tensor.ts";
+import { dispatch, grid1d } from "./runtime.ts";
+import { record } from "./autograd.ts";
+import { ArgumentError, fmtShape } from "./errors.ts";
+
+function geometry(shape: readonly number[], axis: number): [number, number, number] {
+  const ax = axis < 0 ? axis + shape.length : axis;
+  if (!Number.isInteger(ax) || ax < 0 || ax >= shape.length) {
+    throw new ArgumentError(
+      `softmax() got axis ${axis} for shape ${fmtShape(shape)}; use -${shape.length}..${
+        shape.length - 1
+      }`,
+    );
+  }
+  const A = shape[ax]!;
+  const inner = shape.slice(ax + 1).reduce((a, b) => a * b, 1);
+  const outer = shape.slice(0, ax).reduce((a, b) => a * b, 1);
+  return [outer, A, inner];
+}
+
+// x: [..., A, ...] -> y: same shape, softmax over `axis`
+/**
+ * Softmax over `axis` (default the last): `exp(x - max) / sum(exp(x - max))`.
+ *
+ * @example
+ * ```ts
+ * import { getDevice, softmax, tensor } from "../../mod.ts";
+ * await getDevice();
+ * console.log(await softmax(tensor([1, 2, 3, 1, 1, 1], [2, 3])).toArray());
+ * ```
+ */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  const [outer, A, inner] = geometry(x.shape, axis);
+  const rows = outer * inner;
+  const t = x.dtype;
+  const y = new Tensor(x.shape, t);
+  if (y.size > 0) {
+    const k = cachedKernel(`softmax ${t}`, () => softmaxKernel(t));
+    dispatch(k, [x.binding, y.binding], [rows, A, inner], grid1d(rows));
+  }
+  return record("softmax", [x], y, [y], (dy, [sy]) => {
+    const dx = new Tensor(x.shape, t);
+    if (dx.size > 0) {
+      const k = cachedKernel(`softmax_grad ${t}`, () => softmaxGradKernel(t));
+      dispatch(k, [sy!.binding, dy.binding, dx.binding], [rows, A, inner], grid1d(rows));
+    }
+    return [dx];
+  });
+}
+
+/** CPU reference of `softmax` (float64). */
+export function softmaxRef(
+  x: ArrayLike<number>,
+  shape: readonly number[],
+  axis = -1,
+): Float64Array {
+  const [outer, A, inner] = geometry(shape, axis);
+  const y = new Float64Array(x.length);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * A * inner + i;
+      let m = -Infinity;
+      for (let a = 0; a < A; a++) m = Math.max(m, x[base + a * inner]!);
+      let s = 0;
+      for (let a = 0; a < A; a++) s += Math.exp(x[base + a * inner]! - m);
+      for (let a = 0; a < A; a++) y[base + a * inner] = Math.exp(x[base + a * inner]! - m) / s;
+    }
+  }
+  return y;
+}

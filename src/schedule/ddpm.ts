@@ -1,0 +1,106 @@
+/**
+ * DDPM ancestral sampling (Ho et al. 2020, "Denoising Diffusion Probabilistic Models", eq. 6-7)
+ * with the fixed-small variance, diffusers' `DDPMScheduler`.
+ *
+ * @module
+ */
+import type { Tensor } from "../ops/tensor.ts";
+import { type Generator, randn } from "../ops/rng.ts";
+import type { NoiseSchedule } from "./schedules.ts";
+import { spacedTimesteps } from "./spacing.ts";
+import {
+  baseOptions,
+  checkIndex,
+  combine,
+  type Prediction,
+  type Sampler,
+  type SamplerOptions,
+  type StepResult,
+  vpCoefs,
+} from "./sampler.ts";
+import { clipRange, noKarras } from "./ddim.ts";
+
+/**
+ * The DDPM sampler: posterior mean of `q(x_prev | x_t, x0)` plus noise of the posterior variance
+ * `beta~_t` (clamped at 1e-20, "fixed_small"). Steps may skip timesteps; the step after the last
+ * goes to `alphas_cumprod = 1`. Noise comes from `options.generator`.
+ *
+ * @example
+ * ```ts
+ * import { DDPMSampler } from "./ddpm.ts";
+ * const s = new DDPMSampler(1000, { spacing: "trailing" });
+ * console.log(s.timesteps[0], s.timesteps[999]); // 999, 0
+ * ```
+ */
+export class DDPMSampler implements Sampler {
+  /** Always `ddpm`. */
+  readonly name = "ddpm" as const;
+  readonly prediction: Prediction;
+  readonly steps: number;
+  readonly timesteps: Float64Array;
+  readonly sigmas: Float64Array;
+  readonly initNoiseSigma = 1;
+  /** The training schedule. */
+  readonly schedule: NoiseSchedule;
+  readonly #clip: readonly [number, number] | undefined;
+  readonly #generator: Generator | undefined;
+
+  /** Timesteps by diffusers' DDPM rule (`leading` spacing, offset 1 by default). */
+  constructor(steps: number, options: SamplerOptions = {}) {
+    noKarras("ddpm", options);
+    const { schedule, prediction } = baseOptions(options);
+    this.schedule = schedule;
+    this.prediction = prediction;
+    this.steps = steps;
+    this.timesteps = spacedTimesteps(steps, {
+      spacing: options.spacing ?? "leading",
+      stepsOffset: options.stepsOffset ?? 1,
+      trainSteps: schedule.trainSteps,
+      rule: "ddim",
+    });
+    this.sigmas = Float64Array.from(
+      [...this.timesteps].map((t) => schedule.sigmas[t]!).concat([0]),
+    );
+    this.#clip = clipRange(options);
+    this.#generator = options.generator;
+  }
+
+  /** 1: DDPM takes the sample as it is. */
+  modelInputScale(i: number): number {
+    checkIndex(this, i);
+    return 1;
+  }
+
+  /** A new handle on `x` (no copy). */
+  scaleModelInput(x: Tensor, i: number): Tensor {
+    checkIndex(this, i);
+    return x.view();
+  }
+
+  /** One DDPM step. */
+  step(modelOutput: Tensor, i: number, x: Tensor): StepResult {
+    checkIndex(this, i);
+    const t = this.timesteps[i]!;
+    const ac = this.schedule.alphasCumprod;
+    const ab = ac[t]!;
+    const abPrev = i + 1 < this.steps ? ac[this.timesteps[i + 1]!]! : 1;
+    const alpha = ab / abPrev, beta = 1 - alpha;
+    const { x0 } = vpCoefs(this.prediction, ab);
+    const denoised = combine(x, [[x, x0[0]], [modelOutput, x0[1]]], this.#clip);
+    // posterior mean (eq. 7): mu = sqrt(ab_prev) beta_t / (1 - ab) x0 + sqrt(alpha_t) (1 - ab_prev) / (1 - ab) x_t
+    const cx0 = Math.sqrt(abPrev) * beta / (1 - ab);
+    const cx = Math.sqrt(alpha) * (1 - abPrev) / (1 - ab);
+    if (t > 0) {
+      // fixed-small variance beta~_t = (1 - ab_prev) / (1 - ab) beta_t, clamped at 1e-20
+      const std = Math.sqrt(Math.max((1 - abPrev) / (1 - ab) * beta, 1e-20));
+      const z = randn(x.shape, this.#generator ? { generator: this.#generator } : {});
+      const prev = combine(x, [[denoised, cx0], [x, cx], [z, std]]);
+      z.dispose();
+      return { prev, denoised };
+    }
+    return { prev: combine(x, [[denoised, cx0], [x, cx]]), denoised };
+  }
+
+  /** Nothing to free. */
+  dispose(): void {}
+}

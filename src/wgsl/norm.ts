@@ -1,0 +1,240 @@
+/**
+ * Normalization kernels: a row kernel (one workgroup per contiguous row, for group norm and layer
+ * norm), a channel kernel (one workgroup per channel, strided over batch and space, for batch
+ * norm) and the per-channel gradient kernel that serves all three.
+ *
+ * @module
+ */
+import { buildKernel, type BindingSpec, type BuiltKernel, type StorageType } from "./builder.ts";
+
+/** Threads per workgroup of the normalization and softmax kernels. */
+export const NORM_GROUP = 64;
+
+/**
+ * Workgroup tree reductions over `NORM_GROUP` lanes: `wg_sum2` sums a vec2, `wg_max` takes a
+ * maximum. Call them from uniform control flow (they contain barriers).
+ */
+export const WG_REDUCE_PRELUDE = `var<workgroup> red_: array<vec2<f32>, ${NORM_GROUP}>;
+fn wg_sum2(v: vec2<f32>, i: u32) -> vec2<f32> {
+  red_[i] = v;
+  workgroupBarrier();
+  for (var s = ${NORM_GROUP / 2}u; s > 0u; s = s >> 1u) {
+    if (i < s) { red_[i] += red_[i + s]; }
+    workgroupBarrier();
+  }
+  let r = red_[0];
+  workgroupBarrier();
+  return r;
+}
+fn wg_max(v: f32, i: u32) -> f32 {
+  red_[i] = vec2<f32>(v, 0.0);
+  workgroupBarrier();
+  for (var s = ${NORM_GROUP / 2}u; s > 0u; s = s >> 1u) {
+    if (i < s) { red_[i].x = max(red_[i].x, red_[i + s].x); }
+    workgroupBarrier();
+  }
+  let r = red_[0].x;
+  workgroupBarrier();
+  return r;
+}`;
+
+const ROW = `let row = wid.x + wid.y * nwg.x;
+if (row >= P.rows) { return; }
+let base = row * P.L;`;
+
+// x: [rows, L] (row r = (b, g), channel of element j is (r % G) * Cg + j / S), w, b: [C]
+//   -> y: [rows, L], mean: [rows], rstd: [rows] (f32)
+/** Row normalization forward (group norm, layer norm): two-pass mean and variance per row. */
+export function rowNormKernel(t: StorageType, hasW: boolean, hasB: boolean): BuiltKernel {
+  const bindings: BindingSpec[] = [{ name: "x", type: t }];
+  if (hasW) bindings.push({ name: "w", type: t });
+  if (hasB) bindings.push({ name: "b", type: t });
+  bindings.push(
+    { name: "y", type: t, write: true },
+    { name: "mean", write: true },
+    { name: "rstd", write: true },
+  );
+  return buildKernel({
+    name: "row_norm",
+    bindings,
+    params: [["rows", "u32"], ["L", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"], [
+      "eps",
+      "f32",
+    ]],
+    workgroup: [NORM_GROUP],
+    prelude: WG_REDUCE_PRELUDE,
+    body: `${ROW}
+var s = 0.0;
+for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) { s += ld_x(base + j); }
+let mu = wg_sum2(vec2<f32>(s, 0.0), lid.x).x / f32(P.L);
+var q = 0.0;
+for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) { let d = ld_x(base + j) - mu; q += d * d; }
+let r = inverseSqrt(wg_sum2(vec2<f32>(q, 0.0), lid.x).x / f32(P.L) + P.eps);
+let c0 = (row % P.G) * P.Cg;
+for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) {
+  let c = c0 + j / P.S;
+  var v = (ld_x(base + j) - mu) * r;
+  ${hasW ? "v = v * ld_w(c);" : ""}
+  ${hasB ? "v = v + ld_b(c);" : ""}
+  st_y(base + j, v);
+}
+if (lid.x == 0u) { mean[row] = mu; rstd[row] = r; }`,
+  });
+}
+
+// x, dy: [rows, L], w: [C], mean, rstd: [rows] -> dx: [rows, L]
+/** Row normalization backward to x: `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`, `g = dy * w`. */
+export function rowNormGradKernel(t: StorageType, hasW: boolean): BuiltKernel {
+  const bindings: BindingSpec[] = [{ name: "x", type: t }, { name: "dy", type: t }];
+  if (hasW) bindings.push({ name: "w", type: t });
+  bindings.push({ name: "mean" }, { name: "rstd" }, { name: "dx", type: t, write: true });
+  return buildKernel({
+    name: "row_norm_grad",
+    bindings,
+    params: [["rows", "u32"], ["L", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"]],
+    workgroup: [NORM_GROUP],
+    prelude: WG_REDUCE_PRELUDE,
+    body: `${ROW}
+let mu = mean[row]; let r = rstd[row];
+let c0 = (row % P.G) * P.Cg;
+var acc = vec2<f32>(0.0, 0.0);
+for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) {
+  let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};
+  acc += vec2<f32>(g, g * (ld_x(base + j) - mu) * r);
+}
+let m = wg_sum2(acc, lid.x) / f32(P.L);
+for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) {
+  let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};
+  let xh = (ld_x(base + j) - mu) * r;
+  st_dx(base + j, r * (g - m.x - xh * m.y));
+}`,
+  });
+}
+
+const CHANNEL = `let c = wid.x + wid.y * nwg.x;
+if (c >= P.C) { return; }
+let n = P.B * P.S;`;
+
+/** Element `i` of channel `c` in a [B, C, S] tensor. */
+const AT = "((i / P.S) * P.C + c) * P.S + i % P.S";
+
+// x: [B, C, S], w, b: [C] -> y: [B, C, S], mean, rstd: [C] (f32); running mean / var: [C]
+/**
+ * Batch norm forward, one workgroup per channel. `training`: batch statistics (two-pass), and
+ * when `track` the running statistics are updated in place with momentum (unbiased variance);
+ * otherwise the running statistics normalize. Always writes the mean and rstd used.
+ */
+export function batchNormKernel(
+  t: StorageType,
+  training: boolean,
+  track: boolean,
+  hasW: boolean,
+  hasB: boolean,
+): BuiltKernel {
+  const bindings: BindingSpec[] = [{ name: "x", type: t }];
+  if (hasW) bindings.push({ name: "w", type: t });
+  if (hasB) bindings.push({ name: "b", type: t });
+  if (track || !training) {
+    bindings.push({ name: "rm", type: t, write: training }, {
+      name: "rv",
+      type: t,
+      write: training,
+    });
+  }
+  bindings.push(
+    { name: "y", type: t, write: true },
+    { name: "mean", write: true },
+    { name: "rstd", write: true },
+  );
+  const stats = training
+    ? `var s = 0.0;
+for (var i = lid.x; i < n; i += ${NORM_GROUP}u) { s += ld_x(${AT}); }
+let mu = wg_sum2(vec2<f32>(s, 0.0), lid.x).x / f32(n);
+var q = 0.0;
+for (var i = lid.x; i < n; i += ${NORM_GROUP}u) { let d = ld_x(${AT}) - mu; q += d * d; }
+let va = wg_sum2(vec2<f32>(q, 0.0), lid.x).x / f32(n);
+let r = inverseSqrt(va + P.eps);
+${
+      track
+        ? `if (lid.x == 0u) {
+  st_rm(c, (1.0 - P.momentum) * ld_rm(c) + P.momentum * mu);
+  st_rv(c, (1.0 - P.momentum) * ld_rv(c) + P.momentum * va * f32(n) / f32(max(n, 2u) - 1u));
+}`
+        : ""
+    }`
+    : `let mu = ld_rm(c); let r = inverseSqrt(ld_rv(c) + P.eps);`;
+  return buildKernel({
+    name: `batch_norm_${training ? "train" : "eval"}`,
+    bindings,
+    params: [["C", "u32"], ["B", "u32"], ["S", "u32"], ["eps", "f32"], ["momentum", "f32"]],
+    workgroup: [NORM_GROUP],
+    prelude: WG_REDUCE_PRELUDE,
+    body: `${CHANNEL}
+${stats}
+let a = r${hasW ? " * ld_w(c)" : ""};
+let sh = ${hasB ? "ld_b(c)" : "0.0"} - mu * a;
+for (var i = lid.x; i < n; i += ${NORM_GROUP}u) { let k = ${AT}; st_y(k, ld_x(k) * a + sh); }
+if (lid.x == 0u) { mean[c] = mu; rstd[c] = r; }`,
+  });
+}
+
+/** What the per-channel gradient kernel writes. */
+export interface ChannelGradFlags {
+  /** Backward to x (batch norm only): with batch statistics, with fixed statistics, or none. */
+  dx: "train" | "eval" | "none";
+  /** Whether a weight multiplies xhat (used for dx). */
+  hasW: boolean;
+  /** Write `dw[c] = sum(dy * xhat)`. */
+  dw: boolean;
+  /** Write `db[c] = sum(dy)`. */
+  db: boolean;
+}
+
+// x, dy: [B, C, S], w: [C], mean, rstd: [B * sb + C / cdiv] (f32) -> dx: [B, C, S], dw, db: [C]
+/**
+ * Per-channel gradient sums, one workgroup per channel: `dw = sum(dy * xhat)`, `db = sum(dy)`,
+ * where element (b, c, s) normalizes with statistics `b * sb + c / cdiv` (group norm: sb = G,
+ * cdiv = C / G; layer norm: S = 1, sb = 1, cdiv = C; batch norm: sb = 0, cdiv = 1). With `dx` it
+ * also writes batch norm's input gradient.
+ */
+export function channelGradKernel(t: StorageType, f: ChannelGradFlags): BuiltKernel {
+  const bindings: BindingSpec[] = [{ name: "x", type: t }, { name: "dy", type: t }];
+  if (f.dx !== "none" && f.hasW) bindings.push({ name: "w", type: t });
+  bindings.push({ name: "mean" }, { name: "rstd" });
+  if (f.dx !== "none") bindings.push({ name: "dx", type: t, write: true });
+  if (f.dw) bindings.push({ name: "dw", type: t, write: true });
+  if (f.db) bindings.push({ name: "db", type: t, write: true });
+  const wc = f.dx !== "none" && f.hasW ? "ld_w(c)" : "1.0";
+  const dx = f.dx === "none" ? "" : `let a = rstd[c] * ${wc};
+let m = sums / f32(n);
+for (var i = lid.x; i < n; i += ${NORM_GROUP}u) {
+  let k = ${AT};
+  ${
+    f.dx === "train"
+      ? "let xh = (ld_x(k) - mean[c]) * rstd[c]; st_dx(k, a * (ld_dy(k) - m.x - xh * m.y));"
+      : "st_dx(k, a * ld_dy(k));"
+  }
+}`;
+  return buildKernel({
+    name: "norm_channel_grad",
+    bindings,
+    params: [["C", "u32"], ["B", "u32"], ["S", "u32"], ["sb", "u32"], ["cdiv", "u32"]],
+    workgroup: [NORM_GROUP],
+    prelude: WG_REDUCE_PRELUDE,
+    body: `${CHANNEL}
+let cs = c / P.cdiv;
+var acc = vec2<f32>(0.0, 0.0);
+for (var i = lid.x; i < n; i += ${NORM_GROUP}u) {
+  let k = ${AT};
+  let st = (i / P.S) * P.sb + cs;
+  let g = ld_dy(k);
+  acc += vec2<f32>(g, g * (ld_x(k) - mean[st]) * rstd[st]);
+}
+let sums = wg_sum2(acc, lid.x);
+${dx}
+if (lid.x == 0u) {
+  ${f.dw ? "st_dw(c, sums.y);" : ""}
+  ${f.db ? "st_db(c, sums.x);" : ""}
+}`,
+  });
+}

@@ -1,0 +1,40 @@
+import { ok, throws as assertThrows } from "node:assert/strict";
+import { ArgumentError, softmax, softmaxRef, tensor } from "../mod.ts";
+import { assertClose, checkOp } from "./_helpers.ts";
+
+const cases: [number[], number][] = [
+  [[3, 7], -1],
+  [[1, 130], -1], // a row longer than the workgroup
+  [[2, 5, 3], 1], // strided rows
+  [[4, 3, 2], 0],
+  [[2, 1, 9], -1],
+  [[3, 1], -1], // one element per row: y = 1, dx = 0
+];
+for (const [shape, axis] of cases) {
+  Deno.test(`softmax() matches the reference and finite differences for ${shape} on axis ${axis}`, () =>
+    checkOp({
+      shapes: [shape],
+      gpu: (x) => softmax(x, axis),
+      ref: (x) => softmaxRef(x, shape, axis),
+      data: (_i, n) => Float64Array.from({ length: n }, (_, j) => 3 * Math.sin(j * 1.3 + 0.2)),
+      atol: 1e-6,
+      rtol: 1e-4,
+    }));
+}
+
+Deno.test("softmax() stays finite and exact for large logits", async () => {
+  const x = Float64Array.from(
+    { length: 2 * 67 },
+    (_, j) => 80 * Math.cos(j * 0.7) + 1000 * (j % 2),
+  );
+  const y = await softmax(tensor(x, [2, 67])).toArray();
+  ok(y.every(Number.isFinite));
+  assertClose(y, softmaxRef(Float64Array.from(x, Math.fround), [2, 67]), 1e-6, 1e-4);
+});
+
+Deno.test("softmax() rejects an axis outside the shape", () => {
+  assertThrows(
+    () => softmax(tensor([1, 2, 3, 4], [2, 2]), 2),
+    (e: Error) => e instanceof ArgumentError && /\[2, 2\]/.test(e.message),
+  );
+});
