@@ -12,3 +12,10 @@
  */
 export * from "./src/ops/mod.ts";
 export * from "./src/schedule/mod.ts";
+export * from "./src/nn/mod.ts";
+export * from "./src/nn/mod_fs.ts";
+
+if (import.meta.main) {
+  const { main } = await import("./cli.ts");
+  Deno.exit(await main(Deno.args));
+}

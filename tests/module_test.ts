@@ -164,7 +164,7 @@ Deno.test("a state dict round-trips through a safetensors file", async () => {
   }
 });
 
-Deno.test("loadStateDict() copies tensors by default and adopts them with copy: false", async () => {
+Deno.test("loadStateDict() copies by default and adopts tensors with copy: false", async () => {
   using a = new Net();
   using b = new Net();
   const want = await snapshot(a);

@@ -161,7 +161,7 @@ Deno.test("SafetensorsReader widens F64, I64 and I32 tensors at unaligned offset
   deepEqual(await r.readRaw("i32"), bytesOf(i32));
 });
 
-Deno.test("serializeSafetensors() and parseSafetensors() round-trip bytes for the browser", async () => {
+Deno.test("serializeSafetensors() and parseSafetensors() round-trip bytes (browser)", async () => {
   const bytes = serializeSafetensors({
     "x": { data: new Float32Array([1, 2, 3, 4, 5, 6]), shape: [3, 2] },
     "y": { data: new Float32Array([0.25]), shape: [1, 1], dtype: "F16" },
@@ -392,7 +392,7 @@ Deno.test("writeSafetensors() into a missing folder fails cleanly", async () => 
 // ------------------------------------------------------------------------------------------
 // GPU tensors
 
-Deno.test("loadTensor() and toSafetensorsInputs() move tensors between files and the GPU", async () => {
+Deno.test("loadTensor() and toSafetensorsInputs() move tensors to and from the GPU", async () => {
   await getDevice();
   const bytes = serializeSafetensors({
     w: { data: new Float32Array([1, -2, 3.5, 0.1]), shape: [2, 2] },

@@ -154,7 +154,8 @@ Deno.test("ClipTokenizer reads BOS and EOS from the vocabulary and pads with EOS
 });
 
 Deno.test("ClipTokenizer applies merges by rank, not left to right, with </w> on word ends", () => {
-  // photo: p h o t o</w> -> "o t" (rank 2) before "p h" (3) -> ph ot o</w> -> phot o</w> -> photo</w>
+  // photo: p h o t o</w> -> "o t" (rank 2) before "p h" (3) -> ph ot o</w> -> phot o</w>
+  //   -> photo</w>
   deepEqual(tok.tokenize("photo"), ["photo</w>"]);
   // hello: "h e" (9) -> "l l" (10) -> "he ll" (11) -> "hell o</w>" (12)
   deepEqual(tok.tokenize("hello"), ["hello</w>"]);

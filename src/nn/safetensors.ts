@@ -86,7 +86,10 @@ export interface ByteSource {
   readonly name: string;
   /** Total size in bytes. */
   readonly size: number;
-  /** Reads `length` bytes at `offset`. */
+  /**
+   * Reads `length` bytes at `offset`. A result that fills its whole buffer must not be shared
+   * (readers may decode it in place); return a `subarray` of a larger buffer otherwise.
+   */
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Releases the source (optional). */
   close?(): void;
@@ -316,9 +319,14 @@ export async function readSafetensorsHeader(
 // ---------------------------------------------------------------------------------------------
 // Decoding tensor data
 
-/** Copies the bytes into a fresh aligned buffer (file offsets need not be aligned). */
+/**
+ * An aligned buffer holding the bytes: the bytes' own buffer when they fill it (a fresh read),
+ * else a copy (offsets inside a file or a shared buffer need not be aligned).
+ */
 function aligned(bytes: Uint8Array): ArrayBuffer {
-  return bytes.slice().buffer;
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength &&
+    bytes.buffer instanceof ArrayBuffer;
+  return whole ? bytes.buffer as ArrayBuffer : bytes.slice().buffer;
 }
 
 /**

@@ -191,7 +191,8 @@ export class ClipTokenizer {
     const maxLength = options.maxLength ?? 77;
     if (!Number.isInteger(maxLength) || maxLength < 2) {
       throw new TokenizerError(
-        `The maxLength option is ${maxLength}, but it must be a whole number >= 2 to hold BOS and EOS`,
+        `The maxLength option is ${maxLength}, but it must be a whole number >= 2 to hold ` +
+          "BOS and EOS",
       );
     }
     this.maxLength = maxLength;
