@@ -33,7 +33,9 @@ export async function main(args: string[]): Promise<number> {
   if (cmd === "info") {
     const d = await getDevice();
     console.log(`adapter: ${d.description}${d.software ? " (software)" : ""}`);
-    console.log(`shader-f16: ${d.f16 ? "yes" : "no"}; timestamp queries: ${d.timestamps ? "yes" : "no"}`);
+    console.log(
+      `shader-f16: ${d.f16 ? "yes" : "no"}; timestamp queries: ${d.timestamps ? "yes" : "no"}`,
+    );
     console.log(`max storage binding: ${d.limits.maxStorageBufferBindingSize} bytes`);
     console.log(`max buffer: ${d.limits.maxBufferSize} bytes`);
     console.log(`max 2D texture side: ${d.limits.maxTextureDimension2D}`);

@@ -33,6 +33,9 @@ const cases: Case[] = [
   { B: 2, H: 1, Tq: 67, Tk: 37, D: 40, causal: false, scale: 0.5 },
   { B: 1, H: 1, Tq: 5, Tk: 9, D: 80, causal: false },
   { B: 1, H: 1, Tq: 3, Tk: 11, D: 160, causal: true },
+  // long loops: software adapters cap a shader at 65535 loop iterations per invocation
+  { B: 1, H: 1, Tq: 3, Tk: 2100, D: 40, causal: false },
+  { B: 1, H: 1, Tq: 2100, Tk: 5, D: 8, causal: true },
 ];
 for (const c of cases) {
   const { B, H, Tq, Tk, D } = c;

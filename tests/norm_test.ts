@@ -28,6 +28,7 @@ const groupCases: [number[], number][] = [
   [[3, 8, 3, 5], 1],
   [[2, 4, 9, 11], 2], // rows of 198 elements: more than one workgroup stride
   [[1, 6], 6],
+  [[2, 4, 97, 101], 2], // long rows take the 256-wide workgroup
 ];
 for (const [shape, g] of groupCases) {
   const C = shape[1]!;
@@ -63,7 +64,7 @@ Deno.test("groupNorm() gives gradients to weight and bias only when they require
     rtol: 2e-4,
   }));
 
-const layerCases: number[][] = [[2, 7, 33], [1, 5], [3, 130], [4, 1, 64]];
+const layerCases: number[][] = [[2, 7, 33], [1, 5], [3, 130], [4, 1, 64], [2, 9001]];
 for (const shape of layerCases) {
   const N = shape[shape.length - 1]!;
   Deno.test(`layerNorm() matches the reference and finite differences for ${shape}`, () =>
@@ -87,7 +88,7 @@ Deno.test("layerNorm() matches the reference without weight and bias", () =>
     rtol: 2e-4,
   }));
 
-const bnCases: number[][] = [[3, 4, 5, 3], [1, 3, 4, 5], [5, 3], [2, 5, 1, 7]];
+const bnCases: number[][] = [[3, 4, 5, 3], [1, 3, 4, 5], [5, 3], [2, 5, 1, 7], [3, 2, 60, 50]];
 for (const shape of bnCases) {
   const C = shape[1]!;
   for (const training of [true, false]) {

@@ -9,6 +9,7 @@ const cases: [number[], number][] = [
   [[4, 3, 2], 0],
   [[2, 1, 9], -1],
   [[3, 1], -1], // one element per row: y = 1, dx = 0
+  [[2, 9001], -1], // long rows take the 256-wide workgroup
 ];
 for (const [shape, axis] of cases) {
   Deno.test(`softmax() matches the reference and finite differences for ${shape} on axis ${axis}`, () =>

@@ -7,7 +7,7 @@
 import { cachedKernel } from "../wgsl/builder.ts";
 import { EW_GROUP } from "../wgsl/elementwise.ts";
 import { adamwKernel, clipKernel } from "../wgsl/optim.ts";
-import { Tensor } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { noGrad } from "./autograd.ts";
 import { untrack } from "./scope.ts";

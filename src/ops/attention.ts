@@ -7,11 +7,11 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import {
-  ATTN_MAX_D,
-  ATTN_ROWS,
   attentionGradKVKernel,
   attentionGradQKernel,
   attentionKernel,
+  ATTN_MAX_D,
+  ATTN_ROWS,
 } from "../wgsl/attention.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch } from "./runtime.ts";
@@ -101,7 +101,7 @@ export function attention(
   const causal = options.causal ?? false;
   const t = q.dtype;
   const BH = g.B * g.H;
-  const params = [BH, g.Tq, g.Tk, g.D, scale, causal ? 1 : 0, g.Tk - g.Tq];
+  const params = [BH, g.Tq, g.Tk, scale, causal ? 1 : 0, g.Tk - g.Tq];
   const y = new Tensor(q.shape, t);
   const lse = new Tensor([BH, g.Tq], "f32");
   if (y.size > 0) {
@@ -123,31 +123,41 @@ export function attention(
     const dv = !needKV ? null : y.size > 0 ? new Tensor(v.shape, t) : zeros(v.shape, { dtype: t });
     if (y.size > 0) {
       const kq = cachedKernel(`attention_grad_q ${t} ${g.D}`, () => attentionGradQKernel(t, g.D));
-      dispatch(kq, [
-        sq.binding,
-        sk.binding,
-        sv.binding,
-        so.binding,
-        dy.binding,
-        sl.binding,
-        dq.binding,
-        delta.binding,
-      ], params, groups(g.Tq, BH));
+      dispatch(
+        kq,
+        [
+          sq.binding,
+          sk.binding,
+          sv.binding,
+          so.binding,
+          dy.binding,
+          sl.binding,
+          dq.binding,
+          delta.binding,
+        ],
+        params,
+        groups(g.Tq, BH),
+      );
       if (dk && dv && k.size > 0) {
         const kkv = cachedKernel(
           `attention_grad_kv ${t} ${g.D}`,
           () => attentionGradKVKernel(t, g.D),
         );
-        dispatch(kkv, [
-          sq.binding,
-          sk.binding,
-          sv.binding,
-          dy.binding,
-          sl.binding,
-          delta.binding,
-          dk.binding,
-          dv.binding,
-        ], params, groups(g.Tk, BH));
+        dispatch(
+          kkv,
+          [
+            sq.binding,
+            sk.binding,
+            sv.binding,
+            dy.binding,
+            sl.binding,
+            delta.binding,
+            dk.binding,
+            dv.binding,
+          ],
+          params,
+          groups(g.Tk, BH),
+        );
       }
     }
     delta.dispose();

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type GradNode, Tensor } from "./tensor.ts";
+import type { GradNode, Tensor } from "./tensor.ts";
 import { scope, untrack } from "./scope.ts";
 import { fmtShape, ShapeError } from "./errors.ts";
 import { add } from "./binary.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
-import { batchNormKernel, channelGradKernel } from "../wgsl/norm.ts";
+import { batchNormKernel, channelGradKernel, normGroup } from "../wgsl/norm.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
@@ -90,10 +90,11 @@ export function batchNorm(
   const rstd = new Tensor([C], "f32");
   const track = training && state !== null;
   const hasW = weight !== null, hasB = bias !== null;
+  const wg = normGroup(B * S);
   if (y.size > 0) {
     const k = cachedKernel(
-      `batch_norm ${t} ${training} ${track} ${hasW} ${hasB}`,
-      () => batchNormKernel(t, training, track, hasW, hasB),
+      `batch_norm ${t} ${training} ${track} ${hasW} ${hasB} ${wg}`,
+      () => batchNormKernel(t, training, track, hasW, hasB, wg),
     );
     const res = [x.binding];
     if (weight) res.push(weight.binding);
@@ -115,8 +116,8 @@ export function batchNorm(
     if ((dx || dw || db) && y.size > 0) {
       const f = { dx: dx ? mode : "none", hasW, dw: dw !== null, db: db !== null } as const;
       const k = cachedKernel(
-        `norm_channel_grad ${t} ${f.dx} ${f.hasW} ${f.dw} ${f.db}`,
-        () => channelGradKernel(t, f),
+        `norm_channel_grad ${t} ${f.dx} ${f.hasW} ${f.dw} ${f.db} ${wg}`,
+        () => channelGradKernel(t, f, wg),
       );
       const res = [sx.binding, dy.binding];
       if (dx && sw) res.push(sw.binding);

@@ -6,7 +6,7 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
-import { channelGradKernel, rowNormGradKernel, rowNormKernel } from "../wgsl/norm.ts";
+import { channelGradKernel, normGroup, rowNormGradKernel, rowNormKernel } from "../wgsl/norm.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
@@ -72,9 +72,13 @@ export function rowNorm(
   const mean = new Tensor([g.rows], "f32");
   const rstd = new Tensor([g.rows], "f32");
   const geo = [g.rows, g.L, g.S, g.Cg, g.G];
+  const wg = normGroup(g.L);
   if (y.size > 0) {
     const hasW = weight !== null, hasB = bias !== null;
-    const k = cachedKernel(`row_norm ${t} ${hasW} ${hasB}`, () => rowNormKernel(t, hasW, hasB));
+    const k = cachedKernel(
+      `row_norm ${t} ${hasW} ${hasB} ${wg}`,
+      () => rowNormKernel(t, hasW, hasB, wg),
+    );
     const res = [x.binding];
     if (weight) res.push(weight.binding);
     if (bias) res.push(bias.binding);
@@ -89,7 +93,10 @@ export function rowNorm(
       const dx = new Tensor(x.shape, t);
       if (dx.size > 0) {
         const hasW = sw !== undefined;
-        const k = cachedKernel(`row_norm_grad ${t} ${hasW}`, () => rowNormGradKernel(t, hasW));
+        const k = cachedKernel(
+          `row_norm_grad ${t} ${hasW} ${wg}`,
+          () => rowNormGradKernel(t, hasW, wg),
+        );
         const res = [sx.binding, dy.binding];
         if (sw) res.push(sw.binding);
         res.push(sm.binding, sr.binding, dx.binding);
@@ -101,12 +108,15 @@ export function rowNorm(
     const db = bias?.requiresGrad ? new Tensor([g.C], t) : null;
     if ((dw || db) && g.C > 0) {
       const f = { dx: "none", hasW: false, dw: dw !== null, db: db !== null } as const;
-      const k = cachedKernel(`norm_channel_grad ${t} none ${f.dw} ${f.db}`, () =>
-        channelGradKernel(t, f));
+      const B = g.rows / g.G;
+      const cwg = normGroup(B * g.S);
+      const k = cachedKernel(
+        `norm_channel_grad ${t} none ${f.dw} ${f.db} ${cwg}`,
+        () => channelGradKernel(t, f, cwg),
+      );
       const res = [sx.binding, dy.binding, sm.binding, sr.binding];
       if (dw) res.push(dw.binding);
       if (db) res.push(db.binding);
-      const B = g.rows / g.G;
       dispatch(k, res, [g.C, B, g.S, g.G, g.Cg], grid1d(g.C));
     }
     if (weight) grads.push(dw);

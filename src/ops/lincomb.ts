@@ -66,7 +66,12 @@ function launch(
   const params = [n, yOffset, clip ? 1 : 0, clip?.[0] ?? 0, clip?.[1] ?? 0];
   for (const t of terms) params.push(t.c);
   for (const t of terms) params.push(t.offset ?? 0);
-  dispatch(k, [...terms.map((t) => t.x.binding), y.binding], params, grid1d(Math.ceil(n / EW_GROUP)));
+  dispatch(
+    k,
+    [...terms.map((t) => t.x.binding), y.binding],
+    params,
+    grid1d(Math.ceil(n / EW_GROUP)),
+  );
 }
 
 // x_j: [>= o_j + n] (any shapes) -> y: shape (n elements); y[i] = sum_j c_j x_j[o_j + i]

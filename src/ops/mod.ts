@@ -43,3 +43,4 @@ export * from "./softmax.ts";
 export * from "./attention.ts";
 export * from "./adamw.ts";
 export * from "./lora.ts";
+export * from "./lincomb.ts";

@@ -4,6 +4,7 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
+import { normGroup } from "../wgsl/norm.ts";
 import { softmaxGradKernel, softmaxKernel } from "../wgsl/softmax.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
@@ -40,15 +41,16 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   const [outer, A, inner] = geometry(x.shape, axis);
   const rows = outer * inner;
   const t = x.dtype;
+  const wg = normGroup(A);
   const y = new Tensor(x.shape, t);
   if (y.size > 0) {
-    const k = cachedKernel(`softmax ${t}`, () => softmaxKernel(t));
+    const k = cachedKernel(`softmax ${t} ${wg}`, () => softmaxKernel(t, wg));
     dispatch(k, [x.binding, y.binding], [rows, A, inner], grid1d(rows));
   }
   return record("softmax", [x], y, [y], (dy, [sy]) => {
     const dx = new Tensor(x.shape, t);
     if (dx.size > 0) {
-      const k = cachedKernel(`softmax_grad ${t}`, () => softmaxGradKernel(t));
+      const k = cachedKernel(`softmax_grad ${t} ${wg}`, () => softmaxGradKernel(t, wg));
       dispatch(k, [sy!.binding, dy.binding, dx.binding], [rows, A, inner], grid1d(rows));
     }
     return [dx];

@@ -7,7 +7,13 @@
  */
 import type { Tensor } from "../ops/tensor.ts";
 import { untrack } from "../ops/scope.ts";
-import { checkIndex, combine, type SamplerOptions, SigmaSampler, type StepResult } from "./sampler.ts";
+import {
+  checkIndex,
+  combine,
+  type SamplerOptions,
+  SigmaSampler,
+  type StepResult,
+} from "./sampler.ts";
 
 /**
  * The DPM++ 2M sampler. The first step and the step to sigma 0 are first order (diffusers'

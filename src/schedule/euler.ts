@@ -5,7 +5,13 @@
  * @module
  */
 import type { Tensor } from "../ops/tensor.ts";
-import { checkIndex, combine, type SamplerOptions, SigmaSampler, type StepResult } from "./sampler.ts";
+import {
+  checkIndex,
+  combine,
+  type SamplerOptions,
+  SigmaSampler,
+  type StepResult,
+} from "./sampler.ts";
 
 /**
  * The Euler sampler.

@@ -7,7 +7,13 @@
  */
 import type { Tensor } from "../ops/tensor.ts";
 import { type Generator, randn } from "../ops/rng.ts";
-import { checkIndex, combine, type SamplerOptions, SigmaSampler, type StepResult } from "./sampler.ts";
+import {
+  checkIndex,
+  combine,
+  type SamplerOptions,
+  SigmaSampler,
+  type StepResult,
+} from "./sampler.ts";
 
 /** k-diffusion's `get_ancestral_step` (eta 1): `[sigma_down, sigma_up]` of a step. */
 export function ancestralStep(sigma: number, next: number): [number, number] {

@@ -54,6 +54,8 @@ export function guideRef(
   cond: ArrayLike<number>,
   scale: number,
 ): Float64Array {
-  return Float64Array.from({ length: uncond.length }, (_, i) =>
-    uncond[i]! + scale * (cond[i]! - uncond[i]!));
+  return Float64Array.from(
+    { length: uncond.length },
+    (_, i) => uncond[i]! + scale * (cond[i]! - uncond[i]!),
+  );
 }

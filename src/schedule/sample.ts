@@ -15,8 +15,8 @@ import { checkName } from "./schedules.ts";
 import { checkSteps } from "./spacing.ts";
 import {
   NonFiniteError,
-  SAMPLER_NAMES,
   type Sampler,
+  SAMPLER_NAMES,
   type SamplerName,
   type SamplerOptions,
 } from "./sampler.ts";
@@ -110,7 +110,9 @@ export interface SampleOptions extends SamplerOptions {
   guidanceScale?: number;
   /**
    * Run the unconditional and conditional predictions as one model call on a doubled batch
-   * (default true; needs `context` and `negativeContext` of one shape). With false, two calls.
+   * (default true; needs `context` and `negativeContext` of one shape): the denoiser then gets
+   * `[x; x]` and the context `[negativeContext; context]` and returns `[uncond; cond]`. With
+   * false, two calls per step (conditional first).
    */
   batchGuidance?: boolean;
   /**
@@ -142,9 +144,7 @@ export interface SampleOptions extends SamplerOptions {
  * ```
  */
 export async function sample(denoiser: Denoiser, options: SampleOptions): Promise<Tensor> {
-  const generator = options.seed !== undefined
-    ? new Generator(options.seed)
-    : options.generator;
+  const generator = options.seed !== undefined ? new Generator(options.seed) : options.generator;
   const samplerOptions: SamplerOptions = generator ? { ...options, generator } : options;
   const spec = options.sampler ?? "euler";
   const owned = typeof spec === "string";

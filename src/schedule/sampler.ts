@@ -110,7 +110,9 @@ export interface Sampler {
 }
 
 /** Resolves the shared options (schedule, prediction) with their defaults. */
-export function baseOptions(o: SamplerOptions): { schedule: NoiseSchedule; prediction: Prediction } {
+export function baseOptions(
+  o: SamplerOptions,
+): { schedule: NoiseSchedule; prediction: Prediction } {
   return {
     schedule: o.schedule ?? createSchedule(),
     prediction: checkName(o.prediction ?? "epsilon", PREDICTIONS, "prediction type"),
@@ -138,7 +140,10 @@ export function sigmaDenoiseCoefs(prediction: Prediction, sigma: number): [numbe
  * Coefficients of the clean sample `x0 = a x + b out` and of the noise `eps = c x + d out` for a
  * variance-preserving sample `x = sqrt(ab) x0 + sqrt(1 - ab) eps` (DDPM, DDIM).
  */
-export function vpCoefs(prediction: Prediction, ab: number): { x0: [number, number]; eps: [number, number] } {
+export function vpCoefs(
+  prediction: Prediction,
+  ab: number,
+): { x0: [number, number]; eps: [number, number] } {
   const a = Math.sqrt(ab), s = Math.sqrt(1 - ab);
   if (prediction === "epsilon") return { x0: [1 / a, -s / a], eps: [0, 1] };
   // v = a eps - s x0  =>  x0 = a x - s v, eps = s x + a v

@@ -174,7 +174,9 @@ export function createSchedule(options: ScheduleOptions = {}): NoiseSchedule {
   );
   const T = options.trainSteps ?? 1000;
   if (!Number.isInteger(T) || T < 2) {
-    throw new ArgumentError(`A schedule needs a whole number of at least 2 training steps, got ${T}`);
+    throw new ArgumentError(
+      `A schedule needs a whole number of at least 2 training steps, got ${T}`,
+    );
   }
   const b0 = options.betaStart ?? 0.00085, b1 = options.betaEnd ?? 0.012;
   if (kind !== "squaredcos_cap_v2" && !(b0 > 0 && b1 >= b0 && b1 < 1)) {
@@ -189,7 +191,8 @@ export function createSchedule(options: ScheduleOptions = {}): NoiseSchedule {
   } else {
     betas = Float64Array.from(
       { length: T },
-      (_, i) => Math.fround(Math.min(1 - cosineAlphaBar((i + 1) / T) / cosineAlphaBar(i / T), 0.999)),
+      (_, i) =>
+        Math.fround(Math.min(1 - cosineAlphaBar((i + 1) / T) / cosineAlphaBar(i / T), 0.999)),
     );
   }
   return new NoiseSchedule(kind, betas);

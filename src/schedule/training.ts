@@ -11,7 +11,7 @@ import { tensor } from "../ops/creation.ts";
 import { affine } from "../ops/unary.ts";
 import { ArgumentError, fmtShape, ShapeError } from "../ops/errors.ts";
 import { createSchedule, type NoiseSchedule } from "./schedules.ts";
-import { PREDICTIONS, type Prediction } from "./sampler.ts";
+import { type Prediction, PREDICTIONS } from "./sampler.ts";
 import { checkName } from "./schedules.ts";
 
 let sdSchedule: NoiseSchedule | undefined;
@@ -42,7 +42,9 @@ function alphas(
 
 /** A `[B, 1, 1, ...]` tensor of per-sample coefficients that broadcasts against `like`. */
 export function perSample(values: ArrayLike<number>, like: Tensor): Tensor {
-  return tensor(values, [values.length, ...like.shape.slice(1).map(() => 1)], { dtype: like.dtype });
+  return tensor(values, [values.length, ...like.shape.slice(1).map(() => 1)], {
+    dtype: like.dtype,
+  });
 }
 
 function weighted(a: Tensor, ca: Float64Array, b: Tensor, cb: Float64Array): Tensor {

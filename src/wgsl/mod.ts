@@ -15,3 +15,4 @@ export * from "./norm.ts";
 export * from "./softmax.ts";
 export * from "./attention.ts";
 export * from "./optim.ts";
+export * from "./sampler.ts";

@@ -5,20 +5,27 @@
  *
  * @module
  */
-import { buildKernel, type BindingSpec, type BuiltKernel, type StorageType } from "./builder.ts";
-
-/** Threads per workgroup of the normalization and softmax kernels. */
-export const NORM_GROUP = 64;
+import { type BindingSpec, buildKernel, type BuiltKernel, type StorageType } from "./builder.ts";
 
 /**
- * Workgroup tree reductions over `NORM_GROUP` lanes: `wg_sum2` sums a vec2, `wg_max` takes a
- * maximum. Call them from uniform control flow (they contain barriers).
+ * Threads per workgroup of the normalization and softmax kernels for `n` elements per row: 64,
+ * or 256 for long rows. Software adapters (llvmpipe / lavapipe) stop a shader after 65535 loop
+ * iterations per invocation, so the wide variant keeps rows of up to ~5M elements correct there.
  */
-export const WG_REDUCE_PRELUDE = `var<workgroup> red_: array<vec2<f32>, ${NORM_GROUP}>;
+export function normGroup(n: number): number {
+  return n > 8192 ? 256 : 64;
+}
+
+/**
+ * Workgroup tree reductions over `wg` lanes: `wg_sum2` sums a vec2, `wg_max` takes a maximum.
+ * Call them from uniform control flow (they contain barriers).
+ */
+export function wgReducePrelude(wg: number): string {
+  return `var<workgroup> red_: array<vec2<f32>, ${wg}>;
 fn wg_sum2(v: vec2<f32>, i: u32) -> vec2<f32> {
   red_[i] = v;
   workgroupBarrier();
-  for (var s = ${NORM_GROUP / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
     if (i < s) { red_[i] += red_[i + s]; }
     workgroupBarrier();
   }
@@ -29,7 +36,7 @@ fn wg_sum2(v: vec2<f32>, i: u32) -> vec2<f32> {
 fn wg_max(v: f32, i: u32) -> f32 {
   red_[i] = vec2<f32>(v, 0.0);
   workgroupBarrier();
-  for (var s = ${NORM_GROUP / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
     if (i < s) { red_[i].x = max(red_[i].x, red_[i + s].x); }
     workgroupBarrier();
   }
@@ -37,6 +44,7 @@ fn wg_max(v: f32, i: u32) -> f32 {
   workgroupBarrier();
   return r;
 }`;
+}
 
 const ROW = `let row = wid.x + wid.y * nwg.x;
 if (row >= P.rows) { return; }
@@ -45,7 +53,12 @@ let base = row * P.L;`;
 // x: [rows, L] (row r = (b, g), channel of element j is (r % G) * Cg + j / S), w, b: [C]
 //   -> y: [rows, L], mean: [rows], rstd: [rows] (f32)
 /** Row normalization forward (group norm, layer norm): two-pass mean and variance per row. */
-export function rowNormKernel(t: StorageType, hasW: boolean, hasB: boolean): BuiltKernel {
+export function rowNormKernel(
+  t: StorageType,
+  hasW: boolean,
+  hasB: boolean,
+  wg: number,
+): BuiltKernel {
   const bindings: BindingSpec[] = [{ name: "x", type: t }];
   if (hasW) bindings.push({ name: "w", type: t });
   if (hasB) bindings.push({ name: "b", type: t });
@@ -61,17 +74,17 @@ export function rowNormKernel(t: StorageType, hasW: boolean, hasB: boolean): Bui
       "eps",
       "f32",
     ]],
-    workgroup: [NORM_GROUP],
-    prelude: WG_REDUCE_PRELUDE,
+    workgroup: [wg],
+    prelude: wgReducePrelude(wg),
     body: `${ROW}
 var s = 0.0;
-for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) { s += ld_x(base + j); }
+for (var j = lid.x; j < P.L; j += ${wg}u) { s += ld_x(base + j); }
 let mu = wg_sum2(vec2<f32>(s, 0.0), lid.x).x / f32(P.L);
 var q = 0.0;
-for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) { let d = ld_x(base + j) - mu; q += d * d; }
+for (var j = lid.x; j < P.L; j += ${wg}u) { let d = ld_x(base + j) - mu; q += d * d; }
 let r = inverseSqrt(wg_sum2(vec2<f32>(q, 0.0), lid.x).x / f32(P.L) + P.eps);
 let c0 = (row % P.G) * P.Cg;
-for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) {
+for (var j = lid.x; j < P.L; j += ${wg}u) {
   let c = c0 + j / P.S;
   var v = (ld_x(base + j) - mu) * r;
   ${hasW ? "v = v * ld_w(c);" : ""}
@@ -84,7 +97,7 @@ if (lid.x == 0u) { mean[row] = mu; rstd[row] = r; }`,
 
 // x, dy: [rows, L], w: [C], mean, rstd: [rows] -> dx: [rows, L]
 /** Row normalization backward to x: `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`, `g = dy * w`. */
-export function rowNormGradKernel(t: StorageType, hasW: boolean): BuiltKernel {
+export function rowNormGradKernel(t: StorageType, hasW: boolean, wg: number): BuiltKernel {
   const bindings: BindingSpec[] = [{ name: "x", type: t }, { name: "dy", type: t }];
   if (hasW) bindings.push({ name: "w", type: t });
   bindings.push({ name: "mean" }, { name: "rstd" }, { name: "dx", type: t, write: true });
@@ -92,18 +105,18 @@ export function rowNormGradKernel(t: StorageType, hasW: boolean): BuiltKernel {
     name: "row_norm_grad",
     bindings,
     params: [["rows", "u32"], ["L", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"]],
-    workgroup: [NORM_GROUP],
-    prelude: WG_REDUCE_PRELUDE,
+    workgroup: [wg],
+    prelude: wgReducePrelude(wg),
     body: `${ROW}
 let mu = mean[row]; let r = rstd[row];
 let c0 = (row % P.G) * P.Cg;
 var acc = vec2<f32>(0.0, 0.0);
-for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) {
+for (var j = lid.x; j < P.L; j += ${wg}u) {
   let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};
   acc += vec2<f32>(g, g * (ld_x(base + j) - mu) * r);
 }
 let m = wg_sum2(acc, lid.x) / f32(P.L);
-for (var j = lid.x; j < P.L; j += ${NORM_GROUP}u) {
+for (var j = lid.x; j < P.L; j += ${wg}u) {
   let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};
   let xh = (ld_x(base + j) - mu) * r;
   st_dx(base + j, r * (g - m.x - xh * m.y));
@@ -130,6 +143,7 @@ export function batchNormKernel(
   track: boolean,
   hasW: boolean,
   hasB: boolean,
+  wg: number,
 ): BuiltKernel {
   const bindings: BindingSpec[] = [{ name: "x", type: t }];
   if (hasW) bindings.push({ name: "w", type: t });
@@ -148,10 +162,10 @@ export function batchNormKernel(
   );
   const stats = training
     ? `var s = 0.0;
-for (var i = lid.x; i < n; i += ${NORM_GROUP}u) { s += ld_x(${AT}); }
+for (var i = lid.x; i < n; i += ${wg}u) { s += ld_x(${AT}); }
 let mu = wg_sum2(vec2<f32>(s, 0.0), lid.x).x / f32(n);
 var q = 0.0;
-for (var i = lid.x; i < n; i += ${NORM_GROUP}u) { let d = ld_x(${AT}) - mu; q += d * d; }
+for (var i = lid.x; i < n; i += ${wg}u) { let d = ld_x(${AT}) - mu; q += d * d; }
 let va = wg_sum2(vec2<f32>(q, 0.0), lid.x).x / f32(n);
 let r = inverseSqrt(va + P.eps);
 ${
@@ -167,13 +181,13 @@ ${
     name: `batch_norm_${training ? "train" : "eval"}`,
     bindings,
     params: [["C", "u32"], ["B", "u32"], ["S", "u32"], ["eps", "f32"], ["momentum", "f32"]],
-    workgroup: [NORM_GROUP],
-    prelude: WG_REDUCE_PRELUDE,
+    workgroup: [wg],
+    prelude: wgReducePrelude(wg),
     body: `${CHANNEL}
 ${stats}
 let a = r${hasW ? " * ld_w(c)" : ""};
 let sh = ${hasB ? "ld_b(c)" : "0.0"} - mu * a;
-for (var i = lid.x; i < n; i += ${NORM_GROUP}u) { let k = ${AT}; st_y(k, ld_x(k) * a + sh); }
+for (var i = lid.x; i < n; i += ${wg}u) { let k = ${AT}; st_y(k, ld_x(k) * a + sh); }
 if (lid.x == 0u) { mean[c] = mu; rstd[c] = r; }`,
   });
 }
@@ -197,7 +211,11 @@ export interface ChannelGradFlags {
  * cdiv = C / G; layer norm: S = 1, sb = 1, cdiv = C; batch norm: sb = 0, cdiv = 1). With `dx` it
  * also writes batch norm's input gradient.
  */
-export function channelGradKernel(t: StorageType, f: ChannelGradFlags): BuiltKernel {
+export function channelGradKernel(
+  t: StorageType,
+  f: ChannelGradFlags,
+  wg: number,
+): BuiltKernel {
   const bindings: BindingSpec[] = [{ name: "x", type: t }, { name: "dy", type: t }];
   if (f.dx !== "none" && f.hasW) bindings.push({ name: "w", type: t });
   bindings.push({ name: "mean" }, { name: "rstd" });
@@ -207,7 +225,7 @@ export function channelGradKernel(t: StorageType, f: ChannelGradFlags): BuiltKer
   const wc = f.dx !== "none" && f.hasW ? "ld_w(c)" : "1.0";
   const dx = f.dx === "none" ? "" : `let a = rstd[c] * ${wc};
 let m = sums / f32(n);
-for (var i = lid.x; i < n; i += ${NORM_GROUP}u) {
+for (var i = lid.x; i < n; i += ${wg}u) {
   let k = ${AT};
   ${
     f.dx === "train"
@@ -219,12 +237,12 @@ for (var i = lid.x; i < n; i += ${NORM_GROUP}u) {
     name: "norm_channel_grad",
     bindings,
     params: [["C", "u32"], ["B", "u32"], ["S", "u32"], ["sb", "u32"], ["cdiv", "u32"]],
-    workgroup: [NORM_GROUP],
-    prelude: WG_REDUCE_PRELUDE,
+    workgroup: [wg],
+    prelude: wgReducePrelude(wg),
     body: `${CHANNEL}
 let cs = c / P.cdiv;
 var acc = vec2<f32>(0.0, 0.0);
-for (var i = lid.x; i < n; i += ${NORM_GROUP}u) {
+for (var i = lid.x; i < n; i += ${wg}u) {
   let k = ${AT};
   let st = (i / P.S) * P.sb + cs;
   let g = ld_dy(k);
