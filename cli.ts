@@ -12,6 +12,7 @@ Usage: deno run -A mod.ts <command> [options]
 
 Commands:
   info     Show the WebGPU adapter, its limits and features
+  sample   Generate an image from a prompt (see: mod.ts sample --help)
   train    Fine-tune a LoRA (not available yet: it arrives with the trainer, roadmap step 6)
   help     Show this help
 
@@ -20,6 +21,10 @@ Options:
 
 /** Runs the CLI with `args` and returns the process exit code. */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "sample") {
+    const { sampleCommand } = await import("./cli_sample.ts");
+    return await sampleCommand(args.slice(1));
+  }
   const { positionals, values } = parseArgs({
     args,
     allowPositionals: true,
@@ -48,6 +53,6 @@ export async function main(args: string[]): Promise<number> {
     );
     return 2;
   }
-  console.error(`Unknown command "${cmd}"; valid commands are info, train and help`);
+  console.error(`Unknown command "${cmd}"; valid commands are info, sample, train and help`);
   return 2;
 }

@@ -1,5 +1,5 @@
 // Shared bench helper: registers a `deno bench` entry whose timed region ends only after the GPU
-// has finished (sync), and records the work (FLOPs or bytes) of each entry so that
+// has finished (sync), and records the time per step and the work (FLOPs or bytes) of each entry so that
 // `bench/report.ts` can turn the medians into GFLOP/s or GB/s (samples go to the JSON file named
 // by DENOISE_BENCH_SAMPLES, when set).
 import { getDevice, sync } from "../mod.ts";
@@ -11,7 +11,10 @@ export interface Work {
 }
 
 const samplesFile = Deno.env.get("DENOISE_BENCH_SAMPLES");
-const samples: Record<string, { work: Work; ms: number[] }> = {};
+// bench files run one after another, each in its own isolate: merge into what earlier ones wrote
+const samples: Record<string, { work: Work; ms: number[] }> = samplesFile
+  ? JSON.parse(await Deno.readTextFile(samplesFile).catch(() => "") || "{}")
+  : {};
 
 function note(name: string, work: Work, ms: number): void {
   (samples[name] ??= { work, ms: [] }).ms.push(ms);
@@ -27,6 +30,9 @@ export interface BenchOp {
   /** Iterations (default Deno's); keep small for slow cases. */
   n?: number | undefined;
   warmup?: number | undefined;
+  /** Steps submitted back to back before one wait (default 1): amortizes Deno's ~10 ms
+   * completion polling for small ops; the recorded work is multiplied accordingly. */
+  reps?: number | undefined;
   /** Returns the timed step; the helper waits for the GPU after each call. */
   setup: () => Promise<() => unknown | Promise<unknown>>;
   /** How to wait for the work (default: our `sync`). */
@@ -50,10 +56,12 @@ export function benchOp(o: BenchOp): void {
       }
       b.start();
       const t0 = performance.now();
-      const r = await step();
+      const reps = o.reps ?? 1;
+      let r: unknown;
+      for (let i = 0; i < reps; i++) r = await step();
       await (o.wait ?? sync)(r);
       b.end();
-      note(o.name, o.work, performance.now() - t0);
+      note(o.name, o.work, (performance.now() - t0) / reps);
     },
   });
 }

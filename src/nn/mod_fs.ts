@@ -15,3 +15,4 @@
  */
 export * from "./safetensors_fs.ts";
 export * from "./tokenizer_fs.ts";
+export * from "./loaders_fs.ts";

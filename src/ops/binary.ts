@@ -4,7 +4,13 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
-import { binaryKernel, type BinaryOp, EW_GROUP, MAX_DIMS } from "../wgsl/elementwise.ts";
+import {
+  binaryKernel,
+  type BinaryOp,
+  binaryVec4Kernel,
+  EW_GROUP,
+  MAX_DIMS,
+} from "../wgsl/elementwise.ts";
 import { numel, Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
@@ -28,6 +34,11 @@ function launch(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const n = y.size;
   if (n === 0) return y;
   const same = a.size === n && b.size === n;
+  if (same && a.dtype === "f32" && n % 4 === 0) {
+    const k4 = cachedKernel(`binary4 ${op}`, () => binaryVec4Kernel(op));
+    dispatch(k4, [a.binding, b.binding, y.binding], [n / 4], grid1d(Math.ceil(n / 4 / EW_GROUP)));
+    return y;
+  }
   const k = cachedKernel(`binary ${op} ${a.dtype} ${same}`, () => binaryKernel(op, a.dtype, same));
   const params = [n];
   if (!same) {

@@ -1,19 +1,20 @@
 /**
- * 2-D convolution (any square kernel, stride, zero padding, optional bias): im2col then one
- * batched matmul, so it runs on the fastest matmul variant of the adapter. 1x1 stride-1
- * convolutions skip im2col.
+ * 2-D convolution (any kernel size, stride, zero padding, optional bias) as one batched matmul
+ * over im2col columns, on the adapter's fastest matmul variant. On software adapters the columns
+ * are written straight into the matmul's operand texture; 1x1 stride-1 convolutions skip im2col.
  *
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { EW_GROUP } from "../wgsl/elementwise.ts";
-import { col2imKernel, im2colKernel } from "../wgsl/conv.ts";
+import { col2imKernel, im2colKernel, im2colPackKernel } from "../wgsl/conv.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
-import { record } from "./autograd.ts";
+import { noGrad, record } from "./autograd.ts";
 import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
-import { matmul, type MatmulVariant } from "./matmul.ts";
-import { reshape } from "./reshape.ts";
+import { matmulRaw, type MatmulVariant } from "./matmul.ts";
+import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
+import { sum } from "./reduce.ts";
 import { add } from "./binary.ts";
 
 /** Options of `conv2d`. */
@@ -67,13 +68,6 @@ function col2imRaw(cols: Tensor, g: Geometry): Tensor {
   return dx;
 }
 
-// x: [B, C, H, W] -> cols: [B, C * kh * kw, Ho * Wo]
-/** Unfolds kh x kw patches into columns (PyTorch's `unfold`); backward is col2im. */
-export function im2col(x: Tensor, kh: number, kw: number, stride = 1, padding = 0): Tensor {
-  const g = geometry(x.shape, [1, x.shape[1] ?? 0, kh, kw], stride, padding);
-  return record("im2col", [x], im2colRaw(x, g), [], (dcols) => [col2imRaw(dcols, g)]);
-}
-
 function geometry(
   xs: readonly number[],
   ws: readonly number[],
@@ -111,9 +105,43 @@ function geometry(
   return { B, C, H, W, kh, kw, stride, pad, Ho, Wo };
 }
 
+function im2colPack(x: Tensor, g: Geometry, width: number, b0: number, nb: number): GPUTexture {
+  const K = g.C * g.kh * g.kw;
+  const tex = packTarget(width, K, nb);
+  const k = cachedKernel(`im2col pack ${x.dtype}`, () => im2colPackKernel(x.dtype));
+  const params = [...geometryParams(g, 0), width, nb, b0];
+  dispatch(k, [x.binding, tex.createView()], params, [Math.ceil(width / 8), Math.ceil(K * nb / 8)]);
+  return tex;
+}
+
+// x: [B, Cin, H, W], w2: [Cout, K] -> y: [B, Cout, Ho * Wo], outside the graph
+function forward(
+  x: Tensor,
+  w2: Tensor,
+  g: Geometry,
+  direct: boolean,
+  variant: MatmulVariant,
+): Tensor {
+  const Cout = w2.shape[0]!, K = w2.shape[1]!, P2 = g.Ho * g.Wo;
+  if (!direct && textureVariant(Cout, P2, K, variant)) {
+    // software adapters: im2col goes straight into the matmul's operand texture
+    const y = new Tensor([g.B, Cout, P2], x.dtype);
+    runTextureMatmul(y, { M: Cout, N: P2, K, B: g.B, alpha: 1, beta: 0 }, {
+      a: (b0, nb, w) => packStrided(w2, K, Cout, [1, K, 0], w, b0, nb),
+      b: (b0, nb, w) => im2colPack(x, g, w, b0, nb),
+    });
+    return y;
+  }
+  const cols = direct ? x.view([g.B, g.C, P2]) : im2colRaw(x, g);
+  const y = matmulRaw(w2, cols, { variant });
+  cols.dispose();
+  return y;
+}
+
 // x: [B, Cin, H, W], weight: [Cout, Cin, kh, kw], bias: [Cout] -> y: [B, Cout, Ho, Wo]
 /**
- * 2-D convolution with zero padding, as PyTorch's `conv2d` (cross-correlation).
+ * 2-D convolution with zero padding, as PyTorch's `conv2d` (cross-correlation). The backward
+ * pass recomputes the im2col columns instead of keeping them.
  *
  * @example
  * ```ts
@@ -130,22 +158,40 @@ export function conv2d(
   options: Conv2dOptions = {},
 ): Tensor {
   const g = geometry(x.shape, weight.shape, options.stride ?? 1, options.padding ?? 0);
-  const Cout = weight.shape[0]!;
+  const Cout = weight.shape[0]!, K = g.C * g.kh * g.kw, P2 = g.Ho * g.Wo;
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== Cout)) {
     throw new ShapeError(`conv2d() bias must be [${Cout}], got ${fmtShape(bias.shape)}`);
   }
+  const variant = options.variant ?? "auto";
   const direct = g.kh === 1 && g.kw === 1 && g.stride === 1 && g.pad === 0;
-  const cols = direct ? reshape(x, [g.B, g.C, g.H * g.W]) : im2col(x, g.kh, g.kw, g.stride, g.pad);
-  const w2 = reshape(weight, [Cout, g.C * g.kh * g.kw]);
-  const y = matmul(w2, cols, { variant: options.variant ?? "auto" });
-  const y4 = reshape(y, [g.B, Cout, g.Ho, g.Wo]);
-  for (const t of [cols, w2, y]) t.dispose();
-  if (!bias) return y4;
-  const b4 = reshape(bias, [1, Cout, 1, 1]);
-  const out = add(y4, b4);
-  y4.dispose();
-  b4.dispose();
-  return out;
+  const w2 = weight.view([Cout, K]);
+  const y3 = forward(x, w2, g, direct, variant);
+  w2.dispose();
+  let y = y3.view([g.B, Cout, g.Ho, g.Wo]);
+  y3.dispose();
+  if (bias) {
+    const b4 = bias.view([1, Cout, 1, 1]);
+    const yb = noGrad(() => add(y, b4));
+    for (const t of [y, b4]) t.dispose();
+    y = yb;
+  }
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record("conv2d", inputs, y, [x, weight], (dy, [sx, sw]) => {
+    const dy3 = dy.view([g.B, Cout, P2]);
+    const w = sw!.view([Cout, K]);
+    let dx: Tensor | null = null, dw: Tensor | null = null;
+    if (x.requiresGrad) {
+      const dcols = matmulRaw(w, dy3, { transA: true, variant });
+      dx = direct ? dcols.view(x.shape) : col2imRaw(dcols, g);
+    }
+    if (weight.requiresGrad) {
+      const cols = direct ? sx!.view([g.B, g.C, P2]) : im2colRaw(sx!, g);
+      const perBatch = matmulRaw(dy3, cols, { transB: true, variant });
+      dw = sum(perBatch, 0).view(weight.shape);
+    }
+    const db = bias?.requiresGrad ? sum(dy, [0, 2, 3]) : null;
+    return bias ? [dx, dw, db] : [dx, dw];
+  });
 }
 
 /** CPU reference of `conv2d` (float64, direct loops). */

@@ -4,25 +4,16 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
-import {
-  packKernel,
-  TEX_COLS,
-  TEX_GROUP,
-  TEX_ROWS,
-  textureMatmulKernel,
-  TILE,
-  tiledMatmulKernel,
-} from "../wgsl/matmul.ts";
+import { TILE, tiledMatmulKernel } from "../wgsl/matmul.ts";
 import { Tensor } from "./tensor.ts";
-import { deviceInfo } from "./device.ts";
 import { dispatch } from "./runtime.ts";
-import { acquireTexture, releaseTexture } from "./pool.ts";
+import { packStrided, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import { record } from "./autograd.ts";
 import { DTypeError, fmtShape, ShapeError } from "./errors.ts";
 import { sum } from "./reduce.ts";
 
-/** Which kernel runs a matmul: `auto` picks `texture` on software adapters, else `tiled`. */
-export type MatmulVariant = "auto" | "texture" | "tiled";
+export type { MatmulVariant } from "./_texture_matmul.ts";
+import type { MatmulVariant } from "./_texture_matmul.ts";
 
 /** Options of `matmul`. */
 export interface MatmulOptions {
@@ -74,32 +65,7 @@ function plan(a: Tensor, b: Tensor, tA: boolean, tB: boolean): Plan {
 }
 
 function useTexture(p: Plan, variant: MatmulVariant): boolean {
-  const { software, limits } = deviceInfo();
-  const max = limits.maxTextureDimension2D;
-  const fits = p.K <= max && Math.ceil(p.M / TEX_ROWS) * 4 <= max &&
-    Math.ceil(p.N / (TEX_COLS * TEX_GROUP)) * TEX_GROUP * 2 <= max;
-  if (variant === "texture") return fits;
-  if (variant === "tiled") return false;
-  return software && fits;
-}
-
-function pack(
-  src: Tensor,
-  rows: number,
-  cols: number,
-  strides: [number, number, number],
-  widthTexels: number,
-  b0: number,
-  nb: number,
-): GPUTexture {
-  const tex = acquireTexture(widthTexels, rows * nb);
-  const k = cachedKernel(`matmul pack ${src.dtype}`, () => packKernel(src.dtype));
-  const [rs, cs, bs] = strides;
-  dispatch(k, [src.binding, tex.createView()], [rows, cols, rs, cs, bs, widthTexels, nb, b0], [
-    Math.ceil(widthTexels / 8),
-    Math.ceil(rows * nb / 8),
-  ]);
-  return tex;
+  return textureVariant(p.M, p.N, p.K, variant);
 }
 
 /** Where `raw` writes: `c = alpha * op(a) op(b) + beta * c`, into `into` when given. */
@@ -143,23 +109,10 @@ function raw(
   const [amk, akk] = tA ? [1, M] : [K, 1];
   const [bkk, bnk] = tB ? [1, K] : [N, 1];
   if (useTexture({ ...p, M }, variant)) {
-    const max = deviceInfo().limits.maxTextureDimension2D;
-    const chunk = Math.max(1, Math.floor(max / K));
-    const wA = Math.ceil(M / TEX_ROWS) * 4;
-    const wB = Math.ceil(N / (TEX_COLS * TEX_GROUP)) * TEX_GROUP * 2;
-    const mk = cachedKernel(`matmul texture ${a.dtype}`, () => textureMatmulKernel(a.dtype));
-    for (let b0 = 0; b0 < B; b0 += chunk) {
-      const nb = Math.min(chunk, B - b0);
-      const at = pack(a, K, M, [akk, amk, sbA], wA, b0, nb);
-      const bt = pack(b, K, N, [bkk, bnk, sbB], wB, b0, nb);
-      dispatch(mk, [at.createView(), bt.createView(), c.binding], [M, N, K, b0, alpha, beta], [
-        Math.ceil(N / (TEX_COLS * TEX_GROUP)),
-        Math.ceil(M / TEX_ROWS),
-        nb,
-      ]);
-      releaseTexture(at);
-      releaseTexture(bt);
-    }
+    runTextureMatmul(c, { M, N, K, B, alpha, beta }, {
+      a: (b0, nb, w) => packStrided(a, K, M, [akk, amk, sbA], w, b0, nb),
+      b: (b0, nb, w) => packStrided(b, K, N, [bkk, bnk, sbB], w, b0, nb),
+    });
     return c;
   }
   const k = cachedKernel(`matmul tiled ${a.dtype}`, () => tiledMatmulKernel(a.dtype));

@@ -19,8 +19,9 @@ export interface BindingSpec {
   name: string;
   /** `buffer` (default), a read-only `rgba32float` storage texture, or a write-only one. */
   kind?: "buffer" | "texture_read" | "texture_write";
-  /** Storage type of a buffer binding (default `f32`); `u32` for index buffers. */
-  type?: StorageType | "u32";
+  /** Storage type of a buffer binding (default `f32`); `u32` for index buffers; `vec4<f32>`
+   * for 16-byte loads (no helpers are emitted for it). */
+  type?: StorageType | "u32" | "vec4<f32>";
   /** Whether a buffer binding is written (default read-only). */
   write?: boolean;
 }
@@ -51,7 +52,7 @@ export interface BuiltKernel {
 
 function helpers(b: BindingSpec): string {
   const t = b.type ?? "f32";
-  if (t === "u32") return "";
+  if (t === "u32" || t === "vec4<f32>") return "";
   const load = t === "f32"
     ? `fn ld_${b.name}(idx_: u32) -> f32 { return ${b.name}[idx_]; }\n`
     : `fn ld_${b.name}(idx_: u32) -> f32 { return f32(${b.name}[idx_]); }\n`;

@@ -69,3 +69,31 @@ for (var ki = 0u; ki < P.kh; ki++) {
 st_dx(i, acc);`,
   });
 }
+
+// x: [B, C, H, W] -> tex texel (p / 4, (b - b0) * C*kh*kw + row): im2col columns p..p+3 of row
+/**
+ * im2col straight into the B operand texture of the texture matmul (no column buffer): texel
+ * (t, y) holds output positions 4t .. 4t + 3 of patch row `y % (C kh kw)` of batch `b0 + y / (C kh kw)`.
+ */
+export function im2colPackKernel(t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: "im2col_pack",
+    bindings: [{ name: "x", type: t }, { name: "tex", kind: "texture_write" }],
+    params: [...CONV_PARAMS, ["width", "u32"], ["nb", "u32"], ["b0", "u32"]],
+    workgroup: [8, 8],
+    body: `let tx = gid.x; let y = gid.y; let KK = P.kh * P.kw; let rows = P.C * KK;
+if (tx >= P.width || y >= rows * P.nb) { return; }
+let b = P.b0 + y / rows; let row = y % rows;
+let c = row / KK; let kk = row % KK; let ki = kk / P.kw; let kj = kk % P.kw;
+let base = (b * P.C + c) * P.H;
+var v = vec4<f32>();
+for (var e = 0u; e < 4u; e++) {
+  let p = tx * 4u + e;
+  if (p < P.Ho * P.Wo) {
+    let h = i32((p / P.Wo) * P.stride + ki) - P.pad; let w = i32((p % P.Wo) * P.stride + kj) - P.pad;
+    if (h >= 0 && w >= 0 && h < i32(P.H) && w < i32(P.W)) { v[e] = ld_x((base + u32(h)) * P.W + u32(w)); }
+  }
+}
+textureStore(tex, vec2<u32>(tx, y), v);`,
+  });
+}

@@ -5,9 +5,12 @@
  */
 import { Module, ModuleList } from "../module.ts";
 import { attention } from "../../ops/attention.ts";
+import { matmul } from "../../ops/matmul.ts";
+import { softmax } from "../../ops/softmax.ts";
 import { permute } from "../../ops/permute.ts";
 import { reshape } from "../../ops/reshape.ts";
 import { scope } from "../../ops/scope.ts";
+import { scale } from "../../ops/unary.ts";
 import { fmtShape, ShapeError } from "../../ops/errors.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import type { InitOptions } from "./_init.ts";
@@ -37,6 +40,30 @@ export function splitHeads(x: Tensor, heads: number): Tensor {
 export function mergeHeads(x: Tensor): Tensor {
   const [B, H, T, D] = x.shape as [number, number, number, number];
   return reshape(permute(x, [0, 2, 1, 3]), [B, T, H * D]);
+}
+
+/** Widest head the fused `attention()` kernel takes (its documented limit). */
+export const FUSED_ATTENTION_MAX_HEAD_DIM: number = 256;
+
+// q: [B, H, Tq, D], k, v: [B, H, Tk, D] -> y: [B, H, Tq, D]
+/**
+ * Scaled-dot-product attention for any head width: the fused kernel when `D` is within its
+ * limit, otherwise (e.g. the VAE's single 512-wide head) scores materialized with matmul and
+ * softmax (memory quadratic in the sequence; `materialize: true` forces this path).
+ */
+export function scaledDotProductAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options: { materialize?: boolean } = {},
+): Tensor {
+  const D = q.shape[3]!;
+  if (!options.materialize && D <= FUSED_ATTENTION_MAX_HEAD_DIM) return attention(q, k, v);
+  return scope(() => {
+    const s = matmul(q, k, { transB: true });
+    const p = softmax(scale(s, 1 / Math.sqrt(D)));
+    return matmul(p, v);
+  });
 }
 
 // x: [B, Tq, queryDim], context: [B, Tk, crossAttentionDim] (or none) -> y: [B, Tq, queryDim]
@@ -106,7 +133,7 @@ export class Attention extends Module {
       const q = splitHeads(this.child<Linear>("to_q").forward(x), this.heads);
       const k = splitHeads(this.child<Linear>("to_k").forward(ctx), this.heads);
       const v = splitHeads(this.child<Linear>("to_v").forward(ctx), this.heads);
-      const o = mergeHeads(attention(q, k, v));
+      const o = mergeHeads(scaledDotProductAttention(q, k, v));
       return this.child<Linear>("to_out.0").forward(o);
     });
   }

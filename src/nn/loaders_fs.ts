@@ -1,0 +1,300 @@
+/**
+ * Loading and saving Stable Diffusion models (Deno file system): a diffusers folder (`unet/`,
+ * `vae/`, `text_encoder/`, `tokenizer/`) or a single-file original checkpoint
+ * (`model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.transformer.*`).
+ *
+ * @module
+ */
+import { deviceInfo } from "../ops/device.ts";
+import type { DType } from "../ops/tensor.ts";
+import { StateDictError } from "./errors.ts";
+import type { Module } from "./module.ts";
+import { type SafetensorsInput, toSafetensorsInputs } from "./safetensors.ts";
+import { SafetensorsFile, writeSafetensors } from "./safetensors_fs.ts";
+import type { ClipTokenizer } from "./tokenizer.ts";
+import { loadTokenizer } from "./tokenizer_fs.ts";
+import {
+  UNet2DConditionModel,
+  type UNetConfig,
+  unetConfig,
+  unetConfigFromDiffusers,
+  unetConfigToDiffusers,
+} from "./unet.ts";
+import {
+  AutoencoderKL,
+  type VaeConfig,
+  vaeConfig,
+  vaeConfigFromDiffusers,
+  vaeConfigToDiffusers,
+} from "./vae.ts";
+import {
+  type ClipTextConfig,
+  clipTextConfig,
+  clipTextConfigFromDiffusers,
+  clipTextConfigToDiffusers,
+  CLIPTextModel,
+} from "./clip.ts";
+import {
+  diffusersKeyMap,
+  inferClipTextConfig,
+  inferUNetConfig,
+  inferVaeConfig,
+  loadMapped,
+  singleFileKeyMap,
+  singleFileKeys,
+} from "./checkpoint_keys.ts";
+
+/** The models of a Stable Diffusion checkpoint. */
+export interface StableDiffusionModels {
+  /** The denoiser. */
+  unet: UNet2DConditionModel;
+  /** The image autoencoder. */
+  vae: AutoencoderKL;
+  /** The CLIP text encoder. */
+  textEncoder: CLIPTextModel;
+  /** The tokenizer (null when the checkpoint has none and no `tokenizer` option was given). */
+  tokenizer: ClipTokenizer | null;
+}
+
+/** Options of the loaders. */
+export interface LoadModelOptions {
+  /** U-Net config fields overriding the file's config (or, for single files, the inference). */
+  unet?: Partial<UNetConfig>;
+  /** VAE config fields overriding the file's. */
+  vae?: Partial<VaeConfig>;
+  /** Text encoder config fields overriding the file's. */
+  textEncoder?: Partial<ClipTextConfig>;
+  /** A tokenizer folder (vocab.json, merges.txt); default the checkpoint's `tokenizer/`. */
+  tokenizer?: string;
+  /** Throw on missing or unexpected keys (default true). */
+  strict?: boolean;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readJson(path: string): Promise<Record<string, unknown>> {
+  if (!(await exists(path))) return {};
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new StateDictError(
+      `Cannot read the config "${path}" (${(e as Error).message}); fix or remove it`,
+    );
+  }
+}
+
+async function firstExisting(dir: string, names: string[], what: string): Promise<string> {
+  for (const n of names) if (await exists(`${dir}/${n}`)) return `${dir}/${n}`;
+  throw new StateDictError(
+    `The ${what} weights are missing: none of ${names.map((n) => `"${dir}/${n}"`).join(", ")} ` +
+      "exists; pass a diffusers folder with unet/, vae/ and text_encoder/",
+  );
+}
+
+/** Storage of CLIP's token table: f16 when f32 would exceed one storage binding. */
+function tokenTableDType(c: ClipTextConfig): DType {
+  const info = deviceInfo();
+  return c.vocabSize * c.hiddenSize * 4 > info.limits.maxStorageBufferBindingSize && info.f16
+    ? "f16"
+    : "f32";
+}
+
+async function loadInto(
+  module: Module,
+  path: string,
+  what: string,
+  strict: boolean,
+  part?: "unet" | "vae" | "text_encoder",
+  config?: UNetConfig | VaeConfig | ClipTextConfig,
+): Promise<void> {
+  using file = await SafetensorsFile.open(path);
+  const map = part && config
+    ? singleFileKeyMap(module, file, part, config)
+    : diffusersKeyMap(module, file);
+  await loadMapped(module, file, map, { strict, what });
+}
+
+function disposeAll(ms: (Module | undefined)[]): void {
+  for (const m of ms) m?.dispose();
+}
+
+/**
+ * Loads a diffusers folder: `unet/diffusion_pytorch_model.safetensors` (or `.fp16.`),
+ * `vae/...`, `text_encoder/model.safetensors`, each with its `config.json`, and `tokenizer/`.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadDiffusersFolder } from "./loaders_fs.ts";
+ * const { unet, vae, textEncoder, tokenizer } = await loadDiffusersFolder("sd15");
+ * ```
+ */
+export async function loadDiffusersFolder(
+  dir: string,
+  options: LoadModelOptions = {},
+): Promise<StableDiffusionModels> {
+  const d = dir.replace(/[/\\]+$/, "");
+  const strict = options.strict ?? true;
+  const uc = {
+    ...unetConfigFromDiffusers(await readJson(`${d}/unet/config.json`)),
+    ...options.unet,
+  };
+  const vc = { ...vaeConfigFromDiffusers(await readJson(`${d}/vae/config.json`)), ...options.vae };
+  const tc = clipTextConfig({
+    ...clipTextConfigFromDiffusers(await readJson(`${d}/text_encoder/config.json`)),
+    ...options.textEncoder,
+  });
+  const w = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"];
+  const unetPath = await firstExisting(`${d}/unet`, w, "U-Net");
+  const vaePath = await firstExisting(`${d}/vae`, w, "VAE");
+  const tePath = await firstExisting(
+    `${d}/text_encoder`,
+    ["model.safetensors", "model.fp16.safetensors"],
+    "text encoder",
+  );
+  let unet: UNet2DConditionModel | undefined, vae: AutoencoderKL | undefined;
+  let te: CLIPTextModel | undefined;
+  try {
+    unet = new UNet2DConditionModel(uc);
+    await loadInto(unet, unetPath, "U-Net", strict);
+    vae = new AutoencoderKL(vc);
+    await loadInto(vae, vaePath, "VAE", strict);
+    te = new CLIPTextModel(tc, { tokenEmbeddingDType: tokenTableDType(tc) });
+    await loadInto(te, tePath, "text encoder", strict);
+    const tokDir = options.tokenizer ?? `${d}/tokenizer`;
+    const tokenizer = options.tokenizer || (await exists(`${tokDir}/vocab.json`))
+      ? await loadTokenizer(tokDir)
+      : null;
+    return { unet, vae, textEncoder: te, tokenizer };
+  } catch (e) {
+    disposeAll([unet, vae, te]);
+    throw e;
+  }
+}
+
+/**
+ * Loads a single-file original checkpoint (`.safetensors`). Configs are inferred from the
+ * tensor shapes (heads and norm groups default to SD 1.x's; override them with options). The
+ * tokenizer comes from `options.tokenizer` (single files carry none).
+ *
+ * @example
+ * ```ts ignore
+ * import { loadSingleFile } from "./loaders_fs.ts";
+ * const sd = await loadSingleFile("v1-5-pruned-emaonly.safetensors", { tokenizer: "tokenizer" });
+ * ```
+ */
+export async function loadSingleFile(
+  path: string,
+  options: LoadModelOptions = {},
+): Promise<StableDiffusionModels> {
+  const strict = options.strict ?? true;
+  let uc: UNetConfig, vc: VaeConfig, tc: ClipTextConfig;
+  {
+    using file = await SafetensorsFile.open(path);
+    uc = unetConfig(inferUNetConfig(file, options.unet));
+    vc = vaeConfig(inferVaeConfig(file, options.vae));
+    tc = clipTextConfig(inferClipTextConfig(file, options.textEncoder));
+  }
+  let unet: UNet2DConditionModel | undefined, vae: AutoencoderKL | undefined;
+  let te: CLIPTextModel | undefined;
+  try {
+    unet = new UNet2DConditionModel(uc);
+    await loadInto(unet, path, "U-Net", strict, "unet", uc);
+    vae = new AutoencoderKL(vc);
+    await loadInto(vae, path, "VAE", strict, "vae", vc);
+    te = new CLIPTextModel(tc, { tokenEmbeddingDType: tokenTableDType(tc) });
+    await loadInto(te, path, "text encoder", strict, "text_encoder", tc);
+    const tokenizer = options.tokenizer ? await loadTokenizer(options.tokenizer) : null;
+    return { unet, vae, textEncoder: te, tokenizer };
+  } catch (e) {
+    disposeAll([unet, vae, te]);
+    throw e;
+  }
+}
+
+/** Loads a diffusers folder or a single-file checkpoint, whichever `path` is. */
+export async function loadStableDiffusion(
+  path: string,
+  options: LoadModelOptions = {},
+): Promise<StableDiffusionModels> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    throw new StateDictError(
+      `Cannot open the model "${path}" (${(e as Error).message}); pass a diffusers folder or a ` +
+        ".safetensors checkpoint",
+    );
+  }
+  return info.isDirectory ? loadDiffusersFolder(path, options) : loadSingleFile(path, options);
+}
+
+/** The models to save (a tokenizer folder's files may be copied along). */
+export interface SaveModels {
+  /** The denoiser. */
+  unet: UNet2DConditionModel;
+  /** The image autoencoder. */
+  vae: AutoencoderKL;
+  /** The CLIP text encoder. */
+  textEncoder: CLIPTextModel;
+  /** Tokenizer files to write to `tokenizer/` (diffusers folders only). */
+  tokenizerFiles?: { vocab: string; merges: string };
+}
+
+/** Writes a diffusers folder (configs, safetensors weights, optional tokenizer files). */
+export async function saveDiffusersFolder(dir: string, models: SaveModels): Promise<void> {
+  const parts: [string, Module, Record<string, unknown>, string][] = [
+    ["unet", models.unet, unetConfigToDiffusers(models.unet.config), "diffusion_pytorch_model"],
+    ["vae", models.vae, vaeConfigToDiffusers(models.vae.config), "diffusion_pytorch_model"],
+    [
+      "text_encoder",
+      models.textEncoder,
+      clipTextConfigToDiffusers(models.textEncoder.config),
+      "model",
+    ],
+  ];
+  for (const [sub, m, config, name] of parts) {
+    await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/${sub}/config.json`, JSON.stringify(config, null, 2) + "\n");
+    await writeSafetensors(
+      `${dir}/${sub}/${name}.safetensors`,
+      await toSafetensorsInputs(m.stateDict()),
+    );
+  }
+  if (models.tokenizerFiles) {
+    await Deno.mkdir(`${dir}/tokenizer`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/tokenizer/vocab.json`, models.tokenizerFiles.vocab);
+    await Deno.writeTextFile(`${dir}/tokenizer/merges.txt`, models.tokenizerFiles.merges);
+  }
+}
+
+/** Writes one single-file original checkpoint holding the three models. */
+export async function saveSingleFile(path: string, models: SaveModels): Promise<void> {
+  const out: Record<string, SafetensorsInput> = {};
+  const parts: [
+    Module,
+    "unet" | "vae" | "text_encoder",
+    UNetConfig | VaeConfig | ClipTextConfig,
+  ][] = [
+    [models.unet, "unet", models.unet.config],
+    [models.vae, "vae", models.vae.config],
+    [models.textEncoder, "text_encoder", models.textEncoder.config],
+  ];
+  for (const [m, part, config] of parts) {
+    const names = singleFileKeys(m, part, config);
+    const inputs = await toSafetensorsInputs(m.stateDict());
+    for (const [k, t] of Object.entries(inputs)) {
+      const o = names.get(k)!;
+      // the original VAE attention uses 1x1 convolutions
+      const conv = part === "vae" && /mid\.attn_1\.(q|k|v|proj_out)\.weight$/.test(o);
+      out[o] = conv ? { ...t, shape: [...t.shape, 1, 1] } : t;
+    }
+  }
+  await writeSafetensors(path, out);
+}

@@ -1,0 +1,95 @@
+// The texture matmul path shared by matmul and conv2d: operands are packed into rgba32float
+// storage textures by a packer (strided copy, or im2col for convolutions), then multiplied by
+// the outer-product kernel, in batch chunks that fit the texture height limit.
+import { cachedKernel } from "../wgsl/builder.ts";
+import { packKernel, TEX_COLS, TEX_GROUP, TEX_ROWS, textureMatmulKernel } from "../wgsl/matmul.ts";
+import type { Tensor } from "./tensor.ts";
+import { deviceInfo } from "./device.ts";
+import { dispatch } from "./runtime.ts";
+import { acquireTexture, releaseTexture } from "./pool.ts";
+
+/** Which kernel runs a matmul: `auto` picks `texture` on software adapters, else `tiled`. */
+export type MatmulVariant = "auto" | "texture" | "tiled";
+
+/** Texels per row of the packed A^T (M columns) and B (N columns) textures. */
+export function textureWidths(M: number, N: number): [number, number] {
+  return [Math.ceil(M / TEX_ROWS) * 4, Math.ceil(N / (TEX_COLS * TEX_GROUP)) * TEX_GROUP * 2];
+}
+
+/** Whether the texture kernel runs a product of this size for the requested variant. */
+export function textureVariant(M: number, N: number, K: number, variant: MatmulVariant): boolean {
+  const { software, limits } = deviceInfo();
+  const max = limits.maxTextureDimension2D;
+  const [wA, wB] = textureWidths(M, N);
+  const fits = K <= max && wA <= max && wB <= max;
+  if (variant === "texture") return fits;
+  if (variant === "tiled") return false;
+  return software && fits;
+}
+
+/** Packs batches [b0, b0 + nb) of one operand into a texture `width` texels wide. */
+export type Packer = (b0: number, nb: number, width: number) => GPUTexture;
+
+/** A texture of `width` x `rows * nb` texels from the pool. */
+export function packTarget(width: number, rows: number, nb: number): GPUTexture {
+  return acquireTexture(width, rows * nb);
+}
+
+// src: batch of [rows, cols] read through (row, col, batch) strides -> texture
+/** Packs a strided operand (see `packKernel`). */
+export function packStrided(
+  src: Tensor,
+  rows: number,
+  cols: number,
+  strides: [number, number, number],
+  width: number,
+  b0: number,
+  nb: number,
+): GPUTexture {
+  const tex = packTarget(width, rows, nb);
+  const k = cachedKernel(`matmul pack ${src.dtype}`, () => packKernel(src.dtype));
+  const [rs, cs, bs] = strides;
+  dispatch(k, [src.binding, tex.createView()], [rows, cols, rs, cs, bs, width, nb, b0], [
+    Math.ceil(width / 8),
+    Math.ceil(rows * nb / 8),
+  ]);
+  return tex;
+}
+
+/** Sizes of a texture matmul: c[b] = alpha * A[b] B[b] + beta * c[b], b < B. */
+export interface TextureProduct {
+  M: number;
+  N: number;
+  K: number;
+  B: number;
+  alpha: number;
+  beta: number;
+}
+
+// c: [B, M, N] = alpha * op(A)[b] op(B)[b] + beta * c
+/** Runs the outer-product kernel over packed operands, in chunks of batches. */
+export function runTextureMatmul(
+  c: Tensor,
+  p: TextureProduct,
+  packers: { a: Packer; b: Packer },
+): void {
+  const max = deviceInfo().limits.maxTextureDimension2D;
+  const chunk = Math.max(1, Math.floor(max / p.K));
+  const [wA, wB] = textureWidths(p.M, p.N);
+  const mk = cachedKernel(`matmul texture ${c.dtype}`, () => textureMatmulKernel(c.dtype));
+  for (let b0 = 0; b0 < p.B; b0 += chunk) {
+    const nb = Math.min(chunk, p.B - b0);
+    const at = packers.a(b0, nb, wA);
+    const bt = packers.b(b0, nb, wB);
+    dispatch(mk, [at.createView(), bt.createView(), c.binding], [
+      p.M,
+      p.N,
+      p.K,
+      b0,
+      p.alpha,
+      p.beta,
+    ], [Math.ceil(p.N / (TEX_COLS * TEX_GROUP)), Math.ceil(p.M / TEX_ROWS), nb]);
+    releaseTexture(at);
+    releaseTexture(bt);
+  }
+}
