@@ -68,17 +68,23 @@ export async function textToImage(
   const vaeFactor = 2 ** (models.vae.config.blockOutChannels.length - 1);
   const unetFactor = 2 ** (models.unet.config.blockOutChannels.length - 1);
   const f = vaeFactor * unetFactor;
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width % f || height % f || width < f || height < f) {
+  if (
+    !Number.isInteger(width) || !Number.isInteger(height) || width % f || height % f || width < f ||
+    height < f
+  ) {
     throw new ArgumentError(
       `The image size ${width}x${height} must be a positive multiple of ${f} for this model`,
     );
   }
   const cfg = options.cfg ?? 7;
-  return await noGrad(async () => {
-    const cond = encodePrompt(models, tokenizer, options.prompt);
-    const uncond = encodePrompt(models, tokenizer, options.negative ?? "");
+  // every model call runs under noGrad itself: an async noGrad would end at the first await
+  const [cond, uncond] = noGrad(() => [
+    encodePrompt(models, tokenizer, options.prompt),
+    encodePrompt(models, tokenizer, options.negative ?? ""),
+  ]);
+  {
     const latents = await sample(
-      (x, t, ctx) => models.unet.forward(x, t, ctx!),
+      (x, t, ctx) => noGrad(() => models.unet.forward(x, t, ctx!)),
       {
         shape: [1, models.unet.config.inChannels, height / vaeFactor, width / vaeFactor],
         sampler: options.sampler ?? "dpmpp_2m_karras",
@@ -90,7 +96,9 @@ export async function textToImage(
         onStep: (info) => options.onStep?.(info.step + 1, info.steps),
       },
     );
-    const img = scope(() => models.vae.decode(scale(latents, 1 / models.vae.scalingFactor)));
+    const img = scope(() =>
+      noGrad(() => models.vae.decode(scale(latents, 1 / models.vae.scalingFactor)))
+    );
     const px = await img.toArray();
     for (const t of [cond, uncond, latents, img]) t.dispose();
     const C = img.shape[1]!;
@@ -104,7 +112,7 @@ export async function textToImage(
       }
     }
     return { width, height, rgb };
-  });
+  }
 }
 
 /** Encodes RGB bytes as a baseline JPEG (jpeg-js). */
@@ -124,7 +132,8 @@ export function encodeJpeg(
 }
 
 /** Help text of `sample`. */
-export const SAMPLE_HELP: string = `Usage: deno run -A mod.ts sample --model <folder|file> --prompt <text> [options]
+export const SAMPLE_HELP: string =
+  `Usage: deno run -A mod.ts sample --model <folder|file> --prompt <text> [options]
 
 Generates an image from a prompt with a Stable Diffusion 1.x checkpoint.
 
@@ -192,7 +201,9 @@ export async function sampleCommand(args: string[]): Promise<number> {
     const width = int("width", values.width, 512, 1);
     const height = int("height", values.height, 512, 1);
     const cfg = values.cfg === undefined ? 7 : Number(values.cfg);
-    if (!Number.isFinite(cfg)) throw new ArgumentError(`--cfg must be a number, got "${values.cfg}"`);
+    if (!Number.isFinite(cfg)) {
+      throw new ArgumentError(`--cfg must be a number, got "${values.cfg}"`);
+    }
     const sampler = values.sampler ?? "dpmpp_2m_karras";
     if (!(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
       throw new ArgumentError(

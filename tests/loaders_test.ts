@@ -27,14 +27,17 @@ function input(shape: number[], seed: number): Tensor {
   return tensor(Float32Array.from(randomData(n, seed)), shape);
 }
 
-async function outputs(m: Pick<StableDiffusionModels, "unet" | "vae" | "textEncoder">) {
+function outputs(
+  m: Pick<StableDiffusionModels, "unet" | "vae" | "textEncoder">,
+): Promise<Float32Array[]> {
   const x = input([1, 4, 8, 8], 1), ctx = input([1, 8, 32], 2);
-  return noGrad(async () => [
-    await m.unet.forward(x, 400, ctx).toArray(),
-    await m.vae.decode(x).toArray(),
-    await m.vae.encode(input([1, 3, 16, 16], 3)).mean.toArray(),
-    await m.textEncoder.forward([0, 3, 1, 1, 1, 1, 1, 1], [1, 8]).toArray(),
+  const ys = noGrad(() => [
+    m.unet.forward(x, 400, ctx),
+    m.vae.decode(x),
+    m.vae.encode(input([1, 3, 16, 16], 3)).mean,
+    m.textEncoder.forward([0, 3, 1, 1, 1, 1, 1, 1], [1, 8]),
   ]);
+  return Promise.all(ys.map((y) => y.toArray()));
 }
 
 Deno.test("SD 1.x key mapping follows the original layout", () => {

@@ -21,6 +21,7 @@ import {
 } from "../src/ops/mod.ts";
 import {
   Attention,
+  Conv2d,
   FeedForward,
   Linear,
   ResnetBlock2D,
@@ -76,7 +77,7 @@ Deno.test("Attention matches a CPU reference for self and cross attention", asyn
   const B = 2, T = 5, S = 3, C = 8, H = 2, Cc = 6;
   using attn = new Attention(C, { heads: H, crossAttentionDim: Cc, generator: new Generator(4) });
   const x = input([B, T, C], 5), ctx = input([B, S, Cc], 6);
-  const W = async (path: string) => arr(attn.child(path).param("weight").value);
+  const W = (path: string) => arr(attn.child(path).param("weight").value);
   const proj = linRef;
   const heads = (v: Float64Array, t: number) => {
     // [B, t, H*D] -> [B, H, t, D]
@@ -285,8 +286,10 @@ Deno.test("U-Net gradients of the input and an attention weight match finite dif
   const f = (xs: Float32Array) =>
     scope(() => weightedSum(noGrad(() => unet.forward(tensor(xs, shape), 250, ctx)), r));
   const h = 1e-2;
-  const pick = (n: number, seed: number) =>
-    [...new Set(Array.from(randomData(6, seed), (v) => Math.floor((v + 1) / 2 * n)))];
+  const pick = (
+    n: number,
+    seed: number,
+  ) => [...new Set(Array.from(randomData(6, seed), (v) => Math.floor((v + 1) / 2 * n)))];
   const fdX: number[] = [], anX: number[] = [];
   for (const i of pick(256, 31)) {
     const p = xData.slice(), m = xData.slice();
@@ -325,7 +328,9 @@ for (const norm of ["group", "batch"] as const) {
       ok(unet.stateDict().has("down_blocks.0.resnets.0.norm1.running_var"));
       ok(unet.stateDict().has("conv_norm_out.num_batches_tracked"));
     }
-    const x = input([2, 4, 8, 8], 41), ctx = input([2, 5, 32], 42), target = input([2, 4, 8, 8], 43);
+    const x = input([2, 4, 8, 8], 41),
+      ctx = input([2, 5, 32], 42),
+      target = input([2, 4, 8, 8], 43);
     const params = unet.trainableParameters().map((p) => p.value);
     const opt = new AdamW(params, { lr: 1e-3 });
     const loss = () => mean(square(sub(unet.forward(x, [100, 600], ctx), target)));
@@ -344,3 +349,14 @@ for (const norm of ["group", "batch"] as const) {
     }
   });
 }
+
+Deno.test("Conv2d splits input channels when im2col would exceed one storage binding", async () => {
+  using conv = new Conv2d(6, 4, 3, { padding: 1, generator: new Generator(12) });
+  const x = input([2, 6, 5, 7], 13, true);
+  const whole = await conv.forward(x).toArray();
+  conv.maxUnfoldBytes = 2 * 9 * 35 * 4 * 4; // 4 channels per chunk: chunks 0-4 and 4-6
+  const y = conv.forward(x);
+  assertClose(await y.toArray(), whole, 1e-5, 1e-4, "chunked conv");
+  scope(() => backward(sum(y)));
+  ok(x.grad && conv.param("weight").grad, "the chunked path is differentiable");
+});

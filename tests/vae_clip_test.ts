@@ -4,26 +4,13 @@ import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { Generator, noGrad, scope, ShapeError, type Tensor, tensor } from "../src/ops/mod.ts";
 import {
   AutoencoderKL,
-  CLIPTextModel,
   type ClipTextConfig,
+  CLIPTextModel,
   SpatialSelfAttention,
   type VaeConfig,
 } from "../src/nn/mod.ts";
 import { assertClose, randomData } from "./_helpers.ts";
-
-export const TINY_VAE: Partial<VaeConfig> = {
-  blockOutChannels: [16, 32],
-  layersPerBlock: 1,
-  normNumGroups: 8,
-};
-export const TINY_CLIP: Partial<ClipTextConfig> = {
-  vocabSize: 64,
-  hiddenSize: 32,
-  intermediateSize: 64,
-  heads: 2,
-  layers: 2,
-  maxPositions: 8,
-};
+import { TINY_CLIP, TINY_VAE } from "./_sd_fixture.ts";
 
 function input(shape: number[], seed: number): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);

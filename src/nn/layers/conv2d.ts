@@ -5,7 +5,11 @@
  */
 import { Module } from "../module.ts";
 import { conv2d } from "../../ops/conv2d.ts";
-import type { Tensor } from "../../ops/tensor.ts";
+import { dtypeBytes, type Tensor } from "../../ops/tensor.ts";
+import { deviceInfo } from "../../ops/device.ts";
+import { slice } from "../../ops/slice.ts";
+import { add } from "../../ops/binary.ts";
+import { scope } from "../../ops/scope.ts";
 import { type InitOptions, uniformInit } from "./_init.ts";
 
 /** Options of {@link Conv2d}. */
@@ -45,6 +49,8 @@ export class Conv2d extends Module {
   readonly padding: number;
   /** Whether the layer has a bias. */
   readonly hasBias: boolean;
+  /** Largest unfolded input in bytes before channels are split (default: one storage binding). */
+  maxUnfoldBytes: number | undefined;
 
   /** A new layer with random weights. */
   constructor(
@@ -60,6 +66,7 @@ export class Conv2d extends Module {
     this.stride = options.stride ?? 1;
     this.padding = options.padding ?? 0;
     this.hasBias = options.bias ?? true;
+    this.maxUnfoldBytes = undefined;
     const bound = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
     this.addParameter(
       "weight",
@@ -68,13 +75,36 @@ export class Conv2d extends Module {
     if (this.hasBias) this.addParameter("bias", uniformInit([outChannels], bound, options));
   }
 
-  /** Convolves `x`. */
+  /**
+   * Convolves `x`. When the unfolded input (im2col, `B Cin k k Ho Wo` elements) would exceed one
+   * storage binding (e.g. 960 channels at 64x64 in SD's last up block), the input channels are
+   * split into chunks whose partial convolutions are summed.
+   */
   forward(x: Tensor): Tensor {
-    return conv2d(
-      x,
-      this.param("weight").value,
-      this.hasBias ? this.param("bias").value : null,
-      { stride: this.stride, padding: this.padding },
-    );
+    const w = this.param("weight").value;
+    const bias = this.hasBias ? this.param("bias").value : null;
+    const opts = { stride: this.stride, padding: this.padding };
+    const k = this.kernelSize;
+    if (x.shape.length !== 4 || (k === 1 && this.stride === 1 && this.padding === 0)) {
+      return conv2d(x, w, bias, opts);
+    }
+    const [B, C, H, W] = x.shape as [number, number, number, number];
+    const Ho = Math.floor((H + 2 * this.padding - k) / this.stride) + 1;
+    const Wo = Math.floor((W + 2 * this.padding - k) / this.stride) + 1;
+    const perChannel = B * k * k * Math.max(Ho, 0) * Math.max(Wo, 0) * dtypeBytes(x.dtype);
+    const limit = this.maxUnfoldBytes ?? deviceInfo().limits.maxStorageBufferBindingSize;
+    const chunk = Math.floor(limit / Math.max(perChannel, 1));
+    if (C * perChannel <= limit || chunk < 1 || C !== this.inChannels) {
+      return conv2d(x, w, bias, opts);
+    }
+    return scope(() => {
+      let y: Tensor | null = null;
+      for (let c0 = 0; c0 < C; c0 += chunk) {
+        const c1 = Math.min(C, c0 + chunk);
+        const part = conv2d(slice(x, 1, c0, c1), slice(w, 1, c0, c1), c0 === 0 ? bias : null, opts);
+        y = y ? add(y, part) : part;
+      }
+      return y!;
+    });
   }
 }
