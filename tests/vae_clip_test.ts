@@ -2,13 +2,7 @@
 // distribution, the wide-head attention fallback and the causal mask.
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { Generator, noGrad, scope, ShapeError, type Tensor, tensor } from "../src/ops/mod.ts";
-import {
-  AutoencoderKL,
-  type ClipTextConfig,
-  CLIPTextModel,
-  SpatialSelfAttention,
-  type VaeConfig,
-} from "../src/nn/mod.ts";
+import { AutoencoderKL, CLIPTextModel, SpatialSelfAttention } from "../src/nn/mod.ts";
 import { assertClose, randomData } from "./_helpers.ts";
 import { TINY_CLIP, TINY_VAE } from "./_sd_fixture.ts";
 
