@@ -44,3 +44,4 @@ export * from "./attention.ts";
 export * from "./adamw.ts";
 export * from "./lora.ts";
 export * from "./lincomb.ts";
+export * from "./geglu.ts";

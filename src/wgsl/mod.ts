@@ -16,3 +16,4 @@ export * from "./softmax.ts";
 export * from "./attention.ts";
 export * from "./optim.ts";
 export * from "./sampler.ts";
+export * from "./geglu.ts";

@@ -4,9 +4,7 @@
  * @module
  */
 import { Module, ModuleList } from "../module.ts";
-import { gelu } from "../../ops/unary.ts";
-import { mul } from "../../ops/binary.ts";
-import { slice } from "../../ops/slice.ts";
+import { geglu } from "../../ops/geglu.ts";
 import { scope } from "../../ops/scope.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import type { InitOptions } from "./_init.ts";
@@ -38,11 +36,7 @@ export class GEGLU extends Module {
 
   /** Applies the gated projection. */
   forward(x: Tensor): Tensor {
-    return scope(() => {
-      const p = this.child<Linear>("proj").forward(x);
-      const axis = p.shape.length - 1;
-      return mul(slice(p, axis, 0, this.inner), gelu(slice(p, axis, this.inner, 2 * this.inner)));
-    });
+    return scope(() => geglu(this.child<Linear>("proj").forward(x)));
   }
 }
 

@@ -1,0 +1,62 @@
+/**
+ * GEGLU, the gated activation of SD's transformer feed-forward: one kernel each way.
+ *
+ * @module
+ */
+import { cachedKernel } from "../wgsl/builder.ts";
+import { EW_GROUP } from "../wgsl/elementwise.ts";
+import { gegluGradKernel, gegluKernel } from "../wgsl/geglu.ts";
+import { Tensor } from "./tensor.ts";
+import { dispatch, grid1d } from "./runtime.ts";
+import { record } from "./autograd.ts";
+import { fmtShape, ShapeError } from "./errors.ts";
+import { UNARY } from "./unary.ts";
+
+// x: [..., 2D] -> y: [..., D]
+/**
+ * `x[..., :D] * gelu(x[..., D:])` (exact GELU), as diffusers' `GEGLU` after its projection.
+ *
+ * @example
+ * ```ts
+ * import { geglu, getDevice, randn } from "../../mod.ts";
+ * await getDevice();
+ * console.log(geglu(randn([2, 77, 2560])).shape); // [2, 77, 1280]
+ * ```
+ */
+export function geglu(x: Tensor): Tensor {
+  const last = x.shape.at(-1) ?? 0;
+  if (x.shape.length === 0 || last % 2 !== 0) {
+    throw new ShapeError(`geglu() needs an even last dimension, got ${fmtShape(x.shape)}`);
+  }
+  const D = last / 2;
+  const y = new Tensor([...x.shape.slice(0, -1), D], x.dtype);
+  if (y.size > 0) {
+    const k = cachedKernel(`geglu ${x.dtype}`, () => gegluKernel(x.dtype));
+    dispatch(k, [x.binding, y.binding], [y.size, D], grid1d(Math.ceil(y.size / EW_GROUP)));
+  }
+  return record("geglu", [x], y, [x], (dy, [sx]) => {
+    const dx = new Tensor(x.shape, x.dtype);
+    if (dx.size > 0) {
+      const k = cachedKernel(`geglu grad ${x.dtype}`, () => gegluGradKernel(x.dtype));
+      dispatch(
+        k,
+        [sx!.binding, dy.binding, dx.binding],
+        [y.size, D],
+        grid1d(Math.ceil(y.size / EW_GROUP)),
+      );
+    }
+    return [dx];
+  });
+}
+
+/** CPU reference of `geglu` (float64). */
+export function gegluRef(x: ArrayLike<number>, lastDim: number): Float64Array {
+  const D = lastDim / 2, rows = x.length / lastDim;
+  const y = new Float64Array(rows * D);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < D; c++) {
+      y[r * D + c] = x[r * lastDim + c]! * UNARY.gelu.ref(x[r * lastDim + D + c]!, 0, 0);
+    }
+  }
+  return y;
+}
