@@ -1,6 +1,7 @@
 import { equal, notDeepEqual, ok } from "node:assert/strict";
-import { dropoutMask, Generator, normalRef, rand, randn, uniformRef } from "../mod.ts";
-import { assertClose } from "./_helpers.ts";
+import { dropoutMask, Generator, getDevice, normalRef, rand, randn, uniformRef } from "../mod.ts";
+
+await getDevice();
 
 Deno.test("rand() is bit-identical to the CPU reference of the counter hash", async () => {
   const g = new Generator(2 ** 40 + 12345);
@@ -11,16 +12,36 @@ Deno.test("rand() is bit-identical to the CPU reference of the counter hash", as
   }
 });
 
-Deno.test("randn() matches the reference within the adapter's log/cos precision", async () => {
+Deno.test("randn() is bit-identical to the CPU reference (integer-only inverse CDF)", async () => {
   const g = new Generator(7);
-  const z = await randn([3001], { generator: g }).toArray();
-  const want = Array.from(z, (_, i) => normalRef(7, 0, i));
-  // f32 log/cos/sqrt: a few ulp of values up to ~5
-  assertClose(z, want, 2e-5, 2e-5);
-  let m = 0, v = 0;
-  for (const x of z) m += x / z.length;
-  for (const x of z) v += (x - m) ** 2 / z.length;
-  ok(Math.abs(m) < 0.06 && Math.abs(v - 1) < 0.08, `mean ${m}, variance ${v}`);
+  g.take(12345);
+  const z = await randn([40001], { generator: g }).toArray();
+  for (let i = 0; i < z.length; i++) equal(z[i], normalRef(7, 12345, i), `element ${i}`);
+});
+
+Deno.test("randn() is standard normal: moments and quantiles of 200k draws", async () => {
+  const n = 200000;
+  const z = await randn([n], { generator: new Generator(11) }).toArray();
+  let m = 0, v = 0, k = 0;
+  for (const x of z) m += x / n;
+  for (const x of z) v += (x - m) ** 2 / n;
+  for (const x of z) k += (x - m) ** 4 / n / (v * v);
+  // standard errors at n = 200k: mean 0.0022, variance 0.0032, kurtosis 0.011; bounds are ~5 sigma
+  ok(
+    Math.abs(m) < 0.011 && Math.abs(v - 1) < 0.016 && Math.abs(k - 3) < 0.06,
+    `mean ${m}, var ${v}, kurtosis ${k}`,
+  );
+  const sorted = Float64Array.from(z).sort();
+  // quantiles of N(0, 1): P(Z < q) for q = -2.326, -1.645, 0, 1.645, 2.326 is 1%, 5%, 50%, 95%, 99%
+  const qs: [number, number][] = [[0.01, -2.3263], [0.05, -1.6449], [0.5, 0], [0.95, 1.6449], [
+    0.99,
+    2.3263,
+  ]];
+  for (const [p, q] of qs) {
+    const got = sorted[Math.floor(p * n)]!;
+    ok(Math.abs(got - q) < 0.03, `quantile ${p}: ${got} vs ${q}`);
+  }
+  ok(-sorted[0]! > 4 && sorted[n - 1]! > 4, "both tails are reached");
 });
 
 Deno.test("the same seed gives the same numbers and another seed different ones", async () => {

@@ -1,12 +1,14 @@
 /**
  * Seeded, counter-based random tensors: uniform, normal and dropout masks. A seed gives the same
- * bits on every adapter (integer hashing only); normals then go through the adapter's `log`/`cos`.
+ * bits on every adapter: integer hashing, and normals from an integer-interpolated quantile table
+ * (no `log`/`cos`, whose precision differs between adapters).
  *
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { EW_GROUP } from "../wgsl/elementwise.ts";
-import { randomKernel, type RandomKind } from "../wgsl/rng.ts";
+import { NORMAL_OCTAVES, NORMAL_SEGMENTS, randomKernel, type RandomKind } from "../wgsl/rng.ts";
+import { deviceInfo } from "./device.ts";
 import { type DType, numel, Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { ArgumentError } from "./errors.ts";
@@ -73,12 +75,13 @@ function draw(
   const g = o.generator ?? defaultGenerator;
   const dtype = o.dtype ?? "f32";
   const n = numel(shape);
-  const offset = g.take(kind === "normal" ? 2 * n : n);
+  const offset = g.take(n);
   const y = new Tensor(shape, dtype, undefined, o.requiresGrad ?? false);
   if (n === 0) return y;
   const k = cachedKernel(`random ${kind} ${dtype}`, () => randomKernel(kind, dtype));
   const seedLo = g.seed % 2 ** 32, seedHi = Math.floor(g.seed / 2 ** 32);
-  dispatch(k, [y.binding], [n, seedLo, seedHi, offset, a, b], grid1d(Math.ceil(n / EW_GROUP)));
+  const res = kind === "normal" ? [y.binding, normalTableBinding()] : [y.binding];
+  dispatch(k, res, [n, seedLo, seedHi, offset, a, b], grid1d(Math.ceil(n / EW_GROUP)));
   return y;
 }
 
@@ -90,7 +93,7 @@ export function rand(
   return draw("uniform", shape, options.low ?? 0, options.high ?? 1, options);
 }
 
-/** Normal values (default mean 0, std 1), Box-Muller on two uniforms per element. */
+/** Normal values (default mean 0, std 1): one counter per element, inverse CDF by table. */
 export function randn(
   shape: readonly number[],
   options: RandomOptions & { mean?: number; std?: number } = {},
@@ -119,16 +122,80 @@ function mix(v: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
-/** CPU reference of the uniform draw for counter `c` (bit-exact with the kernel). */
-export function uniformRef(seed: number, c: number): number {
+function hashRef(seed: number, c: number): number {
   const lo = seed % 2 ** 32, hi = Math.floor(seed / 2 ** 32);
-  const h = mix((c >>> 0) ^ mix((lo ^ mix((hi + 0x9e3779b9) >>> 0)) >>> 0));
-  return (h >>> 8) * 5.9604644775390625e-8;
+  return mix((c >>> 0) ^ mix((lo ^ mix((hi + 0x9e3779b9) >>> 0)) >>> 0));
 }
 
-/** CPU reference of `randn` element `i` of a draw that started at counter `offset`. */
+/** CPU reference of the uniform draw for counter `c` (bit-exact with the kernel). */
+export function uniformRef(seed: number, c: number): number {
+  return (hashRef(seed, c) >>> 8) * 5.9604644775390625e-8;
+}
+
+let table: Int32Array<ArrayBuffer> | null = null;
+let tableBuffer: GPUBuffer | null = null;
+
+function erfc(x: number): number {
+  if (x < 3) {
+    let sum = x, term = x;
+    for (let n = 1; n < 300; n++) {
+      term *= -x * x / n;
+      sum += term / (2 * n + 1);
+      if (Math.abs(term) < 1e-18) break;
+    }
+    return 1 - 2 / Math.sqrt(Math.PI) * sum;
+  }
+  let f = 0;
+  for (let n = 80; n >= 1; n--) f = n / 2 / (x + f);
+  return Math.exp(-x * x) / Math.sqrt(Math.PI) / (x + f);
+}
+
+/**
+ * The normal quantile table: for octave e and point j, |z| (Q20 fixed point) with
+ * P(|Z| > z) = 2^-(e+1) (1 + j / 64), found by bisection on erfc in float64.
+ */
+export function normalTable(): Int32Array<ArrayBuffer> {
+  if (table) return table;
+  const t = new Int32Array(NORMAL_OCTAVES * (NORMAL_SEGMENTS + 1));
+  for (let e = 0; e < NORMAL_OCTAVES; e++) {
+    for (let j = 0; j <= NORMAL_SEGMENTS; j++) {
+      const p = 2 ** -(e + 1) * (1 + j / NORMAL_SEGMENTS);
+      let lo = 0, hi = 10;
+      for (let it = 0; it < 80; it++) {
+        const mid = (lo + hi) / 2;
+        if (erfc(mid / Math.SQRT2) > p) lo = mid;
+        else hi = mid;
+      }
+      t[e * (NORMAL_SEGMENTS + 1) + j] = Math.round(((lo + hi) / 2) * 2 ** 20);
+    }
+  }
+  return table = t;
+}
+
+function normalTableBinding(): { buffer: GPUBuffer; size: number } {
+  const t = normalTable();
+  if (!tableBuffer) {
+    // a permanent 8 KiB constant, kept out of the pool and its live-bytes counter
+    tableBuffer = deviceInfo().device.createBuffer({
+      size: t.byteLength,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    deviceInfo().device.queue.writeBuffer(tableBuffer, 0, t);
+  }
+  return { buffer: tableBuffer, size: t.byteLength };
+}
+
+/** CPU reference of `randn` element `i` of a draw that started at counter `offset` (bit-exact). */
 export function normalRef(seed: number, offset: number, i: number): number {
-  const u1 = uniformRef(seed, offset + 2 * i) + 5.9604644775390625e-8;
-  const u2 = uniformRef(seed, offset + 2 * i + 1);
-  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  const h = hashRef(seed, offset + i);
+  const q = (((h & 0x7fffffff) * 2) + 1) >>> 0;
+  const e = 31 - Math.floor(Math.log2(q));
+  const r = q - 2 ** (31 - e);
+  const F = e <= 17 ? Math.floor(r / 2 ** (17 - e)) : r * 2 ** (e - 17);
+  const k = e * (NORMAL_SEGMENTS + 1) + (F >> 8);
+  const t = normalTable();
+  const t0 = t[k]!, t1 = t[k + 1]!;
+  let z = t0 + (((t1 - t0) * (F & 255)) >> 8);
+  if (h >>> 31) z = -z;
+  return Math.fround(z * 9.5367431640625e-7);
 }
