@@ -16,7 +16,8 @@ for (const [B, Ci, Co, H, k, s] of cases) {
     name: `conv2d f32 ${k}x${k} s${s} ${B}x${Ci}x${H}x${H} -> ${Co}`,
     work: { flops: 2 * B * Co * Ho * Ho * Ci * k * k },
     n: Ci >= 320 ? 5 : undefined,
-    reps: Ci >= 320 ? 1 : 5,
+    // CONV_REPS=1 times one conv per wait (includes Deno's ~11.5 ms completion polling)
+    reps: Ci >= 320 ? 1 : Number(Deno.env.get("CONV_REPS") ?? 5),
     setup: () => {
       const x = randn([B, Ci, H, H]), w = randn([Co, Ci, k, k]), b = randn([Co]);
       let y: Tensor | null = null;
