@@ -96,7 +96,12 @@ async function acquire(): Promise<DeviceInfo> {
  */
 export function getDevice(): Promise<DeviceInfo> {
   if (info) return Promise.resolve(info);
-  pending ??= acquire().then((d) => (info = d));
+  pending ??= acquire().then((d) => {
+    // Release the device before the runtime tears down: Mesa's lavapipe has been seen to
+    // abort with "double free or corruption" when a live device is torn down at exit.
+    globalThis.addEventListener?.("unload", () => d.device.destroy());
+    return info = d;
+  });
   return pending;
 }
 
