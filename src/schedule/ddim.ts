@@ -5,37 +5,15 @@
  * @module
  */
 import type { Tensor } from "../ops/tensor.ts";
-import { type Generator, randn } from "../ops/rng.ts";
 import { ArgumentError } from "../ops/errors.ts";
-import type { NoiseSchedule } from "./schedules.ts";
-import { spacedTimesteps } from "./spacing.ts";
 import {
-  baseOptions,
   checkIndex,
   combine,
-  type Prediction,
-  type Sampler,
   type SamplerOptions,
   type StepResult,
   vpCoefs,
+  VpSampler,
 } from "./sampler.ts";
-
-/** Rejects Karras sigmas for the timestep samplers. */
-export function noKarras(name: string, o: SamplerOptions): void {
-  if (o.karras) {
-    throw new ArgumentError(
-      `Karras sigmas apply to euler, euler_a and dpmpp_2m, not ${name}; drop karras`,
-    );
-  }
-}
-
-/** The clip range of `clipSample`, or undefined. */
-export function clipRange(o: SamplerOptions): readonly [number, number] | undefined {
-  if (!o.clipSample) return undefined;
-  const r = o.clipSampleRange ?? 1;
-  if (!(r > 0)) throw new ArgumentError(`clipSampleRange must be > 0, got ${r}`);
-  return [-r, r];
-}
 
 /**
  * The DDIM sampler. It works on variance-preserving samples (`initNoiseSigma` 1, unscaled model
@@ -49,37 +27,20 @@ export function clipRange(o: SamplerOptions): readonly [number, number] | undefi
  * console.log(s.timesteps[0], s.timesteps[24]); // 961, 1
  * ```
  */
-export class DDIMSampler implements Sampler {
+export class DDIMSampler extends VpSampler {
   /** Always `ddim`. */
   readonly name = "ddim" as const;
-  readonly prediction: Prediction;
-  readonly steps: number;
-  readonly timesteps: Float64Array;
   readonly sigmas: Float64Array;
-  readonly initNoiseSigma = 1;
-  /** The training schedule. */
-  readonly schedule: NoiseSchedule;
   /** `alphas_cumprod` after each step. */
   readonly alphasPrev: Float64Array;
   readonly #eta: number;
-  readonly #clip: readonly [number, number] | undefined;
-  readonly #generator: Generator | undefined;
 
   /** Timesteps by diffusers' DDIM rule (`leading` spacing, offset 1 by default). */
   constructor(steps: number, options: SamplerOptions = {}) {
-    noKarras("ddim", options);
-    const { schedule, prediction } = baseOptions(options);
+    super("ddim", steps, options);
     const eta = options.eta ?? 0;
     if (!(eta >= 0)) throw new ArgumentError(`DDIM's eta must be >= 0, got ${eta}`);
-    this.schedule = schedule;
-    this.prediction = prediction;
-    this.steps = steps;
-    this.timesteps = spacedTimesteps(steps, {
-      spacing: options.spacing ?? "leading",
-      stepsOffset: options.stepsOffset ?? 1,
-      trainSteps: schedule.trainSteps,
-      rule: "ddim",
-    });
+    const schedule = this.schedule;
     const ratio = Math.floor(schedule.trainSteps / steps);
     const final = options.setAlphaToOne ? 1 : schedule.alphasCumprod[0]!;
     this.alphasPrev = this.timesteps.map((t) =>
@@ -90,20 +51,6 @@ export class DDIMSampler implements Sampler {
       [...this.timesteps.map((t) => sig(schedule.alphasCumprod[t]!)), sig(this.alphasPrev.at(-1)!)],
     );
     this.#eta = eta;
-    this.#clip = clipRange(options);
-    this.#generator = options.generator;
-  }
-
-  /** 1: DDIM takes the sample as it is. */
-  modelInputScale(i: number): number {
-    checkIndex(this, i);
-    return 1;
-  }
-
-  /** A new handle on `x` (no copy). */
-  scaleModelInput(x: Tensor, i: number): Tensor {
-    checkIndex(this, i);
-    return x.view();
   }
 
   /** One DDIM step. */
@@ -111,8 +58,8 @@ export class DDIMSampler implements Sampler {
     checkIndex(this, i);
     const ab = this.schedule.alphasCumprod[this.timesteps[i]!]!;
     const abPrev = this.alphasPrev[i]!;
-    const { x0, eps } = vpCoefs(this.prediction, ab);
-    const denoised = combine(x, [[x, x0[0]], [modelOutput, x0[1]]], this.#clip);
+    const { eps } = vpCoefs(this.prediction, ab);
+    const denoised = this.cleanSample(modelOutput, x, ab);
     // sigma_t(eta) = eta sqrt((1 - ab_prev) / (1 - ab)) sqrt(1 - ab / ab_prev)   (eq. 16)
     const std = this.#eta * Math.sqrt((1 - abPrev) / (1 - ab) * (1 - ab / abPrev));
     // x_prev = sqrt(ab_prev) x0 + sqrt(1 - ab_prev - std^2) eps + std z   (eq. 12)
@@ -123,14 +70,11 @@ export class DDIMSampler implements Sampler {
       [modelOutput, dir * eps[1]],
     ];
     if (std > 0) {
-      const z = randn(x.shape, this.#generator ? { generator: this.#generator } : {});
+      const z = this.noise(x);
       const prev = combine(x, [...pairs, [z, std]]);
       z.dispose();
       return { prev, denoised };
     }
     return { prev: combine(x, pairs), denoised };
   }
-
-  /** Nothing to free. */
-  dispose(): void {}
 }

@@ -5,20 +5,7 @@
  * @module
  */
 import type { Tensor } from "../ops/tensor.ts";
-import { type Generator, randn } from "../ops/rng.ts";
-import type { NoiseSchedule } from "./schedules.ts";
-import { spacedTimesteps } from "./spacing.ts";
-import {
-  baseOptions,
-  checkIndex,
-  combine,
-  type Prediction,
-  type Sampler,
-  type SamplerOptions,
-  type StepResult,
-  vpCoefs,
-} from "./sampler.ts";
-import { clipRange, noKarras } from "./ddim.ts";
+import { checkIndex, combine, type SamplerOptions, type StepResult, VpSampler } from "./sampler.ts";
 
 /**
  * The DDPM sampler: posterior mean of `q(x_prev | x_t, x0)` plus noise of the posterior variance
@@ -32,49 +19,16 @@ import { clipRange, noKarras } from "./ddim.ts";
  * console.log(s.timesteps[0], s.timesteps[999]); // 999, 0
  * ```
  */
-export class DDPMSampler implements Sampler {
+export class DDPMSampler extends VpSampler {
   /** Always `ddpm`. */
   readonly name = "ddpm" as const;
-  readonly prediction: Prediction;
-  readonly steps: number;
-  readonly timesteps: Float64Array;
   readonly sigmas: Float64Array;
-  readonly initNoiseSigma = 1;
-  /** The training schedule. */
-  readonly schedule: NoiseSchedule;
-  readonly #clip: readonly [number, number] | undefined;
-  readonly #generator: Generator | undefined;
 
   /** Timesteps by diffusers' DDPM rule (`leading` spacing, offset 1 by default). */
   constructor(steps: number, options: SamplerOptions = {}) {
-    noKarras("ddpm", options);
-    const { schedule, prediction } = baseOptions(options);
-    this.schedule = schedule;
-    this.prediction = prediction;
-    this.steps = steps;
-    this.timesteps = spacedTimesteps(steps, {
-      spacing: options.spacing ?? "leading",
-      stepsOffset: options.stepsOffset ?? 1,
-      trainSteps: schedule.trainSteps,
-      rule: "ddim",
-    });
-    this.sigmas = Float64Array.from(
-      [...this.timesteps].map((t) => schedule.sigmas[t]!).concat([0]),
-    );
-    this.#clip = clipRange(options);
-    this.#generator = options.generator;
-  }
-
-  /** 1: DDPM takes the sample as it is. */
-  modelInputScale(i: number): number {
-    checkIndex(this, i);
-    return 1;
-  }
-
-  /** A new handle on `x` (no copy). */
-  scaleModelInput(x: Tensor, i: number): Tensor {
-    checkIndex(this, i);
-    return x.view();
+    super("ddpm", steps, options);
+    const sigmas = this.schedule.sigmas;
+    this.sigmas = Float64Array.from([...this.timesteps].map((t) => sigmas[t]!).concat([0]));
   }
 
   /** One DDPM step. */
@@ -85,22 +39,18 @@ export class DDPMSampler implements Sampler {
     const ab = ac[t]!;
     const abPrev = i + 1 < this.steps ? ac[this.timesteps[i + 1]!]! : 1;
     const alpha = ab / abPrev, beta = 1 - alpha;
-    const { x0 } = vpCoefs(this.prediction, ab);
-    const denoised = combine(x, [[x, x0[0]], [modelOutput, x0[1]]], this.#clip);
+    const denoised = this.cleanSample(modelOutput, x, ab);
     // posterior mean (eq. 7): mu = sqrt(ab_prev) beta_t / (1 - ab) x0 + sqrt(alpha_t) (1 - ab_prev) / (1 - ab) x_t
     const cx0 = Math.sqrt(abPrev) * beta / (1 - ab);
     const cx = Math.sqrt(alpha) * (1 - abPrev) / (1 - ab);
     if (t > 0) {
       // fixed-small variance beta~_t = (1 - ab_prev) / (1 - ab) beta_t, clamped at 1e-20
       const std = Math.sqrt(Math.max((1 - abPrev) / (1 - ab) * beta, 1e-20));
-      const z = randn(x.shape, this.#generator ? { generator: this.#generator } : {});
+      const z = this.noise(x);
       const prev = combine(x, [[denoised, cx0], [x, cx], [z, std]]);
       z.dispose();
       return { prev, denoised };
     }
     return { prev: combine(x, [[denoised, cx0], [x, cx]]), denoised };
   }
-
-  /** Nothing to free. */
-  dispose(): void {}
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Tensor } from "../ops/tensor.ts";
-import type { Generator } from "../ops/rng.ts";
+import { type Generator, randn } from "../ops/rng.ts";
 import { affine } from "../ops/unary.ts";
 import { lincomb, type LincombTerm } from "../ops/lincomb.ts";
 import { ArgumentError, DenoiseError } from "../ops/errors.ts";
@@ -252,5 +252,85 @@ export abstract class SigmaSampler implements Sampler {
   abstract step(modelOutput: Tensor, i: number, x: Tensor): StepResult;
 
   /** Nothing to free by default. */
+  dispose(): void {}
+}
+
+/** Rejects Karras sigmas for the timestep samplers. */
+export function noKarras(name: string, o: SamplerOptions): void {
+  if (o.karras) {
+    throw new ArgumentError(
+      `Karras sigmas apply to euler, euler_a and dpmpp_2m, not ${name}; drop karras`,
+    );
+  }
+}
+
+/** The clip range of `clipSample`, or undefined. */
+export function clipRange(o: SamplerOptions): readonly [number, number] | undefined {
+  if (!o.clipSample) return undefined;
+  const r = o.clipSampleRange ?? 1;
+  if (!(r > 0)) throw new ArgumentError(`clipSampleRange must be > 0, got ${r}`);
+  return [-r, r];
+}
+
+/**
+ * Shared parts of the variance-preserving timestep samplers (DDPM, DDIM): diffusers' DDIM
+ * timestep rule, unscaled model input, the (optionally clipped) clean-sample estimate and the
+ * ancestral noise.
+ */
+export abstract class VpSampler implements Sampler {
+  abstract readonly name: SamplerName;
+  abstract readonly sigmas: Float64Array;
+  readonly prediction: Prediction;
+  readonly steps: number;
+  readonly timesteps: Float64Array;
+  readonly initNoiseSigma = 1;
+  /** The training schedule. */
+  readonly schedule: NoiseSchedule;
+  readonly #clip: readonly [number, number] | undefined;
+  readonly #generator: Generator | undefined;
+
+  /** Timesteps by diffusers' DDIM/DDPM rule (`leading` spacing, offset 1 by default). */
+  constructor(name: SamplerName, steps: number, options: SamplerOptions) {
+    noKarras(name, options);
+    const { schedule, prediction } = baseOptions(options);
+    this.schedule = schedule;
+    this.prediction = prediction;
+    this.steps = steps;
+    this.timesteps = spacedTimesteps(steps, {
+      spacing: options.spacing ?? "leading",
+      stepsOffset: options.stepsOffset ?? 1,
+      trainSteps: schedule.trainSteps,
+      rule: "ddim",
+    });
+    this.#clip = clipRange(options);
+    this.#generator = options.generator;
+  }
+
+  /** 1: these samplers take the sample as it is. */
+  modelInputScale(i: number): number {
+    checkIndex(this, i);
+    return 1;
+  }
+
+  /** A new handle on `x` (no copy). */
+  scaleModelInput(x: Tensor, i: number): Tensor {
+    checkIndex(this, i);
+    return x.view();
+  }
+
+  /** The clean-sample estimate `x0 = a x + b out` at `alphas_cumprod` `ab`, clipped if asked. */
+  protected cleanSample(modelOutput: Tensor, x: Tensor, ab: number): Tensor {
+    const { x0 } = vpCoefs(this.prediction, ab);
+    return combine(x, [[x, x0[0]], [modelOutput, x0[1]]], this.#clip);
+  }
+
+  /** Standard normal noise of `x`'s shape from the sampler's generator. */
+  protected noise(x: Tensor): Tensor {
+    return randn(x.shape, this.#generator ? { generator: this.#generator } : {});
+  }
+
+  abstract step(modelOutput: Tensor, i: number, x: Tensor): StepResult;
+
+  /** Nothing to free. */
   dispose(): void {}
 }
