@@ -39,6 +39,28 @@ function resnet(cin: number, cout: number, o: VaeBlockOptions): ResnetBlock2D {
   });
 }
 
+/** `layers` resnets, the first taking `cin` channels, the rest `cout`. */
+function resnetStack(
+  cin: number,
+  cout: number,
+  layers: number,
+  o: VaeBlockOptions,
+): ModuleList<ResnetBlock2D> {
+  const list = new ModuleList<ResnetBlock2D>();
+  for (let i = 0; i < layers; i++) list.push(resnet(i === 0 ? cin : cout, cout, o));
+  return list;
+}
+
+/** Runs `block.resnets` in order, then the resampler at `resampler` when the block has one. */
+function resnetsThen(block: Module, x: Tensor, resampler: string): Tensor {
+  return scope(() => {
+    let h = x;
+    for (const r of block.child<ModuleList<ResnetBlock2D>>("resnets")) h = r.forward(h);
+    const re = block.getChild(resampler) as Downsample2D | Upsample2D | undefined;
+    return re ? re.forward(h) : h;
+  });
+}
+
 // x: [B, C, H, W] -> y: [B, C, H, W]
 /**
  * diffusers' VAE attention: `group_norm`, then single-head (by default) self-attention over the
@@ -138,11 +160,7 @@ export class DownEncoderBlock2D extends Module {
     options: VaeBlockOptions = {},
   ) {
     super();
-    const resnets = new ModuleList<ResnetBlock2D>();
-    for (let i = 0; i < layers; i++) {
-      resnets.push(resnet(i === 0 ? inChannels : outChannels, outChannels, options));
-    }
-    this.addModule("resnets", resnets);
+    this.addModule("resnets", resnetStack(inChannels, outChannels, layers, options));
     if (addDownsample) {
       this.addModule(
         "downsamplers",
@@ -153,12 +171,7 @@ export class DownEncoderBlock2D extends Module {
 
   /** Runs the block. */
   forward(x: Tensor): Tensor {
-    return scope(() => {
-      let h = x;
-      for (const r of this.child<ModuleList<ResnetBlock2D>>("resnets")) h = r.forward(h);
-      const down = this.getChild("downsamplers.0") as Downsample2D | undefined;
-      return down ? down.forward(h) : h;
-    });
+    return resnetsThen(this, x, "downsamplers.0");
   }
 }
 
@@ -185,11 +198,7 @@ export class UpDecoderBlock2D extends Module {
     options: VaeBlockOptions = {},
   ) {
     super();
-    const resnets = new ModuleList<ResnetBlock2D>();
-    for (let i = 0; i < layers; i++) {
-      resnets.push(resnet(i === 0 ? inChannels : outChannels, outChannels, options));
-    }
-    this.addModule("resnets", resnets);
+    this.addModule("resnets", resnetStack(inChannels, outChannels, layers, options));
     if (addUpsample) {
       this.addModule("upsamplers", new ModuleList([new Upsample2D(outChannels, init(options))]));
     }
@@ -197,11 +206,6 @@ export class UpDecoderBlock2D extends Module {
 
   /** Runs the block. */
   forward(x: Tensor): Tensor {
-    return scope(() => {
-      let h = x;
-      for (const r of this.child<ModuleList<ResnetBlock2D>>("resnets")) h = r.forward(h);
-      const up = this.getChild("upsamplers.0") as Upsample2D | undefined;
-      return up ? up.forward(h) : h;
-    });
+    return resnetsThen(this, x, "upsamplers.0");
   }
 }
