@@ -110,6 +110,8 @@ export class AdamW {
   /** Hyper-parameters (lr may be changed between steps, e.g. by a schedule). */
   readonly options: Required<Omit<AdamWOptions, "maxGradNorm">> & { maxGradNorm: number };
   #state: AdamWState;
+  /** Bound in place of the gradient norm when there is no clipping (never read then). */
+  readonly #noNorm: Tensor = keep(zeros([1]));
 
   /** Creates zeroed moments for every parameter. */
   constructor(params: readonly Tensor[], options: AdamWOptions = {}) {
@@ -151,7 +153,7 @@ export class AdamW {
     const [b1, b2] = this.options.betas;
     const bc1 = 1 - b1 ** s.step, bc2 = 1 - b2 ** s.step;
     const max = this.options.maxGradNorm;
-    const sq = max > 0 ? gradSquaredNorm(this.params) : zeros([1]);
+    const sq = max > 0 ? gradSquaredNorm(this.params) : this.#noNorm;
     const k = cachedKernel("adamw", adamwKernel);
     this.params.forEach((p, i) => {
       if (!p.grad) return;
@@ -162,7 +164,7 @@ export class AdamW {
         grid1d(Math.ceil(p.size / EW_GROUP)),
       );
     });
-    sq.dispose();
+    if (sq !== this.#noNorm) sq.dispose();
   }
 
   /** Frees every parameter's gradient. */
@@ -195,7 +197,7 @@ export class AdamW {
 
   /** Frees the moments. */
   dispose(): void {
-    for (const t of [...this.#state.m, ...this.#state.v]) t.dispose();
+    for (const t of [...this.#state.m, ...this.#state.v, this.#noNorm]) t.dispose();
   }
 }
 

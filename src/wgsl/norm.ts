@@ -50,6 +50,14 @@ const ROW = `let row = wid.x + wid.y * nwg.x;
 if (row >= P.rows) { return; }
 let base = row * P.L;`;
 
+/** The input `x` and the optional per-channel `w` and `b` bindings of a normalization. */
+function affineInputs(t: StorageType, hasW: boolean, hasB: boolean): BindingSpec[] {
+  const bindings: BindingSpec[] = [{ name: "x", type: t }];
+  if (hasW) bindings.push({ name: "w", type: t });
+  if (hasB) bindings.push({ name: "b", type: t });
+  return bindings;
+}
+
 // x: [rows, L] (row r = (b, g), channel of element j is (r % G) * Cg + j / S), w, b: [C]
 //   -> y: [rows, L], mean: [rows], rstd: [rows] (f32)
 /** Row normalization forward (group norm, layer norm): two-pass mean and variance per row. */
@@ -59,9 +67,7 @@ export function rowNormKernel(
   hasB: boolean,
   wg: number,
 ): BuiltKernel {
-  const bindings: BindingSpec[] = [{ name: "x", type: t }];
-  if (hasW) bindings.push({ name: "w", type: t });
-  if (hasB) bindings.push({ name: "b", type: t });
+  const bindings = affineInputs(t, hasW, hasB);
   bindings.push(
     { name: "y", type: t, write: true },
     { name: "mean", write: true },
@@ -145,9 +151,7 @@ export function batchNormKernel(
   hasB: boolean,
   wg: number,
 ): BuiltKernel {
-  const bindings: BindingSpec[] = [{ name: "x", type: t }];
-  if (hasW) bindings.push({ name: "w", type: t });
-  if (hasB) bindings.push({ name: "b", type: t });
+  const bindings = affineInputs(t, hasW, hasB);
   if (track || !training) {
     bindings.push({ name: "rm", type: t, write: training }, {
       name: "rv",
