@@ -22,6 +22,11 @@ const cases: Case[] = [
   },
   { x: [2, 5, 4, 3], w: [3, 5, 1, 1], stride: 1, pad: 0, bias: true, what: "1x1 (no im2col)" },
   { x: [2, 3, 6, 5], w: [2, 3, 3, 3], stride: 1, pad: 0, bias: false, what: "no padding, no bias" },
+  // rows of whole vec4s: the texture variant packs im2col from 16-byte loads
+  { x: [2, 3, 5, 8], w: [4, 3, 3, 3], stride: 1, pad: 1, bias: true, what: "vec4 rows, 3x3" },
+  { x: [1, 2, 6, 12], w: [3, 2, 5, 5], stride: 1, pad: 2, bias: false, what: "vec4 rows, 5x5" },
+  { x: [1, 2, 3, 8], w: [2, 2, 3, 5], stride: 1, pad: 0, bias: true, what: "vec4 rows, 3x5 valid" },
+  { x: [2, 1, 4, 4], w: [2, 1, 3, 5], stride: 1, pad: 4, bias: true, what: "vec4 rows, pad 4" },
 ];
 
 for (const variant of ["texture", "tiled"] as MatmulVariant[]) {

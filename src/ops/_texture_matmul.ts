@@ -2,10 +2,17 @@
 // storage textures by a packer (strided copy, or im2col for convolutions), then multiplied by
 // the outer-product kernel, in batch chunks that fit the texture height limit.
 import { cachedKernel } from "../wgsl/builder.ts";
-import { packKernel, TEX_COLS, TEX_GROUP, TEX_ROWS, textureMatmulKernel } from "../wgsl/matmul.ts";
+import {
+  type MatmulTypes,
+  packKernel,
+  TEX_COLS,
+  TEX_GROUP,
+  TEX_ROWS,
+  textureMatmulKernel,
+} from "../wgsl/matmul.ts";
 import type { Tensor } from "./tensor.ts";
 import { deviceInfo } from "./device.ts";
-import { dispatch } from "./runtime.ts";
+import { dispatch, type Resource } from "./runtime.ts";
 import { acquireTexture, releaseTexture } from "./pool.ts";
 
 /** Which kernel runs a matmul: `auto` picks `texture` on software adapters, else `tiled`. */
@@ -66,22 +73,27 @@ export interface TextureProduct {
   beta: number;
 }
 
-// c: [B, M, N] = alpha * op(A)[b] op(B)[b] + beta * c
-/** Runs the outer-product kernel over packed operands, in chunks of batches. */
+// c: [B, M, N] = alpha * op(A)[b] op(B)[b] (+ bias) + beta * c
+/**
+ * Runs the outer-product kernel over packed operands, in chunks of batches; `outs` is C's
+ * binding, then the bias's when `types.bias` names one.
+ */
 export function runTextureMatmul(
-  c: Tensor,
+  outs: readonly Resource[],
+  types: MatmulTypes,
   p: TextureProduct,
   packers: { a: Packer; b: Packer },
 ): void {
   const max = deviceInfo().limits.maxTextureDimension2D;
   const chunk = Math.max(1, Math.floor(max / p.K));
   const [wA, wB] = textureWidths(p.M, p.N);
-  const mk = cachedKernel(`matmul texture ${c.dtype}`, () => textureMatmulKernel(c.dtype));
+  const key = `matmul texture ${JSON.stringify(types)}`;
+  const mk = cachedKernel(key, () => textureMatmulKernel(types));
   for (let b0 = 0; b0 < p.B; b0 += chunk) {
     const nb = Math.min(chunk, p.B - b0);
     const at = packers.a(b0, nb, wA);
     const bt = packers.b(b0, nb, wB);
-    dispatch(mk, [at.createView(), bt.createView(), c.binding], [
+    dispatch(mk, [at.createView(), bt.createView(), ...outs], [
       p.M,
       p.N,
       p.K,

@@ -7,15 +7,26 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { EW_GROUP } from "../wgsl/elementwise.ts";
-import { col2imKernel, im2colKernel, im2colPackKernel } from "../wgsl/conv.ts";
+import {
+  col2imKernel,
+  im2colKernel,
+  im2colPackKernel,
+  im2colPackRowFits,
+  im2colPackRowKernel,
+} from "../wgsl/conv.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
-import { noGrad, record } from "./autograd.ts";
+import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
-import { matmulRaw, type MatmulVariant } from "./matmul.ts";
+import {
+  type EpilogueBias,
+  epilogueOutputs,
+  matmulRaw,
+  type MatmulVariant,
+  productDType,
+} from "./matmul.ts";
 import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import { sum } from "./reduce.ts";
-import { add } from "./binary.ts";
 
 /** Options of `conv2d`. */
 export interface Conv2dOptions {
@@ -108,16 +119,26 @@ function geometry(
 function im2colPack(x: Tensor, g: Geometry, width: number, b0: number, nb: number): GPUTexture {
   const K = g.C * g.kh * g.kw;
   const tex = packTarget(width, K, nb);
-  const k = cachedKernel(`im2col pack ${x.dtype}`, () => im2colPackKernel(x.dtype));
   const params = [...geometryParams(g, 0), width, nb, b0];
+  if (x.dtype === "f32" && im2colPackRowFits(g)) {
+    const k = cachedKernel(
+      `im2col pack row ${g.kw} ${g.pad}`,
+      () => im2colPackRowKernel(g.kw, g.pad),
+    );
+    const groups = [Math.ceil(g.Ho * g.Wo / 32), Math.ceil(g.C * g.kh * nb / 8)] as const;
+    dispatch(k, [x.binding, tex.createView()], params, groups);
+    return tex;
+  }
+  const k = cachedKernel(`im2col pack ${x.dtype}`, () => im2colPackKernel(x.dtype));
   dispatch(k, [x.binding, tex.createView()], params, [Math.ceil(width / 8), Math.ceil(K * nb / 8)]);
   return tex;
 }
 
-// x: [B, Cin, H, W], w2: [Cout, K] -> y: [B, Cout, Ho * Wo], outside the graph
+// x: [B, Cin, H, W], w2: [Cout, K], bias: [Cout] -> y: [B, Cout, Ho * Wo], outside the graph
 function forward(
   x: Tensor,
   w2: Tensor,
+  bias: EpilogueBias | undefined,
   g: Geometry,
   direct: boolean,
   variant: MatmulVariant,
@@ -125,15 +146,16 @@ function forward(
   const Cout = w2.shape[0]!, K = w2.shape[1]!, P2 = g.Ho * g.Wo;
   if (!direct && textureVariant(Cout, P2, K, variant)) {
     // software adapters: im2col goes straight into the matmul's operand texture
-    const y = new Tensor([g.B, Cout, P2], x.dtype);
-    runTextureMatmul(y, { M: Cout, N: P2, K, B: g.B, alpha: 1, beta: 0 }, {
+    const y = new Tensor([g.B, Cout, P2], productDType(x, w2));
+    const { outs, types } = epilogueOutputs(y, bias);
+    runTextureMatmul(outs, types, { M: Cout, N: P2, K, B: g.B, alpha: 1, beta: 0 }, {
       a: (b0, nb, w) => packStrided(w2, K, Cout, [1, K, 0], w, b0, nb),
       b: (b0, nb, w) => im2colPack(x, g, w, b0, nb),
     });
     return y;
   }
   const cols = direct ? x.view([g.B, g.C, P2]) : im2colRaw(x, g);
-  const y = matmulRaw(w2, cols, { variant });
+  const y = matmulRaw(w2, cols, { variant, ...(bias ? { bias } : {}) });
   cols.dispose();
   return y;
 }
@@ -165,16 +187,10 @@ export function conv2d(
   const variant = options.variant ?? "auto";
   const direct = g.kh === 1 && g.kw === 1 && g.stride === 1 && g.pad === 0;
   const w2 = weight.view([Cout, K]);
-  const y3 = forward(x, w2, g, direct, variant);
+  const y3 = forward(x, w2, bias ? { t: bias, axis: "m" } : undefined, g, direct, variant);
   w2.dispose();
-  let y = y3.view([g.B, Cout, g.Ho, g.Wo]);
+  const y = y3.view([g.B, Cout, g.Ho, g.Wo]);
   y3.dispose();
-  if (bias) {
-    const b4 = bias.view([1, Cout, 1, 1]);
-    const yb = noGrad(() => add(y, b4));
-    for (const t of [y, b4]) t.dispose();
-    y = yb;
-  }
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record("conv2d", inputs, y, [x, weight], (dy, [sx, sw]) => {
     const dy3 = dy.view([g.B, Cout, P2]);

@@ -4,12 +4,12 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
-import { TILE, tiledMatmulKernel } from "../wgsl/matmul.ts";
-import { Tensor } from "./tensor.ts";
-import { dispatch } from "./runtime.ts";
+import { type MatmulTypes, TILE, tiledMatmulKernel } from "../wgsl/matmul.ts";
+import { type DType, Tensor } from "./tensor.ts";
+import { dispatch, type Resource } from "./runtime.ts";
 import { packStrided, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import { record } from "./autograd.ts";
-import { DTypeError, fmtShape, ShapeError } from "./errors.ts";
+import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
 import { sum } from "./reduce.ts";
 
 export type { MatmulVariant } from "./_texture_matmul.ts";
@@ -68,11 +68,34 @@ function useTexture(p: Plan, variant: MatmulVariant): boolean {
   return textureVariant(p.M, p.N, p.K, variant);
 }
 
-/** Where `raw` writes: `c = alpha * op(a) op(b) + beta * c`, into `into` when given. */
+/** A bias the matmul's epilogue adds: one value per row (`m`) or per column (`n`) of C. */
+export interface EpilogueBias {
+  t: Tensor;
+  axis: "m" | "n";
+}
+
+/** Where `raw` writes: `c = alpha * op(a) op(b) (+ bias) + beta * c`, into `into.c` when given. */
 interface Into {
   c?: Tensor;
   alpha?: number;
   beta?: number;
+  bias?: EpilogueBias;
+}
+
+/** The dtype of a product: f16 only when both operands are f16. */
+export function productDType(a: Tensor, b: Tensor): DType {
+  return a.dtype === "f16" && b.dtype === "f16" ? "f16" : "f32";
+}
+
+/** C's binding (then the bias's) and the storage types the epilogue is built for. */
+export function epilogueOutputs(
+  c: Tensor,
+  bias: EpilogueBias | undefined,
+): { outs: Resource[]; types: MatmulTypes } {
+  return {
+    outs: bias ? [c.binding, bias.t.binding] : [c.binding],
+    types: { c: c.dtype, bias: bias?.axis ?? "none", biasType: bias?.t.dtype ?? "f32" },
+  };
 }
 
 function raw(
@@ -83,12 +106,6 @@ function raw(
   variant: MatmulVariant,
   into: Into = {},
 ): Tensor {
-  if (a.dtype !== b.dtype) {
-    throw new DTypeError(
-      `matmul() got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)}; ` +
-        "cast one so both dtypes match",
-    );
-  }
   const p = plan(a, b, tA, tB);
   // A 2-D right operand with an untransposed batched left operand: fold the batch into M.
   const fold = p.aBatched && !p.bBatched && !tA;
@@ -97,10 +114,22 @@ function raw(
   const { N, K } = p;
   const lead = p.aBatched ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
   const shape = [...lead, p.M, N];
-  const c = into.c ?? new Tensor(shape, a.dtype);
+  const c = into.c ?? new Tensor(shape, productDType(a, b));
   if (c.shape.join() !== shape.join()) {
     throw new ShapeError(`matmul() output ${fmtShape(c.shape)} should be ${fmtShape(shape)}`);
   }
+  const bias = into.bias;
+  if (bias && bias.t.size !== (bias.axis === "m" ? p.M : N)) {
+    throw new ShapeError(
+      `matmul() bias ${fmtShape(bias.t.shape)} should have one value per ${
+        bias.axis === "m" ? `row (${p.M})` : `column (${N})`
+      }`,
+    );
+  }
+  if (bias?.axis === "m" && fold) {
+    throw new ArgumentError("matmul() cannot add a per-row bias to a product folded over batches");
+  }
+  const { outs, types } = epilogueOutputs(c, bias);
   const alpha = into.alpha ?? 1, beta = into.beta ?? 0;
   if (c.size === 0) return c;
   const sbA = fold || !p.aBatched ? 0 : M * K;
@@ -109,14 +138,15 @@ function raw(
   const [amk, akk] = tA ? [1, M] : [K, 1];
   const [bkk, bnk] = tB ? [1, K] : [N, 1];
   if (useTexture({ ...p, M }, variant)) {
-    runTextureMatmul(c, { M, N, K, B, alpha, beta }, {
+    runTextureMatmul(outs, types, { M, N, K, B, alpha, beta }, {
       a: (b0, nb, w) => packStrided(a, K, M, [akk, amk, sbA], w, b0, nb),
       b: (b0, nb, w) => packStrided(b, K, N, [bkk, bnk, sbB], w, b0, nb),
     });
     return c;
   }
-  const k = cachedKernel(`matmul tiled ${a.dtype}`, () => tiledMatmulKernel(a.dtype));
-  dispatch(k, [a.binding, b.binding, c.binding], [
+  const tt = { ...types, a: a.dtype, b: b.dtype };
+  const k = cachedKernel(`matmul tiled ${JSON.stringify(tt)}`, () => tiledMatmulKernel(tt));
+  dispatch(k, [a.binding, b.binding, ...outs], [
     M,
     N,
     K,
@@ -153,14 +183,15 @@ export function matmulInto(
   });
 }
 
-/** `alpha * op(a) op(b)` as a new tensor, outside the graph. */
+/** `alpha * op(a) op(b) (+ bias)` as a new tensor, outside the graph. */
 export function matmulRaw(
   a: Tensor,
   b: Tensor,
-  options: MatmulOptions & { alpha?: number } = {},
+  options: MatmulOptions & { alpha?: number; bias?: EpilogueBias } = {},
 ): Tensor {
   return raw(a, b, options.transA ?? false, options.transB ?? false, options.variant ?? "auto", {
     alpha: options.alpha ?? 1,
+    ...(options.bias ? { bias: options.bias } : {}),
   });
 }
 

@@ -97,3 +97,51 @@ for (var e = 0u; e < 4u; e++) {
 textureStore(tex, vec2<u32>(tx, y), v);`,
   });
 }
+
+/** Whether `im2colPackRowKernel` serves a geometry: stride 1, rows of x and of the output in
+ * whole vec4s, a kernel at most 9 wide. */
+export function im2colPackRowFits(
+  g: { stride: number; W: number; Wo: number; kw: number; pad: number },
+): boolean {
+  return g.stride === 1 && g.W % 4 === 0 && g.Wo % 4 === 0 && g.kw <= 9;
+}
+
+// x: [B, C, H, W] as vec4s along W -> tex texels (p / 4, (b - b0) * C*kh*kw + (c*kh + ki)*kw + kj)
+/**
+ * The same texture as `im2colPackKernel`, for stride-1 convolutions whose rows are whole vec4s:
+ * one invocation loads the few aligned vec4s of x that cover output positions 4t .. 4t + 3 for
+ * every kj, then stores `kw` texels. Loads are 16 bytes and shared by the kw texels, about 4 kw
+ * times fewer than one load per element (storage loads are the slow part on software adapters).
+ * `kw` and `pad` are compiled in, so every lane select is static.
+ */
+export function im2colPackRowKernel(kw: number, pad: number): BuiltKernel {
+  const lead = Math.ceil(pad / 4); // whole vec4s left of the output quad
+  const nt = Math.floor((4 * lead - pad + kw + 2) / 4) + 1; // vec4s covering every kj
+  const lines: string[] = [];
+  for (let j = 0; j < nt; j++) {
+    lines.push(`let t${j} = i32(q0) - ${lead - j}; var v${j} = vec4<f32>();
+if (rowOk && t${j} >= 0 && t${j} < i32(W4)) { v${j} = x[rowBase + u32(t${j})]; }`);
+  }
+  const sw = ["x", "y", "z", "w"];
+  for (let kj = 0; kj < kw; kj++) {
+    const lanes = [0, 1, 2, 3].map((e) => {
+      const q = 4 * lead - pad + kj + e;
+      return `v${q >> 2}.${sw[q & 3]}`;
+    });
+    lines.push(`textureStore(tex, vec2<u32>(tx, y0 + ${kj}u), vec4<f32>(${lanes.join(", ")}));`);
+  }
+  return buildKernel({
+    name: `im2col_pack_row k${kw} p${pad}`,
+    bindings: [{ name: "x", type: "vec4<f32>" }, { name: "tex", kind: "texture_write" }],
+    params: [...CONV_PARAMS, ["width", "u32"], ["nb", "u32"], ["b0", "u32"]],
+    workgroup: [8, 8],
+    body: `let tx = gid.x; let r = gid.y; let rows = P.C * P.kh;
+if (tx * 4u >= P.Ho * P.Wo || r >= rows * P.nb) { return; }
+let b = P.b0 + r / rows; let ck = r % rows; let c = ck / P.kh; let ki = ck % P.kh;
+let p0 = tx * 4u; let oh = p0 / P.Wo; let q0 = (p0 % P.Wo) / 4u; let W4 = P.W / 4u;
+let h = i32(oh + ki) - P.pad; let rowOk = h >= 0 && h < i32(P.H);
+let rowBase = ((b * P.C + c) * P.H + u32(max(h, 0))) * W4;
+let y0 = (r / rows) * rows * ${kw}u + ck * ${kw}u;
+${lines.join("\n")}`,
+  });
+}

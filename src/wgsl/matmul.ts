@@ -8,12 +8,35 @@
  *
  * @module
  */
-import { buildKernel, type BuiltKernel, type StorageType } from "./builder.ts";
+import { type BindingSpec, buildKernel, type BuiltKernel, type StorageType } from "./builder.ts";
 
-// c = alpha * acc + beta * c (beta 0 never reads c, so c may hold garbage)
-const OUT_PRELUDE = `fn out_(i: u32, acc: f32) {
-  if (P.beta == 0.0) { st_c(i, P.alpha * acc); } else { st_c(i, P.alpha * acc + P.beta * ld_c(i)); }
+/** Which bias the epilogue adds to C: none, `bias[m]` per row, or `bias[n]` per column. */
+export type BiasAxis = "none" | "m" | "n";
+
+/** Storage types of a matmul's buffers and its epilogue bias. */
+export interface MatmulTypes {
+  /** Output (and `beta` input) storage. */
+  c: StorageType;
+  /** Bias axis (default none). */
+  bias?: BiasAxis;
+  /** Bias storage (default f32). */
+  biasType?: StorageType;
+}
+
+// c = alpha * acc (+ bias) + beta * c (beta 0 never reads c, so c may hold garbage)
+function epilogue(bias: BiasAxis): string {
+  const add = bias === "none" ? "" : ` + ld_bias(${bias})`;
+  return `fn out_(i: u32, m: u32, n: u32, acc: f32) {
+  let v = P.alpha * acc${add};
+  if (P.beta == 0.0) { st_c(i, v); } else { st_c(i, v + P.beta * ld_c(i)); }
 }`;
+}
+
+function outBindings(t: MatmulTypes): BindingSpec[] {
+  const c: BindingSpec = { name: "c", type: t.c, write: true };
+  if ((t.bias ?? "none") === "none") return [c];
+  return [c, { name: "bias", type: t.biasType ?? "f32" }];
+}
 
 /** Rows of C per invocation of the texture kernel. */
 export const TEX_ROWS = 16;
@@ -55,8 +78,11 @@ textureStore(tex, vec2<u32>(x, y), v);`,
 }
 
 // at: texels (i / 4, b * K + k) of op(A)^T, bt: texels (j / 4, b * K + k) of op(B) -> c: [B, M, N]
-/** The outer-product kernel over packed operands; one invocation computes 16 x 8 of C. */
-export function textureMatmulKernel(t: StorageType): BuiltKernel {
+/**
+ * The outer-product kernel over packed operands; one invocation computes 16 x 8 of C, and the
+ * epilogue optionally adds a bias per row or per column.
+ */
+export function textureMatmulKernel(t: MatmulTypes): BuiltKernel {
   const sw = ["x", "y", "z", "w"];
   const lines: string[] = [];
   for (let r = 0; r < TEX_ROWS; r++) {
@@ -76,12 +102,15 @@ export function textureMatmulKernel(t: StorageType): BuiltKernel {
   lines.push("}");
   lines.push("let col = c4 * 4u; let out = (P.b0 + wid.z) * P.M * P.N;");
   for (let r = 0; r < TEX_ROWS; r++) {
-    lines.push(`if (r4 * 4u + ${r}u < P.M) { let o = out + (r4 * 4u + ${r}u) * P.N;`);
+    lines.push(`{ let m = r4 * 4u + ${r}u; if (m < P.M) { let o = out + m * P.N;`);
     for (let c = 0; c < TEX_COLS; c++) {
       lines.push(
-        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, acc${r}_${c >> 2}.${sw[c & 3]}); }`,
+        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, col + ${c}u, acc${r}_${c >> 2}.${
+          sw[c & 3]
+        }); }`,
       );
     }
+    lines.push("}");
     lines.push("}");
   }
   return buildKernel({
@@ -89,14 +118,14 @@ export function textureMatmulKernel(t: StorageType): BuiltKernel {
     bindings: [
       { name: "at", kind: "texture_read" },
       { name: "bt", kind: "texture_read" },
-      { name: "c", type: t, write: true },
+      ...outBindings(t),
     ],
     params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["b0", "u32"], ["alpha", "f32"], [
       "beta",
       "f32",
     ]],
     workgroup: [TEX_GROUP],
-    prelude: OUT_PRELUDE,
+    prelude: epilogue(t.bias ?? "none"),
     body: `let c4 = gid.x * 2u;
 let r4 = gid.y * 4u;
 ${lines.join("\n")}`,
@@ -111,12 +140,15 @@ const TK = 16;
 /**
  * The tiled kernel: a 16 x 16 workgroup computes a 64 x 64 tile of C, 4 x 4 per invocation,
  * staging 64 x 16 slices of A and B in workgroup memory. Operands are read through strides, so
- * transposes cost nothing. Batch is `wid.z`; `sbA`/`sbB` of 0 broadcast an operand.
+ * transposes cost nothing; each operand has its own storage type (an f16 weight times f32
+ * activations). Batch is `wid.z`; `sbA`/`sbB` of 0 broadcast an operand.
  */
-export function tiledMatmulKernel(t: StorageType): BuiltKernel {
+export function tiledMatmulKernel(
+  t: MatmulTypes & { a: StorageType; b: StorageType },
+): BuiltKernel {
   return buildKernel({
     name: "matmul_tiled",
-    bindings: [{ name: "a", type: t }, { name: "b", type: t }, { name: "c", type: t, write: true }],
+    bindings: [{ name: "a", type: t.a }, { name: "b", type: t.b }, ...outBindings(t)],
     params: [
       ["M", "u32"],
       ["N", "u32"],
@@ -131,7 +163,7 @@ export function tiledMatmulKernel(t: StorageType): BuiltKernel {
       ["beta", "f32"],
     ],
     workgroup: [16, 16],
-    prelude: `${OUT_PRELUDE}
+    prelude: `${epilogue(t.bias ?? "none")}
 var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>;
 var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>;`,
     body: `let row0 = wid.y * ${TILE}u; let col0 = wid.x * ${TILE}u;
@@ -160,7 +192,7 @@ for (var i = 0u; i < 4u; i++) {
   if (m < P.M) {
     for (var j = 0u; j < 4u; j++) {
       let n = col0 + lid.x * 4u + j;
-      if (n < P.N) { out_(cOff + m * P.N + n, acc[i][j]); }
+      if (n < P.N) { out_(cOff + m * P.N + n, m, n, acc[i][j]); }
     }
   }
 }`,
