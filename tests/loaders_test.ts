@@ -1,7 +1,7 @@
 // Loaders: the same tiny weights saved as a diffusers folder and as a single-file original
 // checkpoint load to identical outputs; bad files name their missing and unexpected keys.
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
-import { noGrad, type Tensor, tensor } from "../mod.ts";
+import { deviceInfo, noGrad, type Tensor, tensor } from "../mod.ts";
 import {
   SD15_UNET_CONFIG,
   SD15_VAE_CONFIG,
@@ -100,12 +100,18 @@ Deno.test("The same weights in diffusers and single-file layouts load to identic
     deepEqual(b.unet.config, m.unet.config);
     deepEqual(b.vae.config, m.vae.config);
     deepEqual(b.textEncoder.config, m.textEncoder.config);
+    // by default weights load f16 where the adapter has shader-f16: both layouts alike
+    const wd = deviceInfo().f16 ? "f16" : "f32";
+    for (const s of [a, b]) equal(s.unet.stateDict().get("conv_in.weight")?.dtype, wd);
     const ya = await outputs(a), yb = await outputs(b);
+    // kept f32, the loaded weights reproduce the saved model's outputs exactly
+    const c = await loadStableDiffusion(`${dir}/folder`, { weightDType: "f32" });
+    const yc = await outputs(c);
     for (let i = 0; i < want.length; i++) {
-      deepEqual(ya[i], want[i], `diffusers output ${i}`);
-      deepEqual(yb[i], want[i], `single-file output ${i}`);
+      deepEqual(yb[i], ya[i], `single-file output ${i}`);
+      deepEqual(yc[i], want[i], `f32 diffusers output ${i}`);
     }
-    for (const s of [a, b, m]) [s.unet, s.vae, s.textEncoder].forEach((x) => x.dispose());
+    for (const s of [a, b, c, m]) [s.unet, s.vae, s.textEncoder].forEach((x) => x.dispose());
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

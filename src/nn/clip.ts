@@ -11,7 +11,7 @@ import { cast } from "../ops/cast.ts";
 import { scope } from "../ops/scope.ts";
 import { ArgumentError, fmtShape, ShapeError } from "../ops/errors.ts";
 import type { DType, Tensor } from "../ops/tensor.ts";
-import type { InitOptions } from "./layers/_init.ts";
+import { type InitOptions, initOptions } from "./layers/_init.ts";
 import { mergeHeads, splitHeads } from "./layers/attention.ts";
 import { Embedding } from "./layers/embedding.ts";
 import { LayerNorm } from "./layers/layer_norm.ts";
@@ -100,10 +100,6 @@ export function clipTextConfigToDiffusers(c: ClipTextConfig): Record<string, unk
   };
 }
 
-function init(o: InitOptions): InitOptions {
-  return o.generator ? { generator: o.generator } : {};
-}
-
 // x: [B, T, C] -> y: [B, T, C]
 /** CLIP's causal self-attention: `q_proj`, `k_proj`, `v_proj`, `out_proj`, all with biases. */
 export class ClipAttention extends Module {
@@ -115,7 +111,7 @@ export class ClipAttention extends Module {
     super();
     this.heads = heads;
     for (const n of ["q_proj", "k_proj", "v_proj", "out_proj"]) {
-      this.addModule(n, new Linear(width, width, init(options)));
+      this.addModule(n, new Linear(width, width, initOptions(options)));
     }
   }
 
@@ -145,8 +141,8 @@ export class ClipEncoderLayer extends Module {
     this.addModule("self_attn", new ClipAttention(c.hiddenSize, c.heads, options));
     this.addModule("layer_norm1", new LayerNorm(c.hiddenSize, c.layerNormEps));
     const mlp = this.addModule("mlp", new Module());
-    mlp.addModule("fc1", new Linear(c.hiddenSize, c.intermediateSize, init(options)));
-    mlp.addModule("fc2", new Linear(c.intermediateSize, c.hiddenSize, init(options)));
+    mlp.addModule("fc1", new Linear(c.hiddenSize, c.intermediateSize, initOptions(options)));
+    mlp.addModule("fc2", new Linear(c.intermediateSize, c.hiddenSize, initOptions(options)));
     this.addModule("layer_norm2", new LayerNorm(c.hiddenSize, c.layerNormEps));
   }
 
@@ -169,8 +165,8 @@ export class ClipEncoderLayer extends Module {
 /** Options of {@link CLIPTextModel}. */
 export interface ClipTextOptions extends InitOptions {
   /**
-   * Storage of the token table (default f32). SD's 49408 x 768 f32 table is 152 MB, over the
-   * 128 MiB storage binding of software adapters; f16 halves it.
+   * Storage of the token table (default `weightDType`, else f32). SD's 49408 x 768 f32 table is
+   * 152 MB, over the 128 MiB storage binding of software adapters; f16 halves it.
    */
   tokenEmbeddingDType?: DType;
 }
@@ -207,14 +203,17 @@ export class CLIPTextModel extends Module {
     emb.addModule(
       "token_embedding",
       new Embedding(c.vocabSize, c.hiddenSize, {
-        ...init(options),
-        dtype: options.tokenEmbeddingDType ?? "f32",
+        ...initOptions(options),
+        dtype: options.tokenEmbeddingDType ?? options.weightDType ?? "f32",
       }),
     );
-    emb.addModule("position_embedding", new Embedding(c.maxPositions, c.hiddenSize, init(options)));
+    emb.addModule(
+      "position_embedding",
+      new Embedding(c.maxPositions, c.hiddenSize, initOptions(options)),
+    );
     const enc = tm.addModule("encoder", new Module());
     const layers = new ModuleList<ClipEncoderLayer>();
-    for (let i = 0; i < c.layers; i++) layers.push(new ClipEncoderLayer(c, init(options)));
+    for (let i = 0; i < c.layers; i++) layers.push(new ClipEncoderLayer(c, initOptions(options)));
     enc.addModule("layers", layers);
     tm.addModule("final_layer_norm", new LayerNorm(c.hiddenSize, c.layerNormEps));
   }

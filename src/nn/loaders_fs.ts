@@ -9,6 +9,7 @@ import { deviceInfo } from "../ops/device.ts";
 import type { DType } from "../ops/tensor.ts";
 import { StateDictError } from "./errors.ts";
 import type { Module } from "./module.ts";
+import type { InitOptions } from "./layers/_init.ts";
 import { type SafetensorsInput, toSafetensorsInputs } from "./safetensors.ts";
 import { SafetensorsFile, writeSafetensors } from "./safetensors_fs.ts";
 import type { ClipTokenizer } from "./tokenizer.ts";
@@ -68,6 +69,18 @@ export interface LoadModelOptions {
   tokenizer?: string;
   /** Throw on missing or unexpected keys (default true). */
   strict?: boolean;
+  /**
+   * GPU storage of the weight matrices and kernels (the bulk of every model): `auto` (default)
+   * keeps them f16 where the adapter has `shader-f16`, halving memory (products still accumulate
+   * in f32 and activations stay f32), else f32.
+   */
+  weightDType?: "auto" | DType;
+}
+
+/** The init options that give every model its weight storage. */
+function weightInit(options: LoadModelOptions): InitOptions {
+  const d = options.weightDType ?? "auto";
+  return { weightDType: d === "auto" ? (deviceInfo().f16 ? "f16" : "f32") : d };
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -98,12 +111,11 @@ async function firstExisting(dir: string, names: string[], what: string): Promis
   );
 }
 
-/** Storage of CLIP's token table: f16 when f32 would exceed one storage binding. */
-function tokenTableDType(c: ClipTextConfig): DType {
+/** Storage of CLIP's token table: the weights', or f16 when f32 would exceed one binding. */
+function tokenTableDType(c: ClipTextConfig, init: InitOptions): DType {
   const info = deviceInfo();
-  return c.vocabSize * c.hiddenSize * 4 > info.limits.maxStorageBufferBindingSize && info.f16
-    ? "f16"
-    : "f32";
+  const over = c.vocabSize * c.hiddenSize * 4 > info.limits.maxStorageBufferBindingSize;
+  return init.weightDType === "f16" || (over && info.f16) ? "f16" : "f32";
 }
 
 async function loadInto(
@@ -158,14 +170,15 @@ export async function loadDiffusersFolder(
     ["model.safetensors", "model.fp16.safetensors"],
     "text encoder",
   );
+  const init = weightInit(options);
   let unet: UNet2DConditionModel | undefined, vae: AutoencoderKL | undefined;
   let te: CLIPTextModel | undefined;
   try {
-    unet = new UNet2DConditionModel(uc);
+    unet = new UNet2DConditionModel(uc, init);
     await loadInto(unet, unetPath, "U-Net", strict);
-    vae = new AutoencoderKL(vc);
+    vae = new AutoencoderKL(vc, init);
     await loadInto(vae, vaePath, "VAE", strict);
-    te = new CLIPTextModel(tc, { tokenEmbeddingDType: tokenTableDType(tc) });
+    te = new CLIPTextModel(tc, { ...init, tokenEmbeddingDType: tokenTableDType(tc, init) });
     await loadInto(te, tePath, "text encoder", strict);
     const tokDir = options.tokenizer ?? `${d}/tokenizer`;
     const tokenizer = options.tokenizer || (await exists(`${tokDir}/vocab.json`))
@@ -201,14 +214,15 @@ export async function loadSingleFile(
     vc = vaeConfig(inferVaeConfig(file, options.vae));
     tc = clipTextConfig(inferClipTextConfig(file, options.textEncoder));
   }
+  const init = weightInit(options);
   let unet: UNet2DConditionModel | undefined, vae: AutoencoderKL | undefined;
   let te: CLIPTextModel | undefined;
   try {
-    unet = new UNet2DConditionModel(uc);
+    unet = new UNet2DConditionModel(uc, init);
     await loadInto(unet, path, "U-Net", strict, "unet", uc);
-    vae = new AutoencoderKL(vc);
+    vae = new AutoencoderKL(vc, init);
     await loadInto(vae, path, "VAE", strict, "vae", vc);
-    te = new CLIPTextModel(tc, { tokenEmbeddingDType: tokenTableDType(tc) });
+    te = new CLIPTextModel(tc, { ...init, tokenEmbeddingDType: tokenTableDType(tc, init) });
     await loadInto(te, path, "text encoder", strict, "text_encoder", tc);
     const tokenizer = options.tokenizer ? await loadTokenizer(options.tokenizer) : null;
     return { unet, vae, textEncoder: te, tokenizer };

@@ -13,6 +13,8 @@
 import type { Tensor } from "../ops/tensor.ts";
 import { untrack } from "../ops/scope.ts";
 import { copy } from "../ops/creation.ts";
+import { cast } from "../ops/cast.ts";
+import { noGrad } from "../ops/autograd.ts";
 import { ArgumentError, fmtShape, ShapeError } from "../ops/errors.ts";
 import { StateDictError } from "./errors.ts";
 import { loadTensor, type SafetensorsReader } from "./safetensors.ts";
@@ -354,7 +356,8 @@ export class Module {
   /**
    * Loads tensors by dotted path. Everything is checked before anything changes; by default
    * each tensor is copied, so the caller keeps ownership of `state` (`copy: false` adopts the
-   * tensors instead; the module then frees them). Throws {@link StateDictError} listing missing
+   * tensors instead; the module then frees them). Each parameter keeps its dtype (an f16 base
+   * weight stays f16), casting a tensor of another dtype. Throws {@link StateDictError} listing missing
    * and unexpected keys (strict mode) and shape mismatches (always).
    */
   loadStateDict(
@@ -371,7 +374,16 @@ export class Module {
       options.strict ?? true,
       "the state dict",
     );
-    for (const [k, t] of entries) slots.get(k)?.assign(options.copy === false ? t : copy(t));
+    for (const [k, t] of entries) {
+      const p = slots.get(k);
+      if (!p) continue;
+      const d = p.value.dtype;
+      if (t.dtype === d) p.assign(options.copy === false ? t : copy(t));
+      else {
+        p.assign(noGrad(() => cast(t, d)));
+        if (options.copy === false) t.dispose();
+      }
+    }
     return result;
   }
 

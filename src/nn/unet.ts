@@ -8,7 +8,7 @@ import { silu } from "../ops/unary.ts";
 import { scope } from "../ops/scope.ts";
 import { ArgumentError, fmtShape, ShapeError } from "../ops/errors.ts";
 import type { Tensor } from "../ops/tensor.ts";
-import type { InitOptions } from "./layers/_init.ts";
+import { type InitOptions, initOptions } from "./layers/_init.ts";
 import { makeNorm, type NormKind, type NormLayer } from "./layers/_norm.ts";
 import { Conv2d } from "./layers/conv2d.ts";
 import { TimestepEmbedding, timestepTensor } from "./layers/timestep_embedding.ts";
@@ -226,7 +226,7 @@ export class UNet2DConditionModel extends Module {
     super();
     const c = unetConfig(config);
     this.config = c;
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     const ch = c.blockOutChannels, n = ch.length;
     const temb = ch[0]! * 4;
     const headsAt = (i: number) =>

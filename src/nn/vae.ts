@@ -12,7 +12,7 @@ import { type Generator, randn } from "../ops/rng.ts";
 import { scope } from "../ops/scope.ts";
 import { ArgumentError, fmtShape, ShapeError } from "../ops/errors.ts";
 import type { Tensor } from "../ops/tensor.ts";
-import type { InitOptions } from "./layers/_init.ts";
+import { type InitOptions, initOptions } from "./layers/_init.ts";
 import { Conv2d } from "./layers/conv2d.ts";
 import { GroupNorm } from "./layers/group_norm.ts";
 import {
@@ -107,7 +107,7 @@ export function vaeConfigToDiffusers(c: VaeConfig): Record<string, unknown> {
 }
 
 function blockOptions(c: VaeConfig, o: InitOptions): VaeBlockOptions {
-  return { ...(o.generator ? { generator: o.generator } : {}), groups: c.normNumGroups, eps: 1e-6 };
+  return { ...initOptions(o), groups: c.normNumGroups, eps: 1e-6 };
 }
 
 // x: [B, inC, H, W] -> moments: [B, 2 latentC, H / 2^(n-1), W / 2^(n-1)]
@@ -129,7 +129,7 @@ export class Encoder extends Module {
   constructor(config: VaeConfig, options: InitOptions = {}) {
     super();
     const c = config, ch = c.blockOutChannels, o = blockOptions(c, options);
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     this.addModule("conv_in", new Conv2d(c.inChannels, ch[0]!, 3, { ...init, padding: 1 }));
     const down = new ModuleList<DownEncoderBlock2D>();
     for (let i = 0; i < ch.length; i++) {
@@ -178,7 +178,7 @@ export class Decoder extends Module {
   constructor(config: VaeConfig, options: InitOptions = {}) {
     super();
     const c = config, o = blockOptions(c, options);
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     const rev = [...c.blockOutChannels].reverse();
     this.addModule("conv_in", new Conv2d(c.latentChannels, rev[0]!, 3, { ...init, padding: 1 }));
     this.addModule("mid_block", new UNetMidBlock2D(rev[0]!, o));
@@ -253,7 +253,7 @@ export class AutoencoderKL extends Module {
     super();
     const c = vaeConfig(config);
     this.config = c;
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     const L = c.latentChannels;
     this.addModule("encoder", new Encoder(c, init));
     this.addModule("decoder", new Decoder(c, init));

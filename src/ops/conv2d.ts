@@ -18,13 +18,7 @@ import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
-import {
-  type EpilogueBias,
-  epilogueOutputs,
-  matmulRaw,
-  type MatmulVariant,
-  productDType,
-} from "./matmul.ts";
+import { epilogueOutputs, matmulRaw, type MatmulVariant, productDType } from "./matmul.ts";
 import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import { sum } from "./reduce.ts";
 
@@ -138,7 +132,7 @@ function im2colPack(x: Tensor, g: Geometry, width: number, b0: number, nb: numbe
 function forward(
   x: Tensor,
   w2: Tensor,
-  bias: EpilogueBias | undefined,
+  bias: Tensor | undefined,
   g: Geometry,
   direct: boolean,
   variant: MatmulVariant,
@@ -187,7 +181,7 @@ export function conv2d(
   const variant = options.variant ?? "auto";
   const direct = g.kh === 1 && g.kw === 1 && g.stride === 1 && g.pad === 0;
   const w2 = weight.view([Cout, K]);
-  const y3 = forward(x, w2, bias ? { t: bias, axis: "m" } : undefined, g, direct, variant);
+  const y3 = forward(x, w2, bias ?? undefined, g, direct, variant);
   w2.dispose();
   const y = y3.view([g.B, Cout, g.Ho, g.Wo]);
   y3.dispose();

@@ -68,18 +68,15 @@ function useTexture(p: Plan, variant: MatmulVariant): boolean {
   return textureVariant(p.M, p.N, p.K, variant);
 }
 
-/** A bias the matmul's epilogue adds: one value per row (`m`) or per column (`n`) of C. */
-export interface EpilogueBias {
-  t: Tensor;
-  axis: "m" | "n";
-}
-
-/** Where `raw` writes: `c = alpha * op(a) op(b) (+ bias) + beta * c`, into `into.c` when given. */
+/**
+ * Where `raw` writes: `c = alpha * op(a) op(b) (+ bias[m], one value per row) + beta * c`, into
+ * `into.c` when given.
+ */
 interface Into {
   c?: Tensor;
   alpha?: number;
   beta?: number;
-  bias?: EpilogueBias;
+  bias?: Tensor;
 }
 
 /** The dtype of a product: f16 only when both operands are f16. */
@@ -90,12 +87,11 @@ export function productDType(a: Tensor, b: Tensor): DType {
 /** C's binding (then the bias's) and the storage types the epilogue is built for. */
 export function epilogueOutputs(
   c: Tensor,
-  bias: EpilogueBias | undefined,
+  bias: Tensor | undefined,
 ): { outs: Resource[]; types: MatmulTypes } {
-  return {
-    outs: bias ? [c.binding, bias.t.binding] : [c.binding],
-    types: { c: c.dtype, bias: bias?.axis ?? "none", biasType: bias?.t.dtype ?? "f32" },
-  };
+  return bias
+    ? { outs: [c.binding, bias.binding], types: { c: c.dtype, bias: bias.dtype } }
+    : { outs: [c.binding], types: { c: c.dtype } };
 }
 
 function raw(
@@ -119,14 +115,12 @@ function raw(
     throw new ShapeError(`matmul() output ${fmtShape(c.shape)} should be ${fmtShape(shape)}`);
   }
   const bias = into.bias;
-  if (bias && bias.t.size !== (bias.axis === "m" ? p.M : N)) {
+  if (bias && bias.size !== p.M) {
     throw new ShapeError(
-      `matmul() bias ${fmtShape(bias.t.shape)} should have one value per ${
-        bias.axis === "m" ? `row (${p.M})` : `column (${N})`
-      }`,
+      `matmul() bias ${fmtShape(bias.shape)} should have one value per row (${p.M})`,
     );
   }
-  if (bias?.axis === "m" && fold) {
+  if (bias && fold) {
     throw new ArgumentError("matmul() cannot add a per-row bias to a product folded over batches");
   }
   const { outs, types } = epilogueOutputs(c, bias);
@@ -183,11 +177,11 @@ export function matmulInto(
   });
 }
 
-/** `alpha * op(a) op(b) (+ bias)` as a new tensor, outside the graph. */
+/** `alpha * op(a) op(b) (+ bias[m] on row m)` as a new tensor, outside the graph. */
 export function matmulRaw(
   a: Tensor,
   b: Tensor,
-  options: MatmulOptions & { alpha?: number; bias?: EpilogueBias } = {},
+  options: MatmulOptions & { alpha?: number; bias?: Tensor } = {},
 ): Tensor {
   return raw(a, b, options.transA ?? false, options.transB ?? false, options.variant ?? "auto", {
     alpha: options.alpha ?? 1,

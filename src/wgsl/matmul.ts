@@ -10,22 +10,17 @@
  */
 import { type BindingSpec, buildKernel, type BuiltKernel, type StorageType } from "./builder.ts";
 
-/** Which bias the epilogue adds to C: none, `bias[m]` per row, or `bias[n]` per column. */
-export type BiasAxis = "none" | "m" | "n";
-
 /** Storage types of a matmul's buffers and its epilogue bias. */
 export interface MatmulTypes {
   /** Output (and `beta` input) storage. */
   c: StorageType;
-  /** Bias axis (default none). */
-  bias?: BiasAxis;
-  /** Bias storage (default f32). */
-  biasType?: StorageType;
+  /** Storage of the bias the epilogue adds to each row of C, `bias[m]` (default: no bias). */
+  bias?: StorageType;
 }
 
-// c = alpha * acc (+ bias) + beta * c (beta 0 never reads c, so c may hold garbage)
-function epilogue(bias: BiasAxis): string {
-  const add = bias === "none" ? "" : ` + ld_bias(${bias})`;
+// c = alpha * acc (+ bias[m]) + beta * c (beta 0 never reads c, so c may hold garbage)
+function epilogue(bias: boolean): string {
+  const add = bias ? " + ld_bias(m)" : "";
   return `fn out_(i: u32, m: u32, n: u32, acc: f32) {
   let v = P.alpha * acc${add};
   if (P.beta == 0.0) { st_c(i, v); } else { st_c(i, v + P.beta * ld_c(i)); }
@@ -34,8 +29,7 @@ function epilogue(bias: BiasAxis): string {
 
 function outBindings(t: MatmulTypes): BindingSpec[] {
   const c: BindingSpec = { name: "c", type: t.c, write: true };
-  if ((t.bias ?? "none") === "none") return [c];
-  return [c, { name: "bias", type: t.biasType ?? "f32" }];
+  return t.bias ? [c, { name: "bias", type: t.bias }] : [c];
 }
 
 /** Rows of C per invocation of the texture kernel. */
@@ -125,7 +119,7 @@ export function textureMatmulKernel(t: MatmulTypes): BuiltKernel {
       "f32",
     ]],
     workgroup: [TEX_GROUP],
-    prelude: epilogue(t.bias ?? "none"),
+    prelude: epilogue(t.bias !== undefined),
     body: `let c4 = gid.x * 2u;
 let r4 = gid.y * 4u;
 ${lines.join("\n")}`,
@@ -163,7 +157,7 @@ export function tiledMatmulKernel(
       ["beta", "f32"],
     ],
     workgroup: [16, 16],
-    prelude: `${epilogue(t.bias ?? "none")}
+    prelude: `${epilogue(t.bias !== undefined)}
 var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>;
 var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>;`,
     body: `let row0 = wid.y * ${TILE}u; let col0 = wid.x * ${TILE}u;

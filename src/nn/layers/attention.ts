@@ -13,7 +13,7 @@ import { scope } from "../../ops/scope.ts";
 import { scale } from "../../ops/unary.ts";
 import { fmtShape, ShapeError } from "../../ops/errors.ts";
 import type { Tensor } from "../../ops/tensor.ts";
-import type { InitOptions } from "./_init.ts";
+import { type InitOptions, initOptions } from "./_init.ts";
 import { Linear } from "./linear.ts";
 
 /** Options of {@link Attention}. */
@@ -106,7 +106,7 @@ export class Attention extends Module {
     this.queryDim = queryDim;
     this.contextDim = options.crossAttentionDim ?? queryDim;
     const inner = this.heads * this.dimHead;
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     const qkvBias = options.qkvBias ?? false;
     this.addModule("to_q", new Linear(queryDim, inner, { ...init, bias: qkvBias }));
     this.addModule("to_k", new Linear(this.contextDim, inner, { ...init, bias: qkvBias }));

@@ -8,7 +8,7 @@ import { concat } from "../../ops/concat.ts";
 import { zeros } from "../../ops/creation.ts";
 import { scope } from "../../ops/scope.ts";
 import type { Tensor } from "../../ops/tensor.ts";
-import type { InitOptions } from "./_init.ts";
+import { type InitOptions, initOptions } from "./_init.ts";
 import { Conv2d } from "./conv2d.ts";
 
 /** Options of {@link Downsample2D}. */
@@ -40,7 +40,7 @@ export class Downsample2D extends Module {
   constructor(channels: number, options: DownsampleOptions = {}) {
     super();
     this.asymmetricPad = options.asymmetricPad ?? false;
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     this.addModule(
       "conv",
       new Conv2d(channels, channels, 3, {

@@ -7,7 +7,7 @@ import { Module, ModuleList } from "../module.ts";
 import { geglu } from "../../ops/geglu.ts";
 import { scope } from "../../ops/scope.ts";
 import type { Tensor } from "../../ops/tensor.ts";
-import type { InitOptions } from "./_init.ts";
+import { type InitOptions, initOptions } from "./_init.ts";
 import { Linear } from "./linear.ts";
 
 // x: [..., dim] -> y: [..., inner]
@@ -66,7 +66,7 @@ export class FeedForward extends Module {
   constructor(dim: number, options: InitOptions & { mult?: number } = {}) {
     super();
     const inner = dim * (options.mult ?? 4);
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     this.addModule(
       "net",
       new ModuleList<Module>([

@@ -10,7 +10,7 @@ import { reshape } from "../../ops/reshape.ts";
 import { scope } from "../../ops/scope.ts";
 import { fmtShape, ShapeError } from "../../ops/errors.ts";
 import type { Tensor } from "../../ops/tensor.ts";
-import type { InitOptions } from "./_init.ts";
+import { type InitOptions, initOptions } from "./_init.ts";
 import { makeNorm, type NormKind, type NormLayer } from "./_norm.ts";
 import { Conv2d } from "./conv2d.ts";
 import { Linear } from "./linear.ts";
@@ -54,7 +54,7 @@ export class ResnetBlock2D extends Module {
     super();
     this.inChannels = inChannels;
     this.outChannels = outChannels;
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     const groups = options.groups ?? 32, eps = options.eps ?? 1e-5;
     const norm = options.norm ?? "group";
     const temb = options.tembChannels === undefined ? 1280 : options.tembChannels;

@@ -9,7 +9,7 @@ import { permute } from "../../ops/permute.ts";
 import { reshape } from "../../ops/reshape.ts";
 import { scope } from "../../ops/scope.ts";
 import type { Tensor } from "../../ops/tensor.ts";
-import type { InitOptions } from "./_init.ts";
+import { type InitOptions, initOptions } from "./_init.ts";
 import { Conv2d } from "./conv2d.ts";
 import { GroupNorm } from "./group_norm.ts";
 import { BasicTransformerBlock } from "./transformer_block.ts";
@@ -49,7 +49,7 @@ export class Transformer2DModel extends Module {
   constructor(channels: number, options: Transformer2DOptions) {
     super();
     this.channels = channels;
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     this.addModule("norm", new GroupNorm(options.normNumGroups ?? 32, channels, 1e-6));
     this.addModule("proj_in", new Conv2d(channels, channels, 1, init));
     const blocks = new ModuleList<BasicTransformerBlock>();

@@ -7,7 +7,7 @@ import { Module } from "../module.ts";
 import { add } from "../../ops/binary.ts";
 import { scope } from "../../ops/scope.ts";
 import type { Tensor } from "../../ops/tensor.ts";
-import type { InitOptions } from "./_init.ts";
+import { type InitOptions, initOptions } from "./_init.ts";
 import { Attention } from "./attention.ts";
 import { FeedForward } from "./feed_forward.ts";
 import { LayerNorm } from "./layer_norm.ts";
@@ -42,7 +42,7 @@ export class BasicTransformerBlock extends Module {
   /** A new block with random weights. */
   constructor(dim: number, options: TransformerBlockOptions) {
     super();
-    const init: InitOptions = options.generator ? { generator: options.generator } : {};
+    const init: InitOptions = initOptions(options);
     const eps = options.normEps ?? 1e-5;
     const heads = options.heads, dimHead = options.dimHead;
     this.addModule("norm1", new LayerNorm(dim, eps));

@@ -6,7 +6,7 @@
 import { Module, ModuleList } from "../module.ts";
 import { scope } from "../../ops/scope.ts";
 import type { Tensor } from "../../ops/tensor.ts";
-import type { InitOptions } from "./_init.ts";
+import { type InitOptions, initOptions } from "./_init.ts";
 import type { NormKind } from "./_norm.ts";
 import { Downsample2D } from "./downsample.ts";
 import { ResnetBlock2D } from "./resnet.ts";
@@ -71,7 +71,7 @@ class DownBlockBase extends Module {
     if (attention) this.addModule("attentions", attns);
     this.addModule("resnets", resnets);
     if (addDownsample) {
-      const init = options.generator ? { generator: options.generator } : {};
+      const init = initOptions(options);
       this.addModule("downsamplers", new ModuleList([new Downsample2D(outChannels, init)]));
     }
   }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { initOptions } from "./_init.ts";
 import { Module, ModuleList } from "../module.ts";
 import { concat } from "../../ops/concat.ts";
 import { scope } from "../../ops/scope.ts";
@@ -50,7 +51,7 @@ class UpBlockBase extends Module {
     if (attention) this.addModule("attentions", attns);
     this.addModule("resnets", resnets);
     if (addUpsample) {
-      const init = options.generator ? { generator: options.generator } : {};
+      const init = initOptions(options);
       this.addModule("upsamplers", new ModuleList([new Upsample2D(outChannels, init)]));
     }
   }

@@ -10,7 +10,7 @@ import { permute } from "../../ops/permute.ts";
 import { reshape } from "../../ops/reshape.ts";
 import { scope } from "../../ops/scope.ts";
 import type { Tensor } from "../../ops/tensor.ts";
-import type { InitOptions } from "./_init.ts";
+import { type InitOptions, initOptions } from "./_init.ts";
 import { Attention, mergeHeads, scaledDotProductAttention, splitHeads } from "./attention.ts";
 import { Downsample2D } from "./downsample.ts";
 import { GroupNorm } from "./group_norm.ts";
@@ -26,13 +26,9 @@ export interface VaeBlockOptions extends InitOptions {
   eps?: number;
 }
 
-function init(o: VaeBlockOptions): InitOptions {
-  return o.generator ? { generator: o.generator } : {};
-}
-
 function resnet(cin: number, cout: number, o: VaeBlockOptions): ResnetBlock2D {
   return new ResnetBlock2D(cin, cout, {
-    ...init(o),
+    ...initOptions(o),
     tembChannels: null,
     groups: o.groups ?? 32,
     eps: o.eps ?? 1e-6,
@@ -79,7 +75,7 @@ function resnetsThen(block: Module, x: Tensor, resampler: string): Tensor {
 export class SpatialSelfAttention extends Attention {
   /** A new layer with random weights. */
   constructor(channels: number, options: VaeBlockOptions & { heads?: number } = {}) {
-    super(channels, { ...init(options), heads: options.heads ?? 1, qkvBias: true });
+    super(channels, { ...initOptions(options), heads: options.heads ?? 1, qkvBias: true });
     this.addModule(
       "group_norm",
       new GroupNorm(options.groups ?? 32, channels, options.eps ?? 1e-6),
@@ -164,7 +160,9 @@ export class DownEncoderBlock2D extends Module {
     if (addDownsample) {
       this.addModule(
         "downsamplers",
-        new ModuleList([new Downsample2D(outChannels, { ...init(options), asymmetricPad: true })]),
+        new ModuleList([
+          new Downsample2D(outChannels, { ...initOptions(options), asymmetricPad: true }),
+        ]),
       );
     }
   }
@@ -200,7 +198,10 @@ export class UpDecoderBlock2D extends Module {
     super();
     this.addModule("resnets", resnetStack(inChannels, outChannels, layers, options));
     if (addUpsample) {
-      this.addModule("upsamplers", new ModuleList([new Upsample2D(outChannels, init(options))]));
+      this.addModule(
+        "upsamplers",
+        new ModuleList([new Upsample2D(outChannels, initOptions(options))]),
+      );
     }
   }
 
