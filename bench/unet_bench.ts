@@ -4,9 +4,13 @@
 //
 //   deno bench -A bench/unet_bench.ts                 (16x16, as a Deno.bench)
 //   deno run -A bench/unet_bench.ts [--latent 16|64] [--weights unet.safetensors] [--runs 2]
-//     prints parameters, build/load time, per-forward time and peak GPU bytes
+//     [--dtype auto|f16|f32]
+//     prints parameters, build/load time, per-forward time and peak GPU bytes; weights are f16
+//     where the adapter has shader-f16 (as the loaders keep them) unless --dtype says otherwise
 import { parseArgs } from "node:util";
 import {
+  deviceInfo,
+  type DType,
   getDevice,
   memoryStats,
   noGrad,
@@ -20,8 +24,8 @@ import { SafetensorsFile, SD15_UNET_CONFIG, UNet2DConditionModel } from "../mod.
 
 await getDevice();
 
-async function build(weights?: string): Promise<UNet2DConditionModel> {
-  const unet = new UNet2DConditionModel(SD15_UNET_CONFIG);
+async function build(weightDType: DType, weights?: string): Promise<UNet2DConditionModel> {
+  const unet = new UNet2DConditionModel(SD15_UNET_CONFIG, { weightDType });
   if (weights) {
     using f = await SafetensorsFile.open(weights);
     await unet.loadSafetensors(f);
@@ -40,16 +44,20 @@ if (import.meta.main) {
       latent: { type: "string", default: "16" },
       weights: { type: "string" },
       runs: { type: "string", default: "2" },
+      dtype: { type: "string", default: "auto" },
     },
   });
+  const dtype = values.dtype === "auto"
+    ? (deviceInfo().f16 ? "f16" : "f32")
+    : values.dtype as DType;
   const side = Number(values.latent), runs = Number(values.runs);
   const t0 = performance.now();
-  const unet = await build(values.weights);
+  const unet = await build(dtype, values.weights);
   await sync();
   const params = unet.parameters().reduce((a, p) => a + p.value.size, 0);
   console.log(
     `U-Net: ${params} parameters, built in ${((performance.now() - t0) / 1000).toFixed(1)} s, ` +
-      `weights ${memoryStats().liveBytes} bytes`,
+      `${dtype} weights ${memoryStats().liveBytes} bytes`,
   );
   const x = randn([2, 4, side, side]), ctx = randn([2, 77, 768]);
   for (let i = 0; i < runs; i++) {
@@ -67,13 +75,14 @@ if (import.meta.main) {
   }
   unet.dispose();
 } else {
-  const unet = await build();
+  const dtype = deviceInfo().f16 ? "f16" : "f32";
+  const unet = await build(dtype);
   const x = randn([2, 4, 16, 16]), ctx = randn([2, 77, 768]);
   forward(unet, x, ctx).dispose(); // compile pipelines
   await sync();
   Deno.bench({
     group: "unet",
-    name: "unet f32 sd15 forward 2x4x16x16",
+    name: `unet ${dtype} weights sd15 forward 2x4x16x16`,
     baseline: true,
     n: 2,
     warmup: 0,

@@ -12,6 +12,7 @@
  */
 import type { Tensor } from "../ops/tensor.ts";
 import { untrack } from "../ops/scope.ts";
+import { cachePacksOf } from "../ops/pack_cache.ts";
 import { copy } from "../ops/creation.ts";
 import { cast } from "../ops/cast.ts";
 import { noGrad } from "../ops/autograd.ts";
@@ -28,7 +29,8 @@ export interface ParameterOptions {
 /**
  * A named tensor slot of a module. The tensor can be replaced (`assign`, e.g. when loading
  * weights) while optimizers and adapters keep the same `Parameter`. `trainable` drives the
- * tensor's `requiresGrad`, so frozen weights get no gradient buffers.
+ * tensor's `requiresGrad`, so frozen weights get no gradient buffers. On software adapters the
+ * matmul keeps the packed layout of a parameter until it is written (see `cachePacksOf`).
  *
  * @example
  * ```ts
@@ -50,6 +52,7 @@ export class Parameter {
     this.#trainable = options.trainable ?? true;
     this.#value = value;
     untrack(value);
+    cachePacksOf(value);
     value.requiresGrad = this.#trainable;
   }
 
@@ -100,6 +103,7 @@ export class Parameter {
       );
     }
     untrack(value);
+    cachePacksOf(value);
     value.requiresGrad = this.#trainable;
     this.zeroGrad();
     this.#value.dispose();

@@ -13,7 +13,8 @@ import {
 import type { Tensor } from "./tensor.ts";
 import { deviceInfo } from "./device.ts";
 import { dispatch, type Resource } from "./runtime.ts";
-import { acquireTexture, releaseTexture } from "./pool.ts";
+import { acquireTexture } from "./pool.ts";
+import { cachedPack, releasePack } from "./pack_cache.ts";
 
 /** Which kernel runs a matmul: `auto` picks `texture` on software adapters, else `tiled`. */
 export type MatmulVariant = "auto" | "texture" | "tiled";
@@ -53,14 +54,16 @@ export function packStrided(
   b0: number,
   nb: number,
 ): GPUTexture {
-  const tex = packTarget(width, rows, nb);
-  const k = cachedKernel(`matmul pack ${src.dtype}`, () => packKernel(src.dtype));
   const [rs, cs, bs] = strides;
-  dispatch(k, [src.binding, tex.createView()], [rows, cols, rs, cs, bs, width, nb, b0], [
-    Math.ceil(width / 8),
-    Math.ceil(rows * nb / 8),
-  ]);
-  return tex;
+  return cachedPack(src, `${rows} ${cols} ${strides} ${width} ${b0} ${nb}`, () => {
+    const tex = packTarget(width, rows, nb);
+    const k = cachedKernel(`matmul pack ${src.dtype}`, () => packKernel(src.dtype));
+    dispatch(k, [src.binding, tex.createView()], [rows, cols, rs, cs, bs, width, nb, b0], [
+      Math.ceil(width / 8),
+      Math.ceil(rows * nb / 8),
+    ]);
+    return tex;
+  });
 }
 
 /** Sizes of a texture matmul: c[b] = alpha * A[b] B[b] + beta * c[b], b < B. */
@@ -101,7 +104,7 @@ export function runTextureMatmul(
       p.alpha,
       p.beta,
     ], [Math.ceil(p.N / (TEX_COLS * TEX_GROUP)), Math.ceil(p.M / TEX_ROWS), nb]);
-    releaseTexture(at);
-    releaseTexture(bt);
+    releasePack(at);
+    releasePack(bt);
   }
 }

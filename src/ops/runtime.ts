@@ -8,6 +8,7 @@ import type { BuiltKernel } from "../wgsl/builder.ts";
 import { deviceInfo, throwDeviceError } from "./device.ts";
 import { acquireBuffer, endQuarantine, releaseBuffer } from "./pool.ts";
 import { pipelineFor } from "./pipeline.ts";
+import { forgetPacks } from "./pack_cache.ts";
 import { LimitError } from "./errors.ts";
 
 const FLUSH_EVERY = 256;
@@ -99,6 +100,7 @@ export function dispatch(
             `${limits.maxStorageBufferBindingSize}-byte limit per storage binding`,
         );
       }
+      if (k.bindings[binding]?.write) forgetPacks(r.buffer);
       return {
         binding,
         resource: { buffer: r.buffer, offset: r.offset ?? 0, size: Math.ceil(r.size / 4) * 4 },
