@@ -68,6 +68,6 @@ Deno.test("setPackCacheLimit(0) empties the cache and stops caching", () => {
     equal(dispatchCount() - n, 3, "w is packed again");
     equal(packCacheBytes(), 0);
   } finally {
-    setPackCacheLimit(4 * 2 ** 30);
+    setPackCacheLimit(512 * 2 ** 20);
   }
 });

@@ -3,7 +3,8 @@
  * adapters) packs each frozen weight once instead of on every product. Only tensors passed to
  * `cachePacksOf` (module parameters) are cached; a buffer's packs are dropped as soon as a kernel
  * writes the buffer (an optimizer step) or the buffer returns to the pool, so a pack is never
- * stale. The cache holds at most `setPackCacheLimit` bytes (default 4 GiB); past that, products
+ * stale. The cache holds at most `setPackCacheLimit` bytes (default 512 MiB, so that it does not undo
+ * the memory saved by f16 weights; raise it to trade memory for speed); past that, products
  * pack as usual.
  *
  * @module
@@ -15,7 +16,7 @@ const eligible = new WeakSet<GPUBuffer>();
 const packs = new Map<GPUBuffer, Map<string, GPUTexture>>();
 const cached = new WeakSet<GPUTexture>();
 let bytes = 0;
-let limit = 4 * 2 ** 30;
+let limit = 512 * 2 ** 20;
 
 /**
  * Lets the texture matmul keep packed copies of `t` (its whole storage) between calls.
