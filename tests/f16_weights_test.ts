@@ -16,8 +16,9 @@ import {
   type Tensor,
   tensor,
 } from "../src/ops/mod.ts";
-import { UNet2DConditionModel, type UNetConfig } from "../src/nn/mod.ts";
+import { UNet2DConditionModel } from "../src/nn/mod.ts";
 import { assertClose, randomData } from "./_helpers.ts";
+import { TINY_UNET } from "./_sd_fixture.ts";
 
 const f16 = deviceInfo().f16;
 const skip = f16 ? "" : " (skipped: adapter has no shader-f16)";
@@ -76,14 +77,6 @@ for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
   });
 }
 
-const TINY: Partial<UNetConfig> = {
-  blockOutChannels: [32, 64],
-  layersPerBlock: 1,
-  attentionHeads: 2,
-  crossAttentionDim: 32,
-  normNumGroups: 8,
-};
-
 function bytesOf(ts: Iterable<Tensor>): number {
   let n = 0;
   for (const t of ts) n += t.bytes;
@@ -94,8 +87,11 @@ Deno.test({
   name: `A U-Net with f16 weights needs about half the bytes and matches the f32 one${skip}`,
   ignore: !f16,
   fn: async () => {
-    using a = new UNet2DConditionModel(TINY, { generator: new Generator(1) });
-    using b = new UNet2DConditionModel(TINY, { generator: new Generator(2), weightDType: "f16" });
+    using a = new UNet2DConditionModel(TINY_UNET, { generator: new Generator(1) });
+    using b = new UNet2DConditionModel(TINY_UNET, {
+      generator: new Generator(2),
+      weightDType: "f16",
+    });
     b.loadStateDict(a.stateDict());
     for (const [k, t] of b.stateDict()) {
       equal(t.dtype, t.shape.length >= 2 ? "f16" : "f32", `${k} is stored ${t.dtype}`);

@@ -27,19 +27,11 @@ import {
   ResnetBlock2D,
   timestepFeatures,
   UNet2DConditionModel,
-  type UNetConfig,
 } from "../src/nn/mod.ts";
 import { SafetensorsFile, writeSafetensors } from "../src/nn/mod_fs.ts";
 import { toSafetensorsInputs } from "../src/nn/safetensors.ts";
 import { assertClose, randomData } from "./_helpers.ts";
-
-const TINY: Partial<UNetConfig> = {
-  blockOutChannels: [32, 64],
-  layersPerBlock: 1,
-  attentionHeads: 2,
-  crossAttentionDim: 32,
-  normNumGroups: 8,
-};
+import { TINY_UNET } from "./_sd_fixture.ts";
 
 function input(shape: number[], seed: number, requiresGrad = false): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -172,7 +164,7 @@ Deno.test("ResnetBlock2D adds a 1x1 shortcut only when channels change", () => {
 });
 
 Deno.test("UNet2DConditionModel shapes through every block of a tiny config", () => {
-  using unet = new UNet2DConditionModel(TINY, { generator: new Generator(1) });
+  using unet = new UNet2DConditionModel(TINY_UNET, { generator: new Generator(1) });
   scope(() =>
     noGrad(() => {
       const B = 2, x = input([B, 4, 16, 16], 1), ctx = input([B, 7, 32], 2);
@@ -227,8 +219,8 @@ Deno.test("UNet2DConditionModel shapes through every block of a tiny config", ()
 });
 
 Deno.test("A U-Net saved to safetensors and loaded into another gives identical outputs", async () => {
-  using a = new UNet2DConditionModel(TINY, { generator: new Generator(1) });
-  using b = new UNet2DConditionModel(TINY, { generator: new Generator(2) });
+  using a = new UNet2DConditionModel(TINY_UNET, { generator: new Generator(1) });
+  using b = new UNet2DConditionModel(TINY_UNET, { generator: new Generator(2) });
   const x = input([1, 4, 8, 8], 1), ctx = input([1, 5, 32], 2);
   const run = (m: UNet2DConditionModel) => noGrad(() => m.forward(x, 321, ctx)).toArray();
   const ya = await run(a);
@@ -246,7 +238,7 @@ Deno.test("A U-Net saved to safetensors and loaded into another gives identical 
 });
 
 Deno.test("U-Net backward reaches every parameter with finite gradients", async () => {
-  using unet = new UNet2DConditionModel(TINY, { generator: new Generator(1) });
+  using unet = new UNet2DConditionModel(TINY_UNET, { generator: new Generator(1) });
   const x = input([2, 4, 8, 8], 1, true), ctx = input([2, 5, 32], 2, true);
   scope(() => backward(mean(square(unet.forward(x, [10, 700], ctx)))));
   for (const [name, p] of unet.namedParameters()) {
@@ -271,7 +263,7 @@ Deno.test("U-Net gradients of the input and an attention weight match finite dif
   // f32 forward, float64 CPU sum. With h = 1e-2 the O(h^2) truncation error is ~1e-5 and the f32
   // rounding of the ~256-term sum (~1e-6 relative each) gives ~2e-5 / (2h) = 1e-3 noise in each
   // finite difference, so we allow 1e-3 absolute plus 2% of the largest gradient checked.
-  using unet = new UNet2DConditionModel(TINY, { generator: new Generator(11) });
+  using unet = new UNet2DConditionModel(TINY_UNET, { generator: new Generator(11) });
   const shape = [1, 4, 8, 8];
   const xData = Float32Array.from(randomData(256, 21));
   const ctx = input([1, 5, 32], 22);
@@ -321,7 +313,7 @@ Deno.test("U-Net gradients of the input and an attention weight match finite dif
 
 for (const norm of ["group", "batch"] as const) {
   Deno.test(`A tiny ${norm}-norm U-Net trains one AdamW step and its loss changes`, async () => {
-    using unet = new UNet2DConditionModel({ ...TINY, norm }, { generator: new Generator(5) });
+    using unet = new UNet2DConditionModel({ ...TINY_UNET, norm }, { generator: new Generator(5) });
     const kinds = new Set(unet.namedModules().map(([, m]) => m.constructor.name));
     ok(kinds.has(norm === "batch" ? "BatchNorm2d" : "GroupNorm"));
     if (norm === "batch") {
