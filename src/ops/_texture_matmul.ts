@@ -76,21 +76,32 @@ export interface TextureProduct {
   beta: number;
 }
 
-// c: [B, M, N] = alpha * op(A)[b] op(B)[b] (+ bias) + beta * c
 /**
- * Runs the outer-product kernel over packed operands, in chunks of batches; `outs` is C's
- * binding, then the bias's when `types.bias` names one.
+ * C's binding (then the bias's) and the storage types the matmul epilogue is built for, shared
+ * by the texture and tiled kernels.
  */
+export function epilogueOutputs(
+  c: Tensor,
+  bias: Tensor | null,
+): { outs: Resource[]; types: MatmulTypes } {
+  return bias
+    ? { outs: [c.binding, bias.binding], types: { c: c.dtype, bias: bias.dtype } }
+    : { outs: [c.binding], types: { c: c.dtype } };
+}
+
+// c: [B, M, N] = alpha * op(A)[b] op(B)[b] (+ bias[m]) + beta * c
+/** Runs the outer-product kernel over packed operands, in chunks of batches. */
 export function runTextureMatmul(
-  outs: readonly Resource[],
-  types: MatmulTypes,
+  c: Tensor,
+  bias: Tensor | null,
   p: TextureProduct,
   packers: { a: Packer; b: Packer },
 ): void {
   const max = deviceInfo().limits.maxTextureDimension2D;
   const chunk = Math.max(1, Math.floor(max / p.K));
   const [wA, wB] = textureWidths(p.M, p.N);
-  const key = `matmul texture ${JSON.stringify(types)}`;
+  const { outs, types } = epilogueOutputs(c, bias);
+  const key = `matmul texture ${types.c} ${types.bias ?? "none"}`;
   const mk = cachedKernel(key, () => textureMatmulKernel(types));
   for (let b0 = 0; b0 < p.B; b0 += chunk) {
     const nb = Math.min(chunk, p.B - b0);

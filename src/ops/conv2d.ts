@@ -18,7 +18,7 @@ import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
-import { epilogueOutputs, matmulRaw, type MatmulVariant, productDType } from "./matmul.ts";
+import { matmulRaw, type MatmulVariant, productDType } from "./matmul.ts";
 import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import { sum } from "./reduce.ts";
 
@@ -132,7 +132,7 @@ function im2colPack(x: Tensor, g: Geometry, width: number, b0: number, nb: numbe
 function forward(
   x: Tensor,
   w2: Tensor,
-  bias: Tensor | undefined,
+  bias: Tensor | null,
   g: Geometry,
   direct: boolean,
   variant: MatmulVariant,
@@ -141,8 +141,7 @@ function forward(
   if (!direct && textureVariant(Cout, P2, K, variant)) {
     // software adapters: im2col goes straight into the matmul's operand texture
     const y = new Tensor([g.B, Cout, P2], productDType(x, w2));
-    const { outs, types } = epilogueOutputs(y, bias);
-    runTextureMatmul(outs, types, { M: Cout, N: P2, K, B: g.B, alpha: 1, beta: 0 }, {
+    runTextureMatmul(y, bias, { M: Cout, N: P2, K, B: g.B, alpha: 1, beta: 0 }, {
       a: (b0, nb, w) => packStrided(w2, K, Cout, [1, K, 0], w, b0, nb),
       b: (b0, nb, w) => im2colPack(x, g, w, b0, nb),
     });
@@ -181,7 +180,7 @@ export function conv2d(
   const variant = options.variant ?? "auto";
   const direct = g.kh === 1 && g.kw === 1 && g.stride === 1 && g.pad === 0;
   const w2 = weight.view([Cout, K]);
-  const y3 = forward(x, w2, bias ?? undefined, g, direct, variant);
+  const y3 = forward(x, w2, bias, g, direct, variant);
   w2.dispose();
   const y = y3.view([g.B, Cout, g.Ho, g.Wo]);
   y3.dispose();

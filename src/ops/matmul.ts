@@ -4,10 +4,15 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
-import { type MatmulTypes, TILE, tiledMatmulKernel } from "../wgsl/matmul.ts";
+import { TILE, tiledMatmulKernel } from "../wgsl/matmul.ts";
 import { type DType, Tensor } from "./tensor.ts";
-import { dispatch, type Resource } from "./runtime.ts";
-import { packStrided, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
+import { dispatch } from "./runtime.ts";
+import {
+  epilogueOutputs,
+  packStrided,
+  runTextureMatmul,
+  textureVariant,
+} from "./_texture_matmul.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
 import { sum } from "./reduce.ts";
@@ -84,16 +89,6 @@ export function productDType(a: Tensor, b: Tensor): DType {
   return a.dtype === "f16" && b.dtype === "f16" ? "f16" : "f32";
 }
 
-/** C's binding (then the bias's) and the storage types the epilogue is built for. */
-export function epilogueOutputs(
-  c: Tensor,
-  bias: Tensor | undefined,
-): { outs: Resource[]; types: MatmulTypes } {
-  return bias
-    ? { outs: [c.binding, bias.binding], types: { c: c.dtype, bias: bias.dtype } }
-    : { outs: [c.binding], types: { c: c.dtype } };
-}
-
 function raw(
   a: Tensor,
   b: Tensor,
@@ -114,7 +109,7 @@ function raw(
   if (c.shape.join() !== shape.join()) {
     throw new ShapeError(`matmul() output ${fmtShape(c.shape)} should be ${fmtShape(shape)}`);
   }
-  const bias = into.bias;
+  const bias = into.bias ?? null;
   if (bias && bias.size !== p.M) {
     throw new ShapeError(
       `matmul() bias ${fmtShape(bias.shape)} should have one value per row (${p.M})`,
@@ -123,7 +118,6 @@ function raw(
   if (bias && fold) {
     throw new ArgumentError("matmul() cannot add a per-row bias to a product folded over batches");
   }
-  const { outs, types } = epilogueOutputs(c, bias);
   const alpha = into.alpha ?? 1, beta = into.beta ?? 0;
   if (c.size === 0) return c;
   const sbA = fold || !p.aBatched ? 0 : M * K;
@@ -132,14 +126,16 @@ function raw(
   const [amk, akk] = tA ? [1, M] : [K, 1];
   const [bkk, bnk] = tB ? [1, K] : [N, 1];
   if (useTexture({ ...p, M }, variant)) {
-    runTextureMatmul(outs, types, { M, N, K, B, alpha, beta }, {
+    runTextureMatmul(c, bias, { M, N, K, B, alpha, beta }, {
       a: (b0, nb, w) => packStrided(a, K, M, [akk, amk, sbA], w, b0, nb),
       b: (b0, nb, w) => packStrided(b, K, N, [bkk, bnk, sbB], w, b0, nb),
     });
     return c;
   }
+  const { outs, types } = epilogueOutputs(c, bias);
   const tt = { ...types, a: a.dtype, b: b.dtype };
-  const k = cachedKernel(`matmul tiled ${JSON.stringify(tt)}`, () => tiledMatmulKernel(tt));
+  const key = `matmul tiled ${tt.a} ${tt.b} ${tt.c} ${tt.bias ?? "none"}`;
+  const k = cachedKernel(key, () => tiledMatmulKernel(tt));
   dispatch(k, [a.binding, b.binding, ...outs], [
     M,
     N,

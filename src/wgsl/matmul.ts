@@ -21,7 +21,7 @@ export interface MatmulTypes {
 // c = alpha * acc (+ bias[m]) + beta * c (beta 0 never reads c, so c may hold garbage)
 function epilogue(bias: boolean): string {
   const add = bias ? " + ld_bias(m)" : "";
-  return `fn out_(i: u32, m: u32, n: u32, acc: f32) {
+  return `fn out_(i: u32, m: u32, acc: f32) {
   let v = P.alpha * acc${add};
   if (P.beta == 0.0) { st_c(i, v); } else { st_c(i, v + P.beta * ld_c(i)); }
 }`;
@@ -74,7 +74,7 @@ textureStore(tex, vec2<u32>(x, y), v);`,
 // at: texels (i / 4, b * K + k) of op(A)^T, bt: texels (j / 4, b * K + k) of op(B) -> c: [B, M, N]
 /**
  * The outer-product kernel over packed operands; one invocation computes 16 x 8 of C, and the
- * epilogue optionally adds a bias per row or per column.
+ * epilogue optionally adds a bias per row.
  */
 export function textureMatmulKernel(t: MatmulTypes): BuiltKernel {
   const sw = ["x", "y", "z", "w"];
@@ -99,9 +99,7 @@ export function textureMatmulKernel(t: MatmulTypes): BuiltKernel {
     lines.push(`{ let m = r4 * 4u + ${r}u; if (m < P.M) { let o = out + m * P.N;`);
     for (let c = 0; c < TEX_COLS; c++) {
       lines.push(
-        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, col + ${c}u, acc${r}_${c >> 2}.${
-          sw[c & 3]
-        }); }`,
+        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, acc${r}_${c >> 2}.${sw[c & 3]}); }`,
       );
     }
     lines.push("}");
@@ -186,7 +184,7 @@ for (var i = 0u; i < 4u; i++) {
   if (m < P.M) {
     for (var j = 0u; j < 4u; j++) {
       let n = col0 + lid.x * 4u + j;
-      if (n < P.N) { out_(cOff + m * P.N + n, m, n, acc[i][j]); }
+      if (n < P.N) { out_(cOff + m * P.N + n, m, acc[i][j]); }
     }
   }
 }`,
