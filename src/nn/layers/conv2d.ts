@@ -11,6 +11,7 @@ import { slice } from "../../ops/slice.ts";
 import { add } from "../../ops/binary.ts";
 import { scope } from "../../ops/scope.ts";
 import { type InitOptions, uniformInit } from "./_init.ts";
+import type { LayerAdapter } from "./adapter_hook.ts";
 
 /** Options of {@link Conv2d}. */
 export interface Conv2dLayerOptions extends InitOptions {
@@ -51,6 +52,8 @@ export class Conv2d extends Module {
   readonly hasBias: boolean;
   /** Largest unfolded input in bytes before channels are split (default: one storage binding). */
   maxUnfoldBytes: number | undefined;
+  /** An adapter that computes the output in the layer's place (see `src/lora`), or null. */
+  adapter: LayerAdapter | null = null;
 
   /** A new layer with random weights. */
   constructor(
@@ -78,9 +81,15 @@ export class Conv2d extends Module {
   /**
    * Convolves `x`. When the unfolded input (im2col, `B Cin k k Ho Wo` elements) would exceed one
    * storage binding (e.g. 960 channels at 64x64 in SD's last up block), the input channels are
-   * split into chunks whose partial convolutions are summed.
+   * split into chunks whose partial convolutions are summed. An attached adapter computes the
+   * output instead.
    */
   forward(x: Tensor): Tensor {
+    return this.adapter ? this.adapter.forward(x) : this.baseForward(x);
+  }
+
+  /** The layer's own output, ignoring any adapter. */
+  baseForward(x: Tensor): Tensor {
     const w = this.param("weight").value;
     const bias = this.hasBias ? this.param("bias").value : null;
     const opts = { stride: this.stride, padding: this.padding };

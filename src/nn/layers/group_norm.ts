@@ -7,6 +7,7 @@ import { Module } from "../module.ts";
 import { groupNorm } from "../../ops/group_norm.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import { ones, zeros } from "./_init.ts";
+import type { LayerAdapter } from "./adapter_hook.ts";
 
 // x: [B, C, ...spatial] -> y: same shape
 /**
@@ -27,6 +28,8 @@ export class GroupNorm extends Module {
   readonly channels: number;
   /** Added to the variance. */
   readonly eps: number;
+  /** An adapter that computes the output in the layer's place (see `src/lora`), or null. */
+  adapter: LayerAdapter | null = null;
 
   /** A new layer with unit scale and zero shift. */
   constructor(groups: number, channels: number, eps = 1e-5) {
@@ -38,8 +41,13 @@ export class GroupNorm extends Module {
     this.addParameter("bias", zeros([channels]));
   }
 
-  /** Normalizes `x`. */
+  /** Normalizes `x` (through its adapter, when one is attached). */
   forward(x: Tensor): Tensor {
+    return this.adapter ? this.adapter.forward(x) : this.baseForward(x);
+  }
+
+  /** The layer's own output, ignoring any adapter. */
+  baseForward(x: Tensor): Tensor {
     return groupNorm(
       x,
       this.groups,

@@ -7,6 +7,7 @@ import { Module } from "../module.ts";
 import { layerNorm } from "../../ops/layer_norm.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import { ones, zeros } from "./_init.ts";
+import type { LayerAdapter } from "./adapter_hook.ts";
 
 // x: [..., N] -> y: same shape
 /**
@@ -26,6 +27,8 @@ export class LayerNorm extends Module {
   readonly features: number;
   /** Added to the variance. */
   readonly eps: number;
+  /** An adapter that computes the output in the layer's place (see `src/lora`), or null. */
+  adapter: LayerAdapter | null = null;
 
   /** A new layer with unit scale and zero shift. */
   constructor(features: number, eps = 1e-5) {
@@ -36,8 +39,13 @@ export class LayerNorm extends Module {
     this.addParameter("bias", zeros([features]));
   }
 
-  /** Normalizes the last dimension of `x`. */
+  /** Normalizes the last dimension of `x` (through its adapter, when one is attached). */
   forward(x: Tensor): Tensor {
+    return this.adapter ? this.adapter.forward(x) : this.baseForward(x);
+  }
+
+  /** The layer's own output, ignoring any adapter. */
+  baseForward(x: Tensor): Tensor {
     return layerNorm(x, this.param("weight").value, this.param("bias").value, this.eps);
   }
 }

@@ -11,6 +11,7 @@ import { reshape } from "../../ops/reshape.ts";
 import { fmtShape, ShapeError } from "../../ops/errors.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import { type InitOptions, uniformInit } from "./_init.ts";
+import type { LayerAdapter } from "./adapter_hook.ts";
 
 /** Options of {@link Linear}. */
 export interface LinearOptions extends InitOptions {
@@ -53,9 +54,16 @@ export class Linear extends Module {
 
   /** Whether the layer has a bias. */
   readonly hasBias: boolean;
+  /** An adapter that computes the output in the layer's place (see `src/lora`), or null. */
+  adapter: LayerAdapter | null = null;
 
-  /** Applies the layer to the last dimension of `x`. */
+  /** Applies the layer (through its adapter, when one is attached) to the last dimension of `x`. */
   forward(x: Tensor): Tensor {
+    return this.adapter ? this.adapter.forward(x) : this.baseForward(x);
+  }
+
+  /** The layer's own output, ignoring any adapter. */
+  baseForward(x: Tensor): Tensor {
     if (x.shape.length < 1 || x.shape.at(-1) !== this.inFeatures) {
       throw new ShapeError(
         `Linear(${this.inFeatures}, ${this.outFeatures}) needs an input whose last dimension is ` +
