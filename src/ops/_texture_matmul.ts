@@ -107,14 +107,20 @@ export function runTextureMatmul(
     const nb = Math.min(chunk, p.B - b0);
     const at = packers.a(b0, nb, wA);
     const bt = packers.b(b0, nb, wB);
-    dispatch(mk, [at.createView(), bt.createView(), ...outs], [
-      p.M,
-      p.N,
-      p.K,
-      b0,
-      p.alpha,
-      p.beta,
-    ], [Math.ceil(p.N / (TEX_COLS * TEX_GROUP)), Math.ceil(p.M / TEX_ROWS), nb]);
+    dispatch(
+      mk,
+      [at.createView(), bt.createView(), ...outs],
+      [
+        p.M,
+        p.N,
+        p.K,
+        b0,
+        p.alpha,
+        p.beta,
+      ],
+      [Math.ceil(p.N / (TEX_COLS * TEX_GROUP)), Math.ceil(p.M / TEX_ROWS), nb],
+      2 * p.M * p.N * p.K * nb,
+    );
     releasePack(at);
     releasePack(bt);
   }

@@ -15,6 +15,7 @@ import { zeros } from "./creation.ts";
 import { add } from "./binary.ts";
 import { square } from "./unary.ts";
 import { sum } from "./reduce.ts";
+import { inPhase, labelOp } from "./profiler.ts";
 import { ArgumentError, DTypeError, fmtShape } from "./errors.ts";
 
 /**
@@ -63,6 +64,7 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
       grid1d(Math.ceil(p.size / EW_GROUP)),
     );
   }
+  labelOp("clip_grad_norm");
   return sq;
 }
 
@@ -148,6 +150,10 @@ export class AdamW {
 
   /** One update of every parameter that has a gradient; `lr` overrides the stored rate. */
   step(lr: number = this.options.lr): void {
+    inPhase("optimizer", () => this.#step(lr));
+  }
+
+  #step(lr: number): void {
     const s = this.#state;
     s.step++;
     const [b1, b2] = this.options.betas;
@@ -164,6 +170,7 @@ export class AdamW {
         grid1d(Math.ceil(p.size / EW_GROUP)),
       );
     });
+    labelOp("adamw");
     if (sq !== this.#noNorm) sq.dispose();
   }
 

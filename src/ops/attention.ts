@@ -111,6 +111,7 @@ export function attention(
       [q.binding, k.binding, v.binding, y.binding, lse.binding],
       params,
       groups(g.Tq, BH),
+      4 * BH * g.Tq * g.Tk * g.D,
     );
   }
   const out = record("attention", [q, k, v], y, [q, k, v, y, lse], (dy, s) => {
@@ -137,6 +138,7 @@ export function attention(
         ],
         params,
         groups(g.Tq, BH),
+        6 * BH * g.Tq * g.Tk * g.D,
       );
       if (dk && dv && k.size > 0) {
         const kkv = cachedKernel(
@@ -157,6 +159,7 @@ export function attention(
           ],
           params,
           groups(g.Tk, BH),
+          8 * BH * g.Tq * g.Tk * g.D,
         );
       }
     }

@@ -9,6 +9,7 @@ import { scope, untrack } from "./scope.ts";
 import { fmtShape, ShapeError } from "./errors.ts";
 import { add } from "./binary.ts";
 import { full } from "./creation.ts";
+import { inPhase, labelOp } from "./profiler.ts";
 
 let enabled = true;
 
@@ -55,6 +56,7 @@ export function record(
   saved: readonly Tensor[],
   rule: BackwardRule,
 ): Tensor {
+  labelOp(op);
   if (!enabled || !inputs.some((t) => t.requiresGrad)) return out;
   const kept = saved.map((t) => {
     const v = t.view();
@@ -130,44 +132,48 @@ export function backward(root: Tensor, seed?: Tensor): void {
       `backward() needs a scalar, got shape ${fmtShape(root.shape)}; reduce it (sum, mean) first`,
     );
   }
-  noGrad(() => {
-    const grads = new Map<Tensor, Tensor>();
-    const first = seed ? seed.view() : full(root.shape, 1);
-    untrack(first);
-    grads.set(root, first);
-    const order = topo(root).reverse();
-    for (const t of order) {
-      const dy = grads.get(t);
-      if (!dy) continue;
-      grads.delete(t);
-      const node = t.node;
-      if (!node) {
-        const g = accumulate(t.grad, dy);
-        untrack(g);
-        t.grad = g;
-        continue;
-      }
-      const gs = scope(() => node.backward(dy));
-      dy.dispose();
-      node.release();
-      t.node = null;
-      node.inputs.forEach((inp, i) => {
-        const g = gs[i];
-        if (!g) return;
-        if (!inp.requiresGrad) return g.dispose();
-        if (g.shape.join() !== inp.shape.join()) {
-          throw new ShapeError(
-            `The gradient rule of ${node.op} returned shape ${fmtShape(g.shape)} for an input of ` +
-              `shape ${fmtShape(inp.shape)}; this is a bug in that op`,
-          );
+  inPhase("backward", () =>
+    noGrad(() => {
+      const grads = new Map<Tensor, Tensor>();
+      const first = seed ? seed.view() : full(root.shape, 1);
+      untrack(first);
+      grads.set(root, first);
+      const order = topo(root).reverse();
+      for (const t of order) {
+        const dy = grads.get(t);
+        if (!dy) continue;
+        grads.delete(t);
+        const node = t.node;
+        if (!node) {
+          const g = accumulate(t.grad, dy);
+          untrack(g);
+          t.grad = g;
+          continue;
         }
-        const acc = accumulate(grads.get(inp), g);
-        untrack(acc);
-        grads.set(inp, acc);
-      });
-    }
-    for (const g of grads.values()) g.dispose();
-  });
+        const gs = scope(() => node.backward(dy));
+        labelOp(node.op);
+        dy.dispose();
+        node.release();
+        t.node = null;
+        node.inputs.forEach((inp, i) => {
+          const g = gs[i];
+          if (!g) return;
+          if (!inp.requiresGrad) return g.dispose();
+          if (g.shape.join() !== inp.shape.join()) {
+            throw new ShapeError(
+              `The gradient rule of ${node.op} returned shape ${
+                fmtShape(g.shape)
+              } for an input of ` +
+                `shape ${fmtShape(inp.shape)}; this is a bug in that op`,
+            );
+          }
+          const acc = accumulate(grads.get(inp), g);
+          untrack(acc);
+          grads.set(inp, acc);
+        });
+      }
+      for (const g of grads.values()) g.dispose();
+    }));
 }
 
 /**

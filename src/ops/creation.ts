@@ -8,6 +8,7 @@ import { EW_GROUP, fillKernel } from "../wgsl/elementwise.ts";
 import { deviceInfo } from "./device.ts";
 import { type DType, numel, Tensor } from "./tensor.ts";
 import { copyEncoder, dispatch, grid1d } from "./runtime.ts";
+import { labelOp } from "./profiler.ts";
 import { fmtShape, ShapeError } from "./errors.ts";
 
 /** Options of the tensor factories. */
@@ -71,6 +72,7 @@ export function full(shape: readonly number[], value: number, options: TensorOpt
   const t = new Tensor(shape, dtype, undefined, options.requiresGrad ?? false);
   const k = cachedKernel(`fill ${dtype}`, () => fillKernel(dtype));
   if (t.size > 0) dispatch(k, [t.binding], [t.size, value], grid1d(Math.ceil(t.size / EW_GROUP)));
+  labelOp("full");
   return t;
 }
 

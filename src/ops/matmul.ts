@@ -152,7 +152,7 @@ function raw(
     Math.ceil(N / TILE),
     Math.ceil(M / TILE),
     B,
-  ]);
+  ], 2 * M * N * K * B);
   return c;
 }
 

@@ -17,6 +17,16 @@ export * from "./device.ts";
 export { bucketSize, type MemoryStats, memoryStats, resetPeakBytes, trimPool } from "./pool.ts";
 export { dispatchCount, flush, sync } from "./runtime.ts";
 export { pipelineCount } from "./pipeline.ts";
+export {
+  chromeTrace,
+  formatProfile,
+  type ProfilePhase,
+  type ProfileRecord,
+  type ProfileReport,
+  type ProfileRow,
+  type ProfileTiming,
+} from "./profiler.ts";
+export { profile, type ProfileOptions } from "./profile.ts";
 export { cachePacksOf, packCacheBytes, setPackCacheLimit } from "./pack_cache.ts";
 export { scope, untrack } from "./scope.ts";
 export { type DType, dtypeBytes, type GradNode, numel, Tensor } from "./tensor.ts";

@@ -11,6 +11,7 @@ import { NORMAL_OCTAVES, NORMAL_SEGMENTS, randomKernel, type RandomKind } from "
 import { deviceInfo } from "./device.ts";
 import { type DType, numel, Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
+import { labelOp } from "./profiler.ts";
 import { ArgumentError } from "./errors.ts";
 
 /**
@@ -82,6 +83,7 @@ function draw(
   const seedLo = g.seed % 2 ** 32, seedHi = Math.floor(g.seed / 2 ** 32);
   const res = kind === "normal" ? [y.binding, normalTableBinding()] : [y.binding];
   dispatch(k, res, [n, seedLo, seedHi, offset, a, b], grid1d(Math.ceil(n / EW_GROUP)));
+  labelOp(`random ${kind}`);
   return y;
 }
 

@@ -10,6 +10,13 @@ import { acquireBuffer, endQuarantine, releaseBuffer } from "./pool.ts";
 import { pipelineFor } from "./pipeline.ts";
 import { forgetPacks } from "./pack_cache.ts";
 import { LimitError } from "./errors.ts";
+import {
+  profileBatchFull,
+  profileBeforeSubmit,
+  profileDispatch,
+  profileUsesTimestamps,
+  profiling,
+} from "./profiler.ts";
 
 const FLUSH_EVERY = 256;
 
@@ -38,7 +45,9 @@ export function copyEncoder(): GPUCommandEncoder {
 export function flush(): void {
   if (encoder) {
     if (pass) pass.end();
+    const timed = profileBeforeSubmit(encoder);
     deviceInfo().device.queue.submit([encoder.finish()]);
+    timed?.();
     encoder = null;
     pass = null;
     queued = 0;
@@ -81,15 +90,27 @@ function packParams(k: BuiltKernel, values: readonly number[]): ArrayBuffer {
   return buf;
 }
 
+function variantOf(k: BuiltKernel): string {
+  return k.bindings.some((b) => b.type === "f16") ? "f16" : "";
+}
+
+function boundBytes(resources: readonly Resource[]): number {
+  let n = 0;
+  for (const r of resources) if ("buffer" in r) n += r.size;
+  return n;
+}
+
 /**
  * Records one dispatch of a kernel: resources in binding order, params values in the kernel's
- * params order, and the workgroup counts.
+ * params order, the workgroup counts, and (for the profiler) its floating-point operations when
+ * the op knows them.
  */
 export function dispatch(
   k: BuiltKernel,
   resources: readonly Resource[],
   params: readonly number[],
   groups: readonly [number, number?, number?],
+  flops = 0,
 ): void {
   const { device, limits } = deviceInfo();
   const entries: GPUBindGroupEntry[] = resources.map((r, binding) => {
@@ -118,11 +139,21 @@ export function dispatch(
   const pipeline = pipelineFor(k.code);
   const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
   const e = currentEncoder();
-  pass ??= e.beginComputePass();
+  if (profiling()) {
+    // one pass per dispatch, so that its timestamps (or its own submit) time it alone
+    if (pass) pass.end();
+    const timestampWrites = profileDispatch(k.name, variantOf(k), boundBytes(resources), flops);
+    pass = e.beginComputePass(timestampWrites ? { timestampWrites } : {});
+  } else pass ??= e.beginComputePass();
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, bg);
   pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
   dispatches++;
+  if (profiling()) {
+    pass.end();
+    pass = null;
+    if (!profileUsesTimestamps() || profileBatchFull()) return void (++queued, flush());
+  }
   if (++queued >= FLUSH_EVERY) flush();
 }
 

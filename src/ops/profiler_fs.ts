@@ -1,0 +1,68 @@
+/**
+ * `DENOISE_PROFILE=1`: profiles the whole process, prints the per-kernel table to stderr at exit
+ * and writes a Chrome trace (open it in https://ui.perfetto.dev) to `DENOISE_PROFILE_TRACE`
+ * (default `denoise_profile.json` in the working directory). Importing this module does nothing
+ * unless the variable is set.
+ *
+ * @module
+ */
+import {
+  chromeTrace,
+  formatProfile,
+  profileIdle,
+  type ProfileReport,
+  profileReport,
+  profileSettled,
+  startProfiling,
+} from "./profiler.ts";
+import { flush } from "./runtime.ts";
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: the profiler stays off
+  }
+}
+
+/**
+ * Writes a report's Chrome trace to `path` (a temporary file renamed into place).
+ *
+ * @example
+ * ```ts
+ * import { getDevice, profile, randn, silu, writeChromeTrace } from "../../mod.ts";
+ * await getDevice();
+ * const report = await profile(() => silu(randn([1024])).dispose());
+ * writeChromeTrace(report, await Deno.makeTempFile({ suffix: ".json" }));
+ * ```
+ */
+export function writeChromeTrace(report: ProfileReport, path: string): void {
+  const tmp = `${path}.tmp`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(chromeTrace(report)));
+  Deno.renameSync(tmp, path);
+}
+
+/** Turns the process-wide profile on with its exit report (what `DENOISE_PROFILE=1` does). */
+export function profileProcess(tracePath = "denoise_profile.json"): void {
+  startProfiling();
+  globalThis.addEventListener("beforeunload", (e) => {
+    // submit what is still queued and wait for its timings before the process ends
+    if (profileIdle()) return;
+    flush();
+    e.preventDefault();
+    void profileSettled();
+  });
+  globalThis.addEventListener("unload", () => {
+    const report = profileReport();
+    if (report.records.length === 0) return;
+    console.error(formatProfile(report));
+    try {
+      writeChromeTrace(report, tracePath);
+      console.error(`Chrome trace: ${tracePath} (open it in https://ui.perfetto.dev)`);
+    } catch (e) {
+      console.error(`The profile trace could not be written to ${tracePath}: ${e}`);
+    }
+  });
+}
+
+if (env("DENOISE_PROFILE") === "1") profileProcess(env("DENOISE_PROFILE_TRACE"));

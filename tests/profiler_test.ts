@@ -1,0 +1,96 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import {
+  AdamW,
+  backward,
+  chromeTrace,
+  dispatchCount,
+  formatProfile,
+  matmul,
+  mseLoss,
+  profile,
+  randn,
+  scope,
+  silu,
+  sync,
+  type Tensor,
+} from "../mod.ts";
+import "./_helpers.ts";
+
+// a tiny training step: forward (matmul, silu, loss), backward, AdamW
+function stepper(): { step: () => void; w: Tensor } {
+  const w = randn([24, 40], { std: 0.1, requiresGrad: true });
+  const opt = new AdamW([w], { lr: 1e-2, maxGradNorm: 1 });
+  const step = () => {
+    scope(() => backward(mseLoss(silu(matmul(randn([8, 24]), w)), randn([8, 40]))));
+    opt.step();
+    opt.zeroGrad();
+  };
+  return { step, w };
+}
+
+for (const timing of ["auto", "cpu"] as const) {
+  Deno.test(`profile() with ${timing} timing records every dispatch by kernel, op and phase`, async () => {
+    const { step, w } = stepper();
+    step(); // compile pipelines outside the profile
+    await sync();
+    const before = dispatchCount();
+    const r = await profile(step, { timing });
+    const issued = dispatchCount() - before;
+    equal(r.records.length, issued, "one record per dispatch issued inside fn");
+    equal(r.source, timing === "cpu" ? "cpu" : "timestamp-query");
+    deepEqual(r.byPhase.map((p) => p.key).sort(), ["backward", "forward", "optimizer"]);
+    for (const rec of r.records) ok(rec.endMs >= rec.startMs, `${rec.kernel} has a duration`);
+    ok(r.totalMs > 0, "kernels took some time");
+    // the forward matmul states its work: 2 M N K
+    const mm = r.records.find((x) => x.op === "matmul" && x.phase === "forward" && x.flops > 0);
+    equal(mm?.flops, 2 * 8 * 40 * 24);
+    ok(r.byOp.some((o) => o.key === "adamw"), "the optimizer update is named");
+    ok(r.byOp.some((o) => o.key === "silu"), "forward ops are named");
+    const shares = r.byKernel.reduce((a, k) => a + k.share, 0);
+    ok(Math.abs(shares - 1) < 1e-9, `kernel shares sum to 1 (got ${shares})`);
+    ok(formatProfile(r).includes("| kernel | calls | total ms | share | rate |"));
+    const trace = chromeTrace(r).traceEvents.filter((e) => e.ph === "X");
+    equal(trace.length, r.records.length, "one trace event per dispatch");
+    w.dispose();
+  });
+}
+
+Deno.test("profiling off adds no dispatches and a profile only counts its own work", async () => {
+  const { step, w } = stepper();
+  step();
+  await sync();
+  let before = dispatchCount();
+  step();
+  const plain = dispatchCount() - before;
+  before = dispatchCount();
+  const r = await profile(step);
+  equal(dispatchCount() - before, plain, "the same dispatches with the profiler on");
+  equal(r.records.length, plain);
+  const again = await profile(() => {});
+  equal(again.records.length, 0, "a later empty profile sees nothing of earlier work");
+  w.dispose();
+});
+
+Deno.test("DENOISE_PROFILE=1 prints the table at exit and writes a Chrome trace", async () => {
+  const dir = await Deno.makeTempDir();
+  const script = `${dir}/run.ts`;
+  const trace = `${dir}/trace.json`;
+  await Deno.writeTextFile(
+    script,
+    `import { getDevice, randn, silu } from "${new URL("../mod.ts", import.meta.url).href}";
+await getDevice();
+silu(randn([512])).dispose();`,
+  );
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script],
+    env: { DENOISE_PROFILE: "1", DENOISE_PROFILE_TRACE: trace },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  equal(out.code, 0, err);
+  ok(/\| unary_silu <=\d+KiB \| 1 \|/.test(err), `the table names the silu kernel:\n${err}`);
+  const events = JSON.parse(await Deno.readTextFile(trace)).traceEvents as { name: string }[];
+  ok(events.some((e) => e.name === "unary_silu"), "the trace holds the silu dispatch");
+  await Deno.remove(dir, { recursive: true });
+});
