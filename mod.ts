@@ -17,6 +17,6 @@ export * from "./src/nn/mod_fs.ts";
 export * from "./src/ops/profiler_fs.ts";
 
 if (import.meta.main) {
-  const { main } = await import("./cli.ts");
+  const { main } = await import("./src/cli/main.ts");
   Deno.exit(await main(Deno.args));
 }

@@ -1,0 +1,160 @@
+/**
+ * `mod.ts sample`: text-to-image with a diffusers folder or a single-file checkpoint, written as
+ * a PNG or JPEG (the output's extension decides).
+ *
+ * @module
+ */
+import { getDevice } from "../ops/device.ts";
+import { SAMPLER_NAMES } from "../schedule/sampler.ts";
+import { loadStableDiffusion } from "../nn/loaders_fs.ts";
+import { escapeControls } from "../nn/_untrusted.ts";
+import {
+  choiceOption,
+  formatOptions,
+  intOption,
+  numberOption,
+  type OptionTable,
+  parseOptions,
+  UsageError,
+} from "./_args.ts";
+import { encodeImage, imageFormat } from "./_image.ts";
+import { checkOutputPath, writeFileAtomic } from "./_output.ts";
+import { readSchedulerOptions } from "./scheduler_config.ts";
+import { textToImage } from "./text_to_image.ts";
+
+/** The options of `sample`: parsed from this table, and its help printed from it. */
+export const SAMPLE_OPTIONS = {
+  model: {
+    type: "string",
+    value: "<path>",
+    help: "diffusers folder (unet/, vae/, text_encoder/, tokenizer/, optional scheduler/) or a " +
+      "single-file .safetensors checkpoint (required)",
+  },
+  prompt: { type: "string", value: "<text>", help: "what to draw (required)" },
+  negative: { type: "string", value: "<text>", help: 'negative prompt (default "")' },
+  steps: {
+    type: "string",
+    value: "<n>",
+    help: "sampling steps, 1 to the model's training timesteps (1000 for SD 1.x; default 25)",
+  },
+  cfg: {
+    type: "string",
+    value: "<scale>",
+    help: "classifier-free guidance scale, a decimal number from 0 to 100 (default 7)",
+  },
+  sampler: {
+    type: "string",
+    value: "<name>",
+    help: `${SAMPLER_NAMES.join(", ")} (default dpmpp_2m_karras)`,
+  },
+  seed: {
+    type: "string",
+    value: "<n>",
+    help: "noise seed, 0 to 9007199254740991 (2^53 - 1; default 0)",
+  },
+  width: {
+    type: "string",
+    value: "<px>",
+    help: "image width, 8 to 8192, a multiple of the model's latent factor (64 for SD 1.x; " +
+      "default 512)",
+  },
+  height: { type: "string", value: "<px>", help: "image height, as --width (default 512)" },
+  out: {
+    type: "string",
+    value: "<file>",
+    help: "output image, .png or .jpg/.jpeg (default out.png); replaced atomically",
+  },
+  tokenizer: {
+    type: "string",
+    value: "<dir>",
+    help: "tokenizer folder with vocab.json and merges.txt (needed for single-file checkpoints)",
+  },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
+
+/** Help text of `sample`. */
+export const SAMPLE_HELP: string =
+  `Usage: deno run -A mod.ts sample --model <folder|file> --prompt <text> [options]
+
+Generates an image from a prompt with a Stable Diffusion 1.x checkpoint.
+
+Options:
+${formatOptions(SAMPLE_OPTIONS)}`;
+
+/** The image side limit of `--width` / `--height`. */
+const MAX_SIDE = 8192;
+
+function progress(t0: number): (step: number, total: number) => void {
+  let last = t0;
+  return (step, total) => {
+    const now = performance.now();
+    if (now - last <= 100 && step !== total) return;
+    last = now;
+    const rate = step / ((now - t0) / 1000);
+    const w = 30, done = Math.round((step / total) * w);
+    const bar = "#".repeat(done) + "-".repeat(w - done);
+    const line = `\r[${bar}] ${step}/${total} ${rate.toFixed(2)} it/s`;
+    Deno.stderr.writeSync(new TextEncoder().encode(line));
+  };
+}
+
+/**
+ * Runs `sample` with its arguments (after the command name); returns the exit code. Bad
+ * arguments throw `UsageError`, failures other typed errors (the CLI entry prints them).
+ */
+export async function sampleCommand(args: string[]): Promise<number> {
+  const values = parseOptions(args, SAMPLE_OPTIONS, "sample");
+  if (values.help) {
+    console.log(SAMPLE_HELP);
+    return 0;
+  }
+  if (!values.model || values.prompt === undefined) {
+    throw new UsageError("sample needs --model and --prompt");
+  }
+  const scheduler = await readSchedulerOptions(values.model);
+  const trainSteps = scheduler.schedule?.trainSteps ?? 1000;
+  const steps = intOption("steps", values.steps, 25, {
+    min: 1,
+    max: trainSteps,
+    why: `the model's ${trainSteps} training timesteps`,
+  });
+  const seed = intOption("seed", values.seed, 0, {
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    why: "the noise generator's 53-bit seed",
+  });
+  const side = { min: 8, max: MAX_SIDE, why: "the VAE's 8x latent factor up to 8192" };
+  const width = intOption("width", values.width, 512, side);
+  const height = intOption("height", values.height, 512, side);
+  const cfg = numberOption("cfg", values.cfg, 7, { min: 0, max: 100 });
+  const sampler = choiceOption("sampler", values.sampler, "dpmpp_2m_karras", SAMPLER_NAMES);
+  const out = values.out ?? "out.png";
+  const format = imageFormat(out);
+  await checkOutputPath(out);
+
+  await getDevice();
+  const models = await loadStableDiffusion(
+    values.model,
+    values.tokenizer ? { tokenizer: values.tokenizer } : {},
+  );
+  try {
+    const image = await textToImage(models, {
+      prompt: values.prompt,
+      negative: values.negative ?? "",
+      steps,
+      cfg,
+      sampler,
+      seed,
+      width,
+      height,
+      scheduler,
+      onStep: progress(performance.now()),
+    });
+    Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+    await writeFileAtomic(out, await encodeImage(image, format));
+  } finally {
+    for (const m of [models.unet, models.vae, models.textEncoder]) m.dispose();
+  }
+  console.log(`wrote ${escapeControls(out)} (${width}x${height}, seed ${seed})`);
+  return 0;
+}
