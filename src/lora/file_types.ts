@@ -40,6 +40,11 @@ export interface LoraEntry {
   path: string;
   /** How the delta is stored. */
   kind: LoraEntryKind;
+  /**
+   * The adapted module's weight shape (`[out, in]`, `[out, in, k, k]` or `[channels]`), set by
+   * the readers; LoHa and LoKr need it to shape a conv delta.
+   */
+  moduleShape?: number[];
   /** Low-rank down `[r, in]` or `[r, in, k, k]` (kind "lora"). */
   down?: HostTensor;
   /** Low-rank up `[out, r]` or `[out, r, 1, 1]` (kind "lora"). */
