@@ -390,3 +390,226 @@ Deno.test("LoKr Kronecker, Tucker LoCon, LoHa Tucker, full, norm and DoRA deltas
     assert.throws(() => entryDelta(byPath(doraFile.entries, Q)), /needs the module's base weight/);
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// Writers and round trips
+
+async function tempDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "lora_format_test_" });
+}
+const entriesOf = (): LoraEntry[] => [
+  { component: "unet", path: Q, kind: "lora", alpha: 1, down: qDown, up: qUp, tensors: {} },
+  { component: "unet", path: CONV, kind: "lora", alpha: 1.5, down: cDown, up: cUp, tensors: {} },
+  {
+    component: "text_encoder",
+    path: TEQ,
+    kind: "lora",
+    down: rand([1, 6]),
+    up: rand([6, 1]),
+    tensors: {},
+  },
+  { component: "unet", path: NORM, kind: "norm", wNorm: rand([6]), tensors: {} },
+];
+
+function dataSectionSha(bytes: Uint8Array): Promise<ArrayBuffer> {
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  return crypto.subtle.digest("SHA-256", bytes.slice(8 + n));
+}
+const hex = (b: ArrayBuffer) =>
+  [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
+
+Deno.test("the kohya writer round-trips entries (F32 and F16) with kohya's names, metadata and hash", async () => {
+  const dir = await tempDir();
+  try {
+    for (const dtype of ["F32", "F16"] as const) {
+      const path = `${dir}/out_${dtype}.safetensors`;
+      const entries = entriesOf();
+      await writeLoraFile(path, entries, {
+        dtype,
+        metadata: {
+          networkDim: 2,
+          networkAlpha: 1,
+          outputName: "cat",
+          steps: 10,
+          networkArgs: { conv_dim: "3" },
+          date: new Date(0),
+        },
+      });
+      const bytes = await Deno.readFile(path);
+      using r = await SafetensorsReader.fromBytes(bytes, path);
+      const q = kohyaName("unet", Q);
+      assert.deepEqual(r.info(`${q}.lora_down.weight`), { dtype, shape: [2, 6] });
+      assert.deepEqual(r.info(`${q}.alpha`), { dtype, shape: [] });
+      // A missing alpha is written as the rank (scale stays 1); w_norm always has its b_norm.
+      assert.deepEqual(
+        await r.read(`${kohyaName("text_encoder", TEQ)}.alpha`),
+        new Float32Array([1]),
+      );
+      assert.deepEqual(await r.read(`${kohyaName("unet", NORM)}.b_norm`), new Float32Array(6));
+      const m = r.metadata;
+      assert.equal(m["ss_network_dim"], "2");
+      assert.equal(m["ss_network_alpha"], "1.0");
+      assert.equal(m["ss_network_module"], "lycoris.kohya"); // norm deltas need LyCORIS' loader
+      assert.equal(m["ss_network_args"], '{"conv_dim": "3"}');
+      assert.equal(m["ss_base_model_version"], "sd_v1");
+      assert.equal(m["ss_resolution"], "(512, 512)");
+      assert.equal(m["ss_seed"], "None");
+      assert.equal(m["modelspec.architecture"], "stable-diffusion-v1/lora");
+      assert.equal(m["modelspec.title"], "cat");
+      assert.equal(m["sshs_model_hash"], hex(await dataSectionSha(bytes)));
+      assert.match(m["sshs_legacy_hash"]!, /^[0-9a-f]{8}$/);
+      const back = await readLora(r, MODEL);
+      // Tolerance: F32 is exact; F16 storage rounds each factor by 2^-11 relative.
+      const tol = dtype === "F32" ? 1e-6 : 4e-3;
+      for (const e of entries) {
+        const got = entryDelta(byPath(back.entries, e.path)).weight!.data;
+        assertClose(
+          got,
+          entryDelta(e, { multiplier: 1 }).weight!.data,
+          tol,
+          tol,
+          `${dtype} ${e.path}`,
+        );
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the PEFT writer and the diffusers-safe export keep the delta and list what they drop", async () => {
+  const dir = await tempDir();
+  try {
+    const loraOnly = entriesOf().filter((e) => e.kind === "lora");
+    await writeLoraFile(`${dir}/peft.safetensors`, loraOnly, { format: "peft" });
+    const peft = await readLoraFile(`${dir}/peft.safetensors`, MODEL);
+    assert.equal(peft.family, "peft");
+    assert.ok(peft.metadata["lora_adapter_metadata"]);
+    for (const e of loraOnly) {
+      // Tolerance: same f32 factors, the scale rebuilt from metadata; f32 rounding only.
+      assertClose(
+        entryDelta(byPath(peft.entries, e.path)).weight!.data,
+        entryDelta(e).weight!.data,
+        1e-6,
+        1e-6,
+        e.path,
+      );
+    }
+    const { dropped } = await writeLoraFile(`${dir}/safe.safetensors`, entriesOf(), {
+      format: "diffusers-safe",
+    });
+    assert.deepEqual(dropped, [`unet:${NORM} (a norm delta (w_norm / b_norm))`]);
+    using safe = await SafetensorsReader.fromBytes(await Deno.readFile(`${dir}/safe.safetensors`));
+    assert.ok(safe.keys.every((k) => !k.includes("norm")));
+    assert.equal(safe.metadata["ss_network_module"], "networks.lora");
+    await assert.rejects(
+      writeLoraFile(`${dir}/bad.safetensors`, entriesOf(), { format: "peft" }),
+      /norm delta.*PEFT form cannot hold/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+
+const qKeys = (down: HostTensor, up: HostTensor, name = kohyaName("unet", Q)) => ({
+  [`${name}.lora_down.weight`]: down,
+  [`${name}.lora_up.weight`]: up,
+});
+
+Deno.test("bad LoRA files get errors that name the key", async () => {
+  const fail = async (bytes: Uint8Array, re: RegExp) => {
+    await assert.rejects(read(bytes), (e: Error) => {
+      assert.ok(e instanceof LoraFileError, `${e.name}: ${e.message}`);
+      assert.match(e.message, re);
+      assert.doesNotMatch(e.message, /\.$/);
+      return true;
+    });
+  };
+  // Unknown and unmatched keys are listed; lenient turns them into a warning that lists them.
+  const stray = serializeSafetensors({
+    ...qKeys(qDown, qUp),
+    "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.weird": rand([1]),
+    "lora_unet_not_a_module.lora_down.weight": rand([1, 2]),
+  });
+  await fail(
+    stray,
+    /2 key\(s\).*"lora_unet_down_blocks_0.*\.weird", "lora_unet_not_a_module\.lora_down\.weight"/,
+  );
+  const warnings: string[] = [];
+  const lenient = await read(stray, { lenient: true, onWarning: (m: string) => warnings.push(m) });
+  assert.equal(lenient.entries.length, 1);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /Skipped 2 key\(s\).*not_a_module/);
+  // Shape that does not match its module.
+  await fail(
+    serializeSafetensors(qKeys(rand([2, 5]), qUp)),
+    /"lora_unet_.*to_q\.lora_down\.weight" has shape \[2, 5\].*needs \[2, 6\]/,
+  );
+  // Down/up rank mismatch.
+  await fail(
+    serializeSafetensors(qKeys(qDown, rand([8, 3]))),
+    /Rank mismatch.*lora_down\.weight" has rank 2.*lora_up\.weight" has rank 3/,
+  );
+  // NaN in a weight.
+  const nan = { shape: [2, 6], data: qDown.data.map((v, i) => i === 4 ? NaN : v) };
+  await fail(
+    serializeSafetensors(qKeys(nan, qUp)),
+    /to_q\.lora_down\.weight".*non-finite value \(NaN\) at element 4/,
+  );
+  // Other architectures.
+  await fail(
+    serializeSafetensors({
+      ...qKeys(qDown, qUp),
+      "lora_te1_text_model_encoder_layers_0_mlp_fc1.alpha": rand([1]),
+    }),
+    /for SDXL/,
+  );
+  await fail(
+    serializeSafetensors(qKeys(rand([2, 1024]), rand([8, 2]), kohyaName("unet", K2))),
+    /Stable Diffusion 2\.x \(1024-wide/,
+  );
+  await fail(
+    serializeSafetensors(qKeys(qDown, qUp), { ss_base_model_version: "sd_v2" }),
+    /Stable Diffusion 2\.x/,
+  );
+  // Half a module, and tensors of two kinds in one module.
+  await fail(
+    serializeSafetensors({ [`${kohyaName("unet", Q)}.lora_down.weight`]: qDown }),
+    /lacks ".*to_q\.lora_up\.weight"/,
+  );
+  await fail(
+    serializeSafetensors({ ...qKeys(qDown, qUp), [`${kohyaName("unet", Q)}.hada_w1_a`]: qUp }),
+    /several kinds/,
+  );
+});
+
+Deno.test("a truncated file and an output folder that does not exist fail with nothing written", async () => {
+  const dir = await tempDir();
+  try {
+    const good = `${dir}/good.safetensors`;
+    await writeLoraFile(good, entriesOf());
+    const bytes = await Deno.readFile(good);
+    await Deno.writeFile(`${dir}/cut.safetensors`, bytes.slice(0, bytes.byteLength - 10));
+    await assert.rejects(readLoraFile(`${dir}/cut.safetensors`, MODEL), /cut\.safetensors/);
+    await assert.rejects(
+      writeLoraFile(`${dir}/missing/out.safetensors`, entriesOf()),
+      (e: Error) =>
+        e instanceof LoraFileError && /folder ".*missing" does not exist/.test(e.message),
+    );
+    // A bad entry fails before anything is written, and the existing file is untouched.
+    const broken: LoraEntry = {
+      ...entriesOf()[0]!,
+      down: { shape: [2, 6], data: new Float32Array(3) },
+    };
+    await assert.rejects(writeLoraFile(good, [broken]), LoraFileError);
+    assert.deepEqual(await Deno.readFile(good), bytes);
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names.sort(), ["cut.safetensors", "good.safetensors"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -169,7 +169,10 @@ function buildEntry(
   t: Record<string, HostTensor>,
 ): LoraEntry {
   const kind = kindOf(group);
-  const key = (s: string): string => group.keys.get(s) ?? `${group.name}.${s}`;
+  const names: Record<string, string> = group.component
+    ? { down: "lora_A.weight", up: "lora_B.weight" }
+    : { down: "lora_down.weight", up: "lora_up.weight", mid: "lora_mid.weight" };
+  const key = (s: string): string => group.keys.get(s) ?? `${group.name}.${names[s] ?? s}`;
   const W = module.weight;
   const wrongModule = (what: string): LoraFileError =>
     new LoraFileError(

@@ -62,8 +62,13 @@ export function loraTensors(
   const dropped: string[] = [];
   const put = (key: string, t: HostTensor): void => {
     if (key in tensors) {
+      throw new LoraFileError(`Two entries write the tensor "${key}"; pass each module once`);
+    }
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (t.data.length !== n) {
       throw new LoraFileError(
-        `Two entries write the tensor "${key}"; pass each module once`,
+        `Tensor "${key}" has ${t.data.length} values but shape [${t.shape.join(", ")}] holds ` +
+          `${n}; nothing was written, so fix the entry`,
       );
     }
     tensors[key] = { data: t.data, shape: t.shape, dtype };
