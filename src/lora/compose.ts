@@ -7,7 +7,8 @@
  * @module
  */
 import { CLIPTextModel } from "../nn/clip.ts";
-import { ArgumentError } from "../ops/errors.ts";
+import { ArgumentError, fmtShape, ShapeError } from "../ops/errors.ts";
+import { numel } from "../ops/tensor.ts";
 import type { HostTensor, LoraComponent, LoraEntry } from "./file_types.ts";
 import { blockWeightOf, type BlockWeights } from "./block_weights.ts";
 import { entryDelta } from "./formats/delta.ts";
@@ -116,6 +117,12 @@ export async function composeDeltas(
         }
         : undefined;
       const d = entryDelta(e, base ? { multiplier: w, base } : { multiplier: w });
+      if (d.weight && d.weight.data.length !== numel(info.shape)) {
+        throw new ShapeError(
+          `"${e.path}": the file's delta ${fmtShape(d.weight.shape)} does not fit the module's ` +
+            `weight ${fmtShape(info.shape)}; the file was made for a different model`,
+        );
+      }
       const slot = out.get(key) ??
         { component: e.component, path: e.path, weight: null, bias: null };
       if (d.weight) slot.weight = accumulate(slot.weight, d.weight);
