@@ -30,6 +30,8 @@ import { kohyaName } from "../src/lora/formats/names.ts";
 import { assertClose, randomData } from "./_helpers.ts";
 import { TINY_CLIP, TINY_UNET } from "./_sd_fixture.ts";
 
+await getDevice();
+
 // ---- golden SD 1.5 names, from kohya's rules (networks/lora.py) and SD 1.5's channel plan ----
 const C = [320, 640, 1280, 1280];
 type Golden = Map<string, { down: number[]; up: number[] }>;
