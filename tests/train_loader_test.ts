@@ -82,6 +82,16 @@ Deno.test("DataLoader: an epoch takes every image and repeat once, one bucket pe
   equal(loader.epoch, 2);
 });
 
+Deno.test("DataLoader: each epoch has its own order", async () => {
+  const loader = new DataLoader([dataset()], { seed: 3, loadImage: fakeLoader(PATHS) });
+  const epoch = async () => {
+    const out: string[] = [];
+    for (let i = 0; i < loader.batchesPerEpoch; i++) out.push(summary(await loader.next()));
+    return out.join();
+  };
+  ok(await epoch() !== await epoch());
+});
+
 Deno.test("DataLoader.seek() resumes the exact sequence, across epochs", async () => {
   const a = new DataLoader([dataset()], { seed: 5, loadImage: fakeLoader(PATHS) });
   for (let i = 0; i < 4; i++) await a.next();
