@@ -22,6 +22,8 @@ export interface OptionSpec {
   readonly value?: string;
   /** One line of help, with the default and the range where there is one. */
   readonly help: string;
+  /** Whether a valued option may be given more than once (its value is then a list). */
+  readonly multiple?: boolean;
 }
 
 /** A command's options by long name. */
@@ -29,7 +31,9 @@ export type OptionTable = Readonly<Record<string, OptionSpec>>;
 
 /** The parsed values of an option table: strings for valued options, booleans for flags. */
 export type OptionValues<T extends OptionTable> = {
-  [K in keyof T]?: T[K]["type"] extends "boolean" ? boolean : string;
+  [K in keyof T]?: T[K]["type"] extends "boolean" ? boolean
+    : T[K] extends { multiple: true } ? string[]
+    : string;
 };
 
 /** Formats an option table as the `Options:` lines of a help text. */
@@ -65,9 +69,16 @@ export function parseOptions<T extends OptionTable>(
   table: T,
   command: string,
 ): OptionValues<T> {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = {};
   for (const [name, o] of Object.entries(table)) {
-    options[name] = o.short ? { type: o.type, short: o.short } : { type: o.type };
+    options[name] = {
+      type: o.type,
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+    };
   }
   try {
     const { values, positionals } = parseArgs({

@@ -39,6 +39,11 @@ export const COMMANDS: readonly Command[] = [
     run: async (args) => (await import("./sample.ts")).sampleCommand(args),
   },
   {
+    name: "lora",
+    summary: "Plan, inspect and merge LoRAs (see: mod.ts lora --help)",
+    run: async (args) => (await import("./lora.ts")).loraCommand(args),
+  },
+  {
     name: "train",
     summary: "Fine-tune a LoRA (not available yet: it arrives with the trainer)",
     run: () => {

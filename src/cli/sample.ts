@@ -21,6 +21,7 @@ import { encodeImage, imageFormat } from "./_image.ts";
 import { checkOutputPath, writeFileAtomic } from "./_output.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
 import { textToImage } from "./text_to_image.ts";
+import { applyLoraSpecs, parseLoraSpec } from "./_lora_spec.ts";
 
 /** The options of `sample`: parsed from this table, and its help printed from it. */
 export const SAMPLE_OPTIONS = {
@@ -68,6 +69,14 @@ export const SAMPLE_OPTIONS = {
     type: "string",
     value: "<dir>",
     help: "tokenizer folder with vocab.json and merges.txt (needed for single-file checkpoints)",
+  },
+  lora: {
+    type: "string",
+    value: "<file[:m][:te=m][:unet=m][:lbw=w]>",
+    multiple: true,
+    help: "apply a LoRA unmerged (the base weights stay untouched) with its multiplier (default " +
+      "1), text-encoder / U-Net multipliers and block weights (an A1111 preset such as OUTD, 17 " +
+      "or 26 numbers, or in0=1,out3=0.5); repeatable",
   },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const satisfies OptionTable;
@@ -129,6 +138,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
   const cfg = numberOption("cfg", values.cfg, 7, { min: 0, max: 100 });
   const sampler = choiceOption("sampler", values.sampler, "dpmpp_2m_karras", SAMPLER_NAMES);
   const out = values.out ?? "out.png";
+  const loras = (values.lora ?? []).map(parseLoraSpec);
   const format = imageFormat(out);
   await checkOutputPath(out);
 
@@ -138,6 +148,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
     values.tokenizer ? { tokenizer: values.tokenizer } : {},
   );
   try {
+    using _lora = await applyLoraSpecs(models, loras);
     const image = await textToImage(models, {
       prompt: values.prompt,
       negative: values.negative ?? "",

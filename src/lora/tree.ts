@@ -9,6 +9,7 @@
 import type { UNetConfig } from "../nn/unet.ts";
 import type { ClipTextConfig } from "../nn/clip.ts";
 import type { LoraComponent } from "./file_types.ts";
+import type { LoraModelShapes } from "./formats/model_shapes.ts";
 
 /** The layer class of an adaptable module. */
 export type LayerKind = "linear" | "conv" | "group_norm" | "layer_norm";
@@ -218,4 +219,38 @@ export function textEncoderTree(config: ClipTextConfig): ModuleInfo[] {
   }
   emit("text_model.final_layer_norm", "layer_norm", [w], "te_norm");
   return out;
+}
+
+/**
+ * The module shapes the LoRA readers match files against, from configs alone (no weights): the
+ * U-Net's attention q/k/v have no bias, every other layer has one.
+ *
+ * @example
+ * ```ts
+ * import { SD15_CLIP_CONFIG } from "../nn/clip.ts";
+ * import { SD15_UNET_CONFIG } from "../nn/unet.ts";
+ * import { configShapes } from "./tree.ts";
+ * console.log(configShapes(SD15_UNET_CONFIG, SD15_CLIP_CONFIG).modules.length);
+ * ```
+ */
+export function configShapes(
+  unet: UNetConfig | null,
+  textEncoder: ClipTextConfig | null,
+): LoraModelShapes {
+  const tree = [
+    ...(unet ? unetTree(unet) : []),
+    ...(textEncoder ? textEncoderTree(textEncoder) : []),
+  ];
+  const modules = tree.map((m) => ({
+    component: m.component,
+    path: m.path,
+    kind: m.kind === "linear"
+      ? "linear" as const
+      : m.kind === "conv"
+      ? "conv" as const
+      : "norm" as const,
+    weight: m.shape,
+    hasBias: !/\.attn[12]\.to_[qkv]$/.test(m.path),
+  }));
+  return unet ? { modules, unetConfig: unet } : { modules };
 }
