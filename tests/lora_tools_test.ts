@@ -7,6 +7,18 @@ import { resizedRank, resizeEntries } from "../src/lora/svd_resize.ts";
 import { extractEntries } from "../src/lora/svd_extract.ts";
 import { entryDelta } from "../src/lora/formats/delta.ts";
 import type { HostTensor, LoraEntry } from "../src/lora/file_types.ts";
+import { SafetensorsReader, serializeSafetensors } from "../src/nn/safetensors.ts";
+import { saveDiffusersFolder, saveSingleFile } from "../src/nn/loaders_fs.ts";
+import { modelShapes } from "../src/lora/formats/model_shapes.ts";
+import { fileModelShapes } from "../src/lora/formats/file_shapes.ts";
+import { readLoraFile } from "../src/lora/formats/read_fs.ts";
+import { writeLoraFile } from "../src/lora/formats/write_fs.ts";
+import { kohyaTarget } from "../src/lora/svd_extract.ts";
+import { unetKeyFromOriginal } from "../src/lora/svd_extract_keys.ts";
+import { unetKeyToOriginal } from "../src/nn/checkpoint_keys.ts";
+import { SD15_UNET_CONFIG } from "../src/nn/unet.ts";
+import { convertCommand, extractCommand, resizeCommand } from "../src/cli/lora_tools.ts";
+import { tinyModels } from "./_sd_fixture.ts";
 import { assertClose, randomData } from "./_helpers.ts";
 
 function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number) {
@@ -196,4 +208,287 @@ Deno.test("extract recovers a low-rank weight difference and follows kohya's mod
   const all = [...clamped.up!.data, ...clamped.down!.data];
   const hi = Math.max(...all);
   assert.ok(all.filter((v) => v === hi).length >= 2, "values were clamped to the median");
+});
+
+// ---------------------------------------------------------------------------------------------
+// The CLI handlers and real (tiny) models
+
+async function quietly<T>(fn: () => Promise<T>): Promise<T> {
+  const log = console.log, err = console.error;
+  console.log = () => {};
+  console.error = () => {};
+  try {
+    return await fn();
+  } finally {
+    console.log = log;
+    console.error = err;
+  }
+}
+
+Deno.test("LDM U-Net keys map back to diffusers keys for every SD 1.x module", () => {
+  // Every key the forward map produces must come back: checked over SD 1.x's module names,
+  // written from the config's block layout.
+  const keys: string[] = ["conv_in.weight", "conv_out.weight", "time_embedding.linear_1.weight"];
+  for (let b = 0; b < 4; b++) {
+    for (let j = 0; j < 2; j++) {
+      keys.push(
+        `down_blocks.${b}.resnets.${j}.conv1.weight`,
+        `down_blocks.${b}.resnets.${j}.time_emb_proj.weight`,
+      );
+      if (b < 3) keys.push(`down_blocks.${b}.attentions.${j}.proj_in.weight`);
+    }
+    if (b < 3) keys.push(`down_blocks.${b}.downsamplers.0.conv.weight`);
+    for (let j = 0; j < 3; j++) {
+      keys.push(
+        `up_blocks.${b}.resnets.${j}.conv_shortcut.weight`,
+        `up_blocks.${b}.resnets.${j}.norm2.weight`,
+      );
+      if (b > 0) keys.push(`up_blocks.${b}.attentions.${j}.transformer_blocks.0.attn2.to_k.weight`);
+    }
+    if (b < 3) keys.push(`up_blocks.${b}.upsamplers.0.conv.weight`);
+  }
+  keys.push("mid_block.resnets.1.conv2.weight", "mid_block.attentions.0.proj_out.weight");
+  for (const k of keys) {
+    const ldm = unetKeyToOriginal(k, SD15_UNET_CONFIG);
+    assert.ok(ldm, k);
+    assert.equal(unetKeyFromOriginal(ldm, SD15_UNET_CONFIG), k, ldm);
+  }
+});
+
+Deno.test("a LoRA on the tiny model's kohya targets round-trips against the model's own module tree", async () => {
+  const m = tinyModels(1);
+  try {
+    const shapes = modelShapes({ unet: m.unet, textEncoder: m.textEncoder });
+    const targets = shapes.modules.filter((x) => kohyaTarget(x, true));
+    assert.ok(targets.some((t) => t.path.endsWith("attn2.to_k")));
+    assert.ok(targets.some((t) => t.component === "text_encoder" && t.path.endsWith("mlp.fc2")));
+    let s = 50;
+    const entries: LoraEntry[] = targets.map((t) => {
+      const inner = t.weight.slice(1).reduce((a, b) => a * b, 1);
+      const conv = t.weight.length === 4;
+      return {
+        component: t.component,
+        path: t.path,
+        kind: "lora",
+        alpha: 1,
+        tensors: {},
+        down: f32(randomData(2 * inner, s++), conv ? [2, ...t.weight.slice(1)] : [2, inner]),
+        up: f32(
+          randomData(t.weight[0]! * 2, s++),
+          conv ? [t.weight[0]!, 2, 1, 1] : [t.weight[0]!, 2],
+        ),
+      };
+    });
+    const dir = await Deno.makeTempDir();
+    try {
+      await writeLoraFile(`${dir}/a.safetensors`, entries);
+      const back = await readLoraFile(`${dir}/a.safetensors`, shapes);
+      assert.equal(back.entries.length, entries.length);
+      // LDM-style names load too, against the real config.
+      const e = entries.find((x) => x.path.endsWith("attentions.0.proj_in"))!;
+      const ldm = unetKeyToOriginal(`${e.path}.weight`, m.unet.config)!.slice(0, -7).replaceAll(
+        ".",
+        "_",
+      );
+      await Deno.writeFile(
+        `${dir}/ldm.safetensors`,
+        serializeSafetensors({
+          [`lora_unet_${ldm}.lora_down.weight`]: e.down!,
+          [`lora_unet_${ldm}.lora_up.weight`]: e.up!,
+        }),
+      );
+      const l = await readLoraFile(`${dir}/ldm.safetensors`, shapes);
+      assert.equal(l.entries[0]!.path, e.path);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  } finally {
+    m.unet.dispose();
+    m.vae.dispose();
+    m.textEncoder.dispose();
+  }
+});
+
+Deno.test("lora resize and convert (CLI) write files that read back with the same delta", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const e = entry(
+      f32(randomData(30, 11), [6, 5, 1, 1]),
+      f32(randomData(180, 12), [5, 4, 3, 3]),
+      2.5,
+    );
+    const q: LoraEntry = {
+      ...entry(f32(randomData(24, 13), [8, 3]), f32(randomData(18, 14), [3, 6])),
+      path: "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q",
+    };
+    await writeLoraFile(`${dir}/in.safetensors`, [e, q], {
+      metadata: { networkDim: 5, outputName: "x" },
+    });
+    assert.equal(
+      await quietly(() =>
+        resizeCommand([
+          "--lora",
+          `${dir}/in.safetensors`,
+          "--rank",
+          "8",
+          "--conv-rank",
+          "5",
+          "--out",
+          `${dir}/r.safetensors`,
+        ])
+      ),
+      0,
+    );
+    const shapesOf = async (p: string) => {
+      using r = await SafetensorsReader.fromBytes(await Deno.readFile(p), p);
+      return fileModelShapes(r);
+    };
+    const r = await readLoraFile(`${dir}/r.safetensors`, await shapesOf(`${dir}/r.safetensors`));
+    assert.equal(r.metadata["ss_network_dim"], "8");
+    assert.match(
+      r.metadata["ss_training_comment"]!,
+      /^dimension is resized from 5 to 8 \(conv: 5\); /,
+    );
+    // Tolerance: f32 storage of the SVD factors of O(1) deltas.
+    for (const want of [e, q]) {
+      assertClose(
+        entryDelta(r.entries.find((x) => x.path === want.path)!).weight!.data,
+        entryDelta(want).weight!.data,
+        1e-5,
+        1e-5,
+        want.path,
+      );
+    }
+    await quietly(() =>
+      resizeCommand([
+        "--lora",
+        `${dir}/in.safetensors`,
+        "--dynamic",
+        "sv_fro:0.5",
+        "--out",
+        `${dir}/d.safetensors`,
+      ])
+    );
+    using d = await SafetensorsReader.fromBytes(await Deno.readFile(`${dir}/d.safetensors`));
+    assert.equal(d.metadata["ss_network_dim"], "Dynamic");
+    // kohya -> PEFT -> kohya keeps the delta; PEFT keys are diffusers paths.
+    await quietly(() =>
+      convertCommand([
+        "--lora",
+        `${dir}/in.safetensors`,
+        "--to",
+        "peft",
+        "--out",
+        `${dir}/p.safetensors`,
+      ])
+    );
+    using p = await SafetensorsReader.fromBytes(await Deno.readFile(`${dir}/p.safetensors`));
+    assert.ok(p.keys.includes(`unet.${q.path}.lora_A.weight`));
+    await quietly(() =>
+      convertCommand([
+        "--lora",
+        `${dir}/p.safetensors`,
+        "--to",
+        "kohya",
+        "--save-precision",
+        "fp16",
+        "--out",
+        `${dir}/k.safetensors`,
+      ])
+    );
+    const k = await readLoraFile(`${dir}/k.safetensors`, await shapesOf(`${dir}/k.safetensors`));
+    assert.ok(k.entries.some((x) => x.path === q.path));
+    // Tolerance: one F16 rounding of each factor (2^-11 relative), summed over rank 3.
+    assertClose(
+      entryDelta(k.entries.find((x) => x.path === q.path)!).weight!.data,
+      entryDelta(q).weight!.data,
+      5e-3,
+      5e-3,
+      "via PEFT",
+    );
+    // Bad input: a negative rank and an output in a missing folder; nothing is written.
+    await assert.rejects(
+      resizeCommand([
+        "--lora",
+        `${dir}/in.safetensors`,
+        "--rank=-2",
+        "--out",
+        `${dir}/x.safetensors`,
+      ]),
+      /--rank must be a whole number from 1/,
+    );
+    await assert.rejects(
+      resizeCommand([
+        "--lora",
+        `${dir}/in.safetensors`,
+        "--rank",
+        "2",
+        "--out",
+        `${dir}/no/x.safetensors`,
+      ]),
+      /create the folder/,
+    );
+    const names: string[] = [];
+    for await (const f of Deno.readDir(dir)) names.push(f.name);
+    assert.deepEqual(names.sort(), [
+      "d.safetensors",
+      "in.safetensors",
+      "k.safetensors",
+      "p.safetensors",
+      "r.safetensors",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("lora extract (CLI) gives the same LoRA from diffusers folders and single files", async () => {
+  const a = tinyModels(1), b = tinyModels(2);
+  const dir = await Deno.makeTempDir();
+  try {
+    await saveDiffusersFolder(`${dir}/a`, a);
+    await saveDiffusersFolder(`${dir}/b`, b);
+    await saveSingleFile(`${dir}/a.safetensors`, a);
+    await saveSingleFile(`${dir}/b.safetensors`, b);
+    const run = (base: string, tuned: string, out: string) =>
+      quietly(() =>
+        extractCommand([
+          "--base",
+          base,
+          "--tuned",
+          tuned,
+          "--rank",
+          "2",
+          "--conv-rank",
+          "1",
+          "--out",
+          out,
+        ])
+      );
+    assert.equal(await run(`${dir}/a`, `${dir}/b`, `${dir}/folder.safetensors`), 0);
+    assert.equal(
+      await run(`${dir}/a.safetensors`, `${dir}/b.safetensors`, `${dir}/single.safetensors`),
+      0,
+    );
+    const shapes = modelShapes({ unet: a.unet, textEncoder: a.textEncoder });
+    const f = await readLoraFile(`${dir}/folder.safetensors`, shapes);
+    const s = await readLoraFile(`${dir}/single.safetensors`, shapes);
+    const targets = shapes.modules.filter((x) => kohyaTarget(x, true));
+    assert.equal(f.entries.length, targets.length);
+    assert.deepEqual(f.entries.map((e) => e.path).sort(), s.entries.map((e) => e.path).sort());
+    for (const e of f.entries) {
+      const t = s.entries.find((x) => x.path === e.path && x.component === e.component)!;
+      assertClose(t.down!.data, e.down!.data, 0, 0, e.path);
+    }
+    const conv = f.entries.find((e) => e.path.endsWith("resnets.0.conv1"))!;
+    assert.deepEqual(conv.down!.shape.slice(0, 1), [1]);
+    assert.equal(f.metadata["ss_network_dim"], "2");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    for (const m of [a, b]) {
+      m.unet.dispose();
+      m.vae.dispose();
+      m.textEncoder.dispose();
+    }
+  }
 });
