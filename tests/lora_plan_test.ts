@@ -220,10 +220,14 @@ Deno.test("kohya's 25-entry lists map to block indices 1 + 3i + j, 12 and 13 + 3
 
 Deno.test("presets pick the paper's blocks, attention only, conv blocks only, or LyCORIS full", () => {
   const blocks = (preset: Parameters<typeof makePlan>[2]) =>
-    new Set(makePlan(SD15_UNET_CONFIG, SD15_CLIP_CONFIG, preset).entries.map((e) => e.block));
-  deepEqual(blocks({ preset: "upper" }), new Set(["in0", "out3"]));
-  deepEqual(blocks({ preset: "middle" }), new Set(["in1", "out2"]));
-  deepEqual(blocks({ preset: "lower" }), new Set(["in2", "out1"]));
+    new Set(
+      makePlan(SD15_UNET_CONFIG, SD15_CLIP_CONFIG, preset).entries.map((e) =>
+        e.component === "unet" ? e.block : "te"
+      ),
+    );
+  deepEqual(blocks({ preset: "upper" }), new Set(["in0", "out3", "te"]));
+  deepEqual(blocks({ preset: "middle" }), new Set(["in1", "out2", "te"]));
+  deepEqual(blocks({ preset: "lower" }), new Set(["in2", "out1", "te"]));
   const attn = makePlan(SD15_UNET_CONFIG, SD15_CLIP_CONFIG, { preset: "attn-only" }).entries;
   equal(attn.length, 16 * 8 + 12 * 4);
   ok(attn.every((e) => /(attn[12]\.to_|self_attn)/.test(e.path)));

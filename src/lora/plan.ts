@@ -60,7 +60,7 @@ export interface PlanOptions {
   convBlockAlphas?: number[];
   /** The paper's blocks (`in0`.., `mid`, `out0`..) with their rank; 0 removes a block. */
   blockRanks?: Record<string, number>;
-  /** Target set (default `all`). */
+  /** Target set (default `all`); `upper`, `middle` and `lower` restrict the U-Net only. */
   preset?: PlanPreset;
   /** Whether the text encoder gets modules (default true; never with `conv-only`). */
   textEncoder?: boolean;
@@ -222,7 +222,7 @@ export function makePlan(
     if (m.block !== null && options.blockRanks?.[m.block] !== undefined) {
       r = options.blockRanks[m.block]!;
     }
-    if (only && (m.block === null || !only.has(m.block))) r = 0;
+    if (only && m.component === "unet" && (m.block === null || !only.has(m.block))) r = 0;
     return [r, a];
   };
 
