@@ -26,3 +26,5 @@ export * from "./colour_measure.ts";
 export * from "./concepts.ts";
 export * from "./bpe_learn.ts";
 export * from "./caption_tokenizer.ts";
+export * from "./classifier.ts";
+export * from "./classifier_train.ts";
