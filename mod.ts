@@ -14,6 +14,7 @@ export * from "./src/ops/mod.ts";
 export * from "./src/schedule/mod.ts";
 export * from "./src/nn/mod.ts";
 export * from "./src/nn/mod_fs.ts";
+export * from "./src/lora/mod.ts";
 export * from "./src/ops/profiler_fs.ts";
 
 if (import.meta.main) {
