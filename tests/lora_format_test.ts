@@ -16,6 +16,7 @@ import { assertClose, seeded } from "./_helpers.ts";
 // A hand-written module tree (shapes only) with a tiny two-level U-Net config for LDM names.
 const Q = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q";
 const K2 = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k";
+const OUT = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0";
 const PROJ = "down_blocks.0.attentions.0.proj_in";
 const CONV = "down_blocks.0.resnets.0.conv1";
 const DOWN = "down_blocks.0.downsamplers.0.conv";
@@ -31,6 +32,7 @@ const MODEL: LoraModelShapes = {
   modules: [
     mod("unet", Q, "linear", [8, 6]),
     mod("unet", K2, "linear", [8, 12]),
+    mod("unet", OUT, "linear", [8, 8]),
     mod("unet", PROJ, "conv", [8, 8, 1, 1]),
     mod("unet", CONV, "conv", [4, 6, 3, 3]),
     mod("unet", DOWN, "conv", [6, 6, 3, 3]),
@@ -244,6 +246,14 @@ Deno.test("LDM names, PEFT names (both generations), LoHa and LoKr give the kohy
       [`unet.${CONV}.lora.up.weight`]: fold(cUp, cScale),
     }),
   );
+  // The processor form names to_out as to_out_lora; the module is to_out.0.
+  const outLora = await read(serializeSafetensors({
+    "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_out_lora.down.weight":
+      rand([1, 8]),
+    "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_out_lora.up.weight":
+      rand([8, 1]),
+  }));
+  assert.deepEqual(outLora.entries.map((e) => e.path), [OUT]);
   // LoHa: (w1a @ w1b) * (w2a @ w2b) with a rank-1 all-ones second factor equals w1a @ w1b.
   await same(
     "LoHa",
