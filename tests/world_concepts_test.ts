@@ -1,4 +1,4 @@
-// The shipped concept sets: kohya folder layout (`<repeats>_<trigger> <class>/NNN.png` + `.txt`),
+// The shipped concept sets: kohya folder layout (`<repeats>_<trigger>/NNN.png` + `.txt`),
 // the committed folders equal to what the generator makes now (pixels decoded with pngjs), and
 // a failed rewrite leaving the previous folder as it was.
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
@@ -59,8 +59,8 @@ async function assertFolder(root: string, concept: ConceptSet): Promise<void> {
 }
 
 Deno.test("concept sets: 20 items each, kohya folder names, triggers in every caption", () => {
-  equal(conceptFolder(IDENTITY_CONCEPT), "10_zqstar shape");
-  equal(conceptFolder(STYLE_CONCEPT), "10_vxstripe style");
+  equal(conceptFolder(IDENTITY_CONCEPT), "10_zqstar");
+  equal(conceptFolder(STYLE_CONCEPT), "10_vxstripe");
   for (const c of CONCEPTS) {
     const items = conceptItems(c);
     equal(items.length, 20);

@@ -2,8 +2,9 @@
  * The two concept sets that pretraining never shows, for LoRA fine-tuning: an identity (a new
  * shape, the five-pointed star, called by a trigger word) and a style (a striped fill on the
  * known shapes, tagged by a trigger word). Each is 20 seeded items of the procedural world,
- * shipped as a kohya-style folder `datasets/<name>/<repeats>_<trigger> <class>/NNN.png` with
- * `NNN.txt` captions (see `write_concepts_fs.ts`).
+ * shipped as a kohya-style folder `datasets/<name>/<repeats>_<trigger>/NNN.png` with `NNN.txt`
+ * captions (see `write_concepts_fs.ts`). The folder name leaves out the class word that kohya
+ * also allows after the trigger, because JSR package paths may not contain spaces.
  *
  * @module
  */
@@ -18,7 +19,7 @@ export interface ConceptSet {
   kind: "identity" | "style";
   /** The trigger word (a rare made-up word, not in the pretraining captions). */
   trigger: string;
-  /** The class word of kohya's folder name and of class (regularization) prompts. */
+  /** The class word of class (regularization) prompts. */
   classWord: string;
   /** kohya repeats per epoch (the folder name's number). */
   repeats: number;
@@ -54,16 +55,16 @@ export const STYLE_CONCEPT: ConceptSet = {
 export const CONCEPTS: readonly ConceptSet[] = [IDENTITY_CONCEPT, STYLE_CONCEPT];
 
 /**
- * The kohya subfolder name of a concept: `<repeats>_<trigger> <class>`.
+ * The kohya subfolder name of a concept: `<repeats>_<trigger>`.
  *
  * @example
  * ```ts
  * import { conceptFolder, IDENTITY_CONCEPT } from "./concepts.ts";
- * console.log(conceptFolder(IDENTITY_CONCEPT)); // "10_zqstar shape"
+ * console.log(conceptFolder(IDENTITY_CONCEPT)); // "10_zqstar"
  * ```
  */
 export function conceptFolder(concept: ConceptSet): string {
-  return `${concept.repeats}_${concept.trigger} ${concept.classWord}`;
+  return `${concept.repeats}_${concept.trigger}`;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * Writes the concept sets as kohya-style folders (Deno): `<root>/<name>/<repeats>_<trigger>
- * <class>/NNN.png` and `NNN.txt`. Each set is written to a temporary sibling folder first and
+ * Writes the concept sets as kohya-style folders (Deno): `<root>/<name>/<repeats>_<trigger>/`
+ * holding `NNN.png` and `NNN.txt`. Each set is written to a temporary sibling folder first and
  * then renamed into place, so an interrupted run leaves the previous folder intact.
  *
  * Run `deno run -A src/eval/write_concepts_fs.ts [root]` (root defaults to `datasets`).
