@@ -66,3 +66,44 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     throw e;
   }
 }
+
+/**
+ * Writes a folder of files atomically: into a temporary sibling folder, then one rename, so the
+ * folder name only ever shows a complete set. An existing folder of that name is replaced (it is
+ * renamed aside first and removed after).
+ *
+ * @example
+ * ```ts
+ * import { writeFolderAtomic } from "./atomic_fs.ts";
+ * await writeFolderAtomic("out/dog-state", { "train_state.json": "{}" });
+ * ```
+ */
+export async function writeFolderAtomic(
+  dir: string,
+  files: Readonly<Record<string, Uint8Array | string>>,
+): Promise<void> {
+  const parent = dirname(dir);
+  const id = crypto.randomUUID().slice(0, 8);
+  const base = dir.slice(parent.length + 1);
+  const tmp = join(parent, `.${base}.${id}.tmp`);
+  try {
+    await Deno.mkdir(tmp, { recursive: true });
+  } catch (e) {
+    unwritable(parent, e);
+  }
+  try {
+    for (const [name, data] of Object.entries(files)) {
+      await Deno.writeFile(
+        join(tmp, name),
+        typeof data === "string" ? new TextEncoder().encode(data) : data,
+      );
+    }
+    const old = join(parent, `.${base}.${id}.old`);
+    const existed = await Deno.rename(dir, old).then(() => true, () => false);
+    await Deno.rename(tmp, dir);
+    if (existed) await Deno.remove(old, { recursive: true });
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
