@@ -19,6 +19,7 @@ const K2 = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k";
 const OUT = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0";
 const PROJ = "down_blocks.0.attentions.0.proj_in";
 const CONV = "down_blocks.0.resnets.0.conv1";
+const CONV2 = "down_blocks.0.resnets.0.conv2";
 const DOWN = "down_blocks.0.downsamplers.0.conv";
 const NORM = "down_blocks.0.resnets.0.norm1";
 const TEQ = "text_model.encoder.layers.0.self_attn.q_proj";
@@ -35,6 +36,7 @@ const MODEL: LoraModelShapes = {
     mod("unet", OUT, "linear", [8, 8]),
     mod("unet", PROJ, "conv", [8, 8, 1, 1]),
     mod("unet", CONV, "conv", [4, 6, 3, 3]),
+    mod("unet", CONV2, "conv", [4, 6, 3, 3]),
     mod("unet", DOWN, "conv", [6, 6, 3, 3]),
     mod("unet", NORM, "norm", [6]),
     mod("text_encoder", TEQ, "linear", [6, 6]),
@@ -294,6 +296,10 @@ Deno.test("LoKr Kronecker, Tucker LoCon, LoHa Tucker, full, norm and DoRA deltas
   const t2 = rand([2, 2, 3, 3]), h2a = rand([2, 6]), h2b = rand([2, 6]);
   const diff = rand([8, 8, 1, 1]), diffB = rand([8]);
   const wN = rand([6]), bN = rand([6]);
+  // LoKr with a decomposed w1 and a Tucker w2 on a 3x3 conv: [2, 3] (x) [2, 2, 3, 3].
+  const k1a = rand([2, 2]), k1b = rand([2, 3]), kt2 = rand([2, 2, 3, 3]), k2a = rand([2, 2]);
+  const k2b = rand([2, 2]);
+  const c2 = kohyaName("unet", CONV2);
   const lora = await read(serializeSafetensors({
     [`${q}.lokr_w1`]: w1,
     [`${q}.lokr_w2`]: w2,
@@ -312,6 +318,12 @@ Deno.test("LoKr Kronecker, Tucker LoCon, LoHa Tucker, full, norm and DoRA deltas
     [`${kohyaName("unet", PROJ)}.diff_b`]: diffB,
     [`${kohyaName("unet", NORM)}.w_norm`]: wN,
     [`${kohyaName("unet", NORM)}.b_norm`]: bN,
+    [`${c2}.lokr_w1_a`]: k1a,
+    [`${c2}.lokr_w1_b`]: k1b,
+    [`${c2}.lokr_t2`]: kt2,
+    [`${c2}.lokr_w2_a`]: k2a,
+    [`${c2}.lokr_w2_b`]: k2b,
+    [`${c2}.alpha`]: { shape: [], data: new Float32Array([3]) },
   }));
   assert.equal(lora.family, "lycoris");
   // Tolerance: f64 references vs f32 results, sums of <= 36 products of values in [-1, 1).
@@ -361,6 +373,28 @@ Deno.test("LoKr Kronecker, Tucker LoCon, LoHa Tucker, full, norm and DoRA deltas
     tol,
     "LoHa Tucker",
   );
+  // W1 = w1_a @ w1_b; W2[j, q, s] = sum_ik t2[i, k, s] w2_a[i, j] w2_b[k, q];
+  // delta[i*2 + j, (c*2 + q)*9 + s] = W1[i, c] W2[j, q, s] * alpha / rank (3 / 2).
+  const lk = new Float64Array(4 * 6 * 9);
+  for (let i = 0; i < 2; i++) {
+    for (let c = 0; c < 3; c++) {
+      const w1 = k1a.data[i * 2]! * k1b.data[c]! + k1a.data[i * 2 + 1]! * k1b.data[3 + c]!;
+      for (let j = 0; j < 2; j++) {
+        for (let q = 0; q < 2; q++) {
+          for (let s = 0; s < 9; s++) {
+            let w2 = 0;
+            for (let a = 0; a < 2; a++) {
+              for (let b = 0; b < 2; b++) {
+                w2 += kt2.data[(a * 2 + b) * 9 + s]! * k2a.data[a * 2 + j]! * k2b.data[b * 2 + q]!;
+              }
+            }
+            lk[(i * 2 + j) * 54 + (c * 2 + q) * 9 + s] = w1 * w2 * 1.5;
+          }
+        }
+      }
+    }
+  }
+  assertClose(entryDelta(byPath(lora.entries, CONV2)).weight!.data, lk, tol, tol, "LoKr Tucker");
   const full = entryDelta(byPath(lora.entries, PROJ), { multiplier: 0.5 });
   assertClose(full.weight!.data, diff.data.map((v) => v * 0.5), 0, 0, "diff");
   assertClose(full.bias!.data, diffB.data.map((v) => v * 0.5), 0, 0, "diff_b");
