@@ -209,7 +209,7 @@ const badCases: [string, Uint8Array, string[]][] = [
   ["a file cut off in the data section", raw(good, new Uint8Array(5)), ['"w"', "past the end"]],
   ["invalid JSON", raw('{"w": {"dtype": "F32", ', eight), ["not valid JSON"]],
   ["a non-UTF-8 header", raw(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), eight), ["UTF-8"]],
-  ["a header that is an array", raw("[1, 2]", eight), ["JSON array", "not an object"]],
+  ["a header that is an array", raw("[1, 2]", eight), ['must be a JSON object starting with "{"', 'starts with "[1, 2]"']],
   ["an entry that is not an object", raw({ w: [1, 2] }, eight), ['"w"', "array"]],
   [
     "an unknown dtype",
@@ -229,7 +229,7 @@ const badCases: [string, Uint8Array, string[]][] = [
   [
     "a fractional dimension",
     raw({ w: { dtype: "F32", shape: [1.5, 2], data_offsets: [0, 8] } }, eight),
-    ['"w"', "shape [1.5,2]"],
+    ['"w"', "shape [1.5, 2]"],
   ],
   [
     "a shape that is not an array",
@@ -239,7 +239,7 @@ const badCases: [string, Uint8Array, string[]][] = [
   [
     "data_offsets with three numbers",
     raw({ w: { dtype: "F32", shape: [2], data_offsets: [0, 4, 8] } }, eight),
-    ['"w"', "data_offsets [0,4,8]"],
+    ['"w"', "data_offsets [0, 4, 8]"],
   ],
   [
     "data_offsets with begin after end",

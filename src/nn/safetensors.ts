@@ -13,6 +13,8 @@
 import type { DType, Tensor } from "../ops/tensor.ts";
 import { tensor } from "../ops/creation.ts";
 import { SafetensorsError } from "./errors.ts";
+import { JsonFloat, JsonSyntaxError, type JsonValue, parseStrictJson } from "./safetensors_json.ts";
+import { quote } from "./_untrusted.ts";
 
 /** Element types of the safetensors format. */
 export type SafetensorsDType =
@@ -95,14 +97,51 @@ export interface ByteSource {
   close?(): void;
 }
 
+/**
+ * The bytes of a `Uint8Array` or an `ArrayBuffer` (no copy); a {@link SafetensorsError} for
+ * anything else.
+ */
+function toBytes(bytes: unknown, what: string): Uint8Array {
+  if (bytes instanceof Uint8Array) return bytes;
+  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
+  if (ArrayBuffer.isView(bytes)) {
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  throw new SafetensorsError(
+    `The ${what} call needs the file's bytes as a Uint8Array or an ArrayBuffer, got ${
+      bytes === null ? "null" : typeof bytes
+    }; read the file first (e.g. await response.bytes())`,
+  );
+}
+
 /** A {@link ByteSource} over bytes already in memory (no copy). */
-export function bytesSource(bytes: Uint8Array, name = "<bytes>"): ByteSource {
+export function bytesSource(bytes: Uint8Array | ArrayBuffer, name = "<bytes>"): ByteSource {
+  const b = toBytes(bytes, "bytesSource()");
   return {
     name,
-    size: bytes.byteLength,
+    size: b.byteLength,
     read: (offset: number, length: number): Promise<Uint8Array> =>
-      Promise.resolve(bytes.subarray(offset, offset + length)),
+      Promise.resolve(b.subarray(offset, offset + length)),
   };
+}
+
+/** Checks a caller's {@link ByteSource} before any read: a name, a whole size and `read`. */
+function checkSource(source: unknown): ByteSource {
+  const s = source as Partial<ByteSource> | null;
+  const name = typeof s?.name === "string" ? s.name : "<source>";
+  if (s === null || typeof s !== "object" || typeof s.read !== "function") {
+    throw new SafetensorsError(
+      "A safetensors source must be a Uint8Array, an ArrayBuffer or a ByteSource " +
+        "({ name, size, read(offset, length) }); pass one of those",
+    );
+  }
+  if (!Number.isSafeInteger(s.size) || s.size! < 0) {
+    throw new SafetensorsError(
+      `The source ${qf(name)} reports size ${quote(s.size)}, but a ByteSource's size must be ` +
+        "a whole number of bytes >= 0; fix the source's size",
+    );
+  }
+  return s as ByteSource;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -111,17 +150,25 @@ export function bytesSource(bytes: Uint8Array, name = "<bytes>"): ByteSource {
 function kind(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "array";
+  if (v instanceof Map) return "object";
+  if (v instanceof JsonFloat) return "non-integer number";
   return typeof v;
 }
 
+/** A file name or URL for a message (longer than a value, control characters escaped). */
+function qf(name: string): string {
+  return quote(name, 200);
+}
+
+/** An untrusted header value for a message: a short prefix, control characters escaped. */
 function show(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
+  if (v instanceof JsonFloat) return quote(v.value);
+  if (v instanceof Map) return "an object";
+  if (Array.isArray(v) && v.every((x) => typeof x === "number" || x instanceof JsonFloat)) {
+    const items = v.slice(0, 8).map((x) => String(x instanceof JsonFloat ? x.value : x));
+    return `[${items.join(", ")}${v.length > 8 ? ", ..." : ""}]`;
   }
-  return s.length > 60 ? s.slice(0, 57) + "..." : s;
+  return quote(v);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -136,20 +183,20 @@ function isCount(v: unknown): v is number {
 function headerLength(first8: Uint8Array, size: number, file: string): number {
   if (size < 8 || first8.byteLength < 8) {
     throw new SafetensorsError(
-      `File "${file}" is ${size} bytes, too short to be safetensors (the 8-byte header length ` +
+      `File ${qf(file)} is ${size} bytes, too short to be safetensors (the 8-byte header length ` +
         "alone needs 8); it is truncated or not a safetensors file, so re-download or re-save it",
     );
   }
   const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) {
     throw new SafetensorsError(
-      `File "${file}" declares a ${n}-byte header, over the ${MAX_HEADER_BYTES}-byte limit; ` +
+      `File ${qf(file)} declares a ${n}-byte header, over the ${MAX_HEADER_BYTES}-byte limit; ` +
         "it is corrupt or not a safetensors file",
     );
   }
   if (n > BigInt(size - 8)) {
     throw new SafetensorsError(
-      `File "${file}" declares a ${n}-byte header but only ${size - 8} bytes follow the ` +
+      `File ${qf(file)} declares a ${n}-byte header but only ${size - 8} bytes follow the ` +
         "length field; the file is truncated or not safetensors, so re-download or re-save it",
     );
   }
@@ -159,7 +206,7 @@ function headerLength(first8: Uint8Array, size: number, file: string): number {
 function parseDType(v: unknown, key: string, file: string): SafetensorsDType {
   if (typeof v === "string" && Object.hasOwn(DTYPE_BYTES, v)) return v as SafetensorsDType;
   throw new SafetensorsError(
-    `Tensor "${key}" in "${file}" has unknown dtype ${show(v)}; known dtypes are ` +
+    `Tensor ${quote(key)} in ${qf(file)} has unknown dtype ${show(v)}; known dtypes are ` +
       `${
         Object.keys(DTYPE_BYTES).join(", ")
       }, so the file is corrupt or from a newer format version`,
@@ -171,112 +218,159 @@ function decodeHeader(json: Uint8Array, size: number, file: string): Safetensors
   const n = json.byteLength;
   const dataStart = 8 + n;
   const dataLength = size - dataStart;
+  if (json[0] === 0xef && json[1] === 0xbb && json[2] === 0xbf) {
+    throw new SafetensorsError(
+      `The header of ${qf(file)} starts with a UTF-8 byte-order mark, which the safetensors ` +
+        "format does not allow; re-save the file with a safetensors library",
+    );
+  }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(json);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(json);
   } catch {
     throw new SafetensorsError(
-      `The header of "${file}" is not valid UTF-8; the file is corrupt or not safetensors, ` +
+      `The header of ${qf(file)} is not valid UTF-8; the file is corrupt or not safetensors, ` +
         "so re-download or re-save it",
     );
   }
-  let root: unknown;
-  try {
-    root = JSON.parse(text);
-  } catch (e) {
+  if (text[0] !== "{") {
     throw new SafetensorsError(
-      `The header of "${file}" is not valid JSON (${(e as Error).message}); the file is corrupt ` +
-        "or not safetensors, so re-download or re-save it",
+      `The header of ${qf(file)} must be a JSON object starting with "{", but it starts with ` +
+        `${quote(text.slice(0, 20))}; the file is corrupt or not safetensors`,
     );
   }
-  if (!isObject(root)) {
+  let root: Map<string, JsonValue>;
+  try {
+    root = parseStrictJson(text);
+  } catch (e) {
+    if (!(e instanceof JsonSyntaxError)) throw e;
     throw new SafetensorsError(
-      `The header of "${file}" is a JSON ${kind(root)}, not an object of tensors; the file is ` +
-        "corrupt or not safetensors",
+      `The header of ${qf(file)} is not valid JSON (${e.message}); the file is ` +
+        "corrupt or not safetensors, so re-download or re-save it",
     );
   }
   let metadata: Record<string, string> = {};
   const tensors = new Map<string, SafetensorsTensorInfo>();
-  for (const [key, entry] of Object.entries(root)) {
-    if (key === "__metadata__") {
-      if (!isObject(entry)) {
-        throw new SafetensorsError(
-          `The __metadata__ of "${file}" is a ${kind(entry)}, not an object of strings; ` +
-            "re-save the file with string metadata",
-        );
-      }
-      for (const [mk, mv] of Object.entries(entry)) {
-        if (typeof mv !== "string") {
-          throw new SafetensorsError(
-            `The __metadata__ of "${file}" holds a ${kind(mv)} under "${mk}", but metadata ` +
-              "values must be strings; re-save the file with string metadata",
-          );
-        }
-      }
-      metadata = Object.fromEntries(Object.entries(entry as Record<string, string>));
-      continue;
-    }
-    if (!isObject(entry)) {
-      throw new SafetensorsError(
-        `Tensor "${key}" in "${file}" has a header entry that is a ${kind(entry)}, not an ` +
-          "object with dtype, shape and data_offsets; the file is corrupt",
-      );
-    }
-    const dtype = parseDType(entry.dtype, key, file);
-    const shape = entry.shape;
-    if (!Array.isArray(shape) || !shape.every(isCount)) {
-      throw new SafetensorsError(
-        `Tensor "${key}" in "${file}" has shape ${show(shape)}, which is not an array of ` +
-          "whole numbers >= 0; the file is corrupt",
-      );
-    }
-    const off = entry.data_offsets;
-    if (
-      !Array.isArray(off) || off.length !== 2 || !isCount(off[0]) || !isCount(off[1]) ||
-      off[0] > off[1]
-    ) {
-      throw new SafetensorsError(
-        `Tensor "${key}" in "${file}" has data_offsets ${show(off)}, which is not a ` +
-          "[begin, end] pair of whole numbers with begin <= end; the file is corrupt",
-      );
-    }
-    const [begin, end] = off as [number, number];
-    let count = 1;
-    for (const d of shape as number[]) count *= d;
-    const want = count * DTYPE_BYTES[dtype];
-    if (want !== end - begin) {
-      throw new SafetensorsError(
-        `Tensor "${key}" in "${file}" is ${dtype} of shape [${shape.join(", ")}], which needs ` +
-          `${want} bytes, but its data_offsets [${begin}, ${end}] span ${end - begin}; ` +
-          "the file is corrupt",
-      );
-    }
-    if (end > dataLength) {
-      throw new SafetensorsError(
-        `Tensor "${key}" in "${file}" has data_offsets [${begin}, ${end}] past the end of the ` +
-          `${dataLength}-byte data section; the file is truncated, so re-download or re-save it`,
-      );
-    }
-    const info: SafetensorsTensorInfo = {
-      dtype,
-      shape: Object.freeze([...(shape as number[])]),
-      dataOffsets: Object.freeze([begin, end] as const),
-    };
-    tensors.set(key, Object.freeze(info));
+  for (const [key, entry] of root) {
+    if (key === "__metadata__") metadata = decodeMetadata(entry, file);
+    else tensors.set(key, decodeEntry(key, entry, dataLength, file));
   }
+  checkContiguous(tensors, dataLength, file);
+  return Object.freeze({ headerLength: n, dataStart, dataLength, metadata, tensors });
+}
+
+function decodeMetadata(entry: JsonValue, file: string): Record<string, string> {
+  if (!(entry instanceof Map)) {
+    throw new SafetensorsError(
+      `The __metadata__ of ${qf(file)} is a ${kind(entry)}, not an object of strings; ` +
+        "re-save the file with string metadata",
+    );
+  }
+  const out: Record<string, string> = {};
+  for (const [mk, mv] of entry) {
+    if (typeof mv !== "string") {
+      throw new SafetensorsError(
+        `The __metadata__ of ${qf(file)} holds a ${kind(mv)} under ${quote(mk)}, but metadata ` +
+          "values must be strings; re-save the file with string metadata",
+      );
+    }
+    Object.defineProperty(out, mk, { value: mv, enumerable: true, writable: true });
+  }
+  return Object.freeze(out);
+}
+
+function decodeEntry(
+  key: string,
+  entry: JsonValue,
+  dataLength: number,
+  file: string,
+): SafetensorsTensorInfo {
+  if (!(entry instanceof Map)) {
+    throw new SafetensorsError(
+      `Tensor ${quote(key)} in ${qf(file)} has a header entry that is a ${kind(entry)}, not an ` +
+        "object with dtype, shape and data_offsets; the file is corrupt",
+    );
+  }
+  const dtype = parseDType(entry.get("dtype"), key, file);
+  const shape = entry.get("shape");
+  if (!Array.isArray(shape) || !shape.every(isCount)) {
+    throw new SafetensorsError(
+      `Tensor ${quote(key)} in ${qf(file)} has shape ${show(shape)}, which is not an array ` +
+        "of whole numbers >= 0 written as integers; the file is corrupt",
+    );
+  }
+  const off = entry.get("data_offsets");
+  if (
+    !Array.isArray(off) || off.length !== 2 || !isCount(off[0]) || !isCount(off[1]) ||
+    off[0] > off[1]
+  ) {
+    throw new SafetensorsError(
+      `Tensor ${quote(key)} in ${qf(file)} has data_offsets ${show(off)}, which is not a ` +
+        "[begin, end] pair of integers with begin <= end; the file is corrupt",
+    );
+  }
+  const [begin, end] = off as [number, number];
+  let count = 1;
+  for (const d of shape as number[]) count *= d;
+  const want = count * DTYPE_BYTES[dtype];
+  if (want !== end - begin) {
+    throw new SafetensorsError(
+      `Tensor ${quote(key)} in ${qf(file)} is ${dtype} of shape ${show(shape)}, which needs ` +
+        `${want} bytes, but its data_offsets [${begin}, ${end}] span ${end - begin}; ` +
+        "the file is corrupt",
+    );
+  }
+  if (end > dataLength) {
+    throw new SafetensorsError(
+      `Tensor ${quote(key)} in ${qf(file)} has data_offsets [${begin}, ${end}] past the end ` +
+        `of the ${dataLength}-byte data section; the file is truncated, so re-download or ` +
+        "re-save it",
+    );
+  }
+  return Object.freeze({
+    dtype,
+    shape: Object.freeze([...(shape as number[])]),
+    dataOffsets: Object.freeze([begin, end] as const),
+  });
+}
+
+/**
+ * The reference rule: sorted by offset, the tensors tile the data section exactly, with no
+ * overlap, no gap and no bytes after the last one.
+ */
+function checkContiguous(
+  tensors: ReadonlyMap<string, SafetensorsTensorInfo>,
+  dataLength: number,
+  file: string,
+): void {
   const order = [...tensors].sort((a, b) =>
     a[1].dataOffsets[0] - b[1].dataOffsets[0] || a[1].dataOffsets[1] - b[1].dataOffsets[1]
   );
-  for (let i = 1; i < order.length; i++) {
-    const [pk, p] = order[i - 1]!, [ck, c] = order[i]!;
-    if (c.dataOffsets[0] < p.dataOffsets[1]) {
+  let at = 0, prev = "";
+  for (const [key, t] of order) {
+    const [begin, end] = t.dataOffsets;
+    if (begin < at) {
       throw new SafetensorsError(
-        `Tensors "${pk}" and "${ck}" in "${file}" overlap (bytes [${p.dataOffsets.join(", ")}) ` +
-          `and [${c.dataOffsets.join(", ")})); the file is corrupt or crafted, so do not use it`,
+        `Tensors ${quote(prev)} and ${quote(key)} in ${qf(file)} overlap (bytes before ${at} ` +
+          `and [${begin}, ${end})); the file is corrupt or crafted, so do not use it`,
       );
     }
+    if (begin > at) {
+      throw new SafetensorsError(
+        `The data section of ${qf(file)} has ${begin - at} unused bytes before tensor ` +
+          `${quote(key)} (bytes [${at}, ${begin})); the file is corrupt or crafted, so ` +
+          "re-save it with a safetensors library",
+      );
+    }
+    at = end;
+    prev = key;
   }
-  return Object.freeze({ headerLength: n, dataStart, dataLength, metadata, tensors });
+  if (at !== dataLength) {
+    throw new SafetensorsError(
+      `The data section of ${qf(file)} has ${dataLength - at} bytes after the last tensor; ` +
+        "the file is corrupt or crafted, so re-save it with a safetensors library",
+    );
+  }
 }
 
 async function readExactly(
@@ -285,10 +379,17 @@ async function readExactly(
   length: number,
   what: string,
 ): Promise<Uint8Array> {
-  const bytes = await source.read(offset, length);
+  const bytes: unknown = await source.read(offset, length);
+  if (!(bytes instanceof Uint8Array)) {
+    throw new SafetensorsError(
+      `Reading ${what} of ${qf(source.name)} gave ${
+        bytes === null ? "null" : typeof bytes
+      }, not a Uint8Array; fix the ByteSource's read()`,
+    );
+  }
   if (bytes.byteLength !== length) {
     throw new SafetensorsError(
-      `Reading ${what} of "${source.name}" returned ${bytes.byteLength} of ${length} bytes; ` +
+      `Reading ${what} of ${qf(source.name)} returned ${bytes.byteLength} of ${length} bytes; ` +
         "the file is truncated or changed while open, so re-download or re-save it",
     );
   }
@@ -307,10 +408,12 @@ async function readExactly(
  * ```
  */
 export async function readSafetensorsHeader(
-  source: ByteSource | Uint8Array,
+  source: ByteSource | Uint8Array | ArrayBuffer,
 ): Promise<SafetensorsHeader> {
-  const src = source instanceof Uint8Array ? bytesSource(source) : source;
-  const first = await src.read(0, 8);
+  const src = source instanceof Uint8Array || source instanceof ArrayBuffer
+    ? bytesSource(source)
+    : checkSource(source);
+  const first = await readExactly(src, 0, Math.min(8, src.size), "the header length");
   const n = headerLength(first, src.size, src.name);
   const json = await readExactly(src, 8, n, "the header");
   return decodeHeader(json, src.size, src.name);
@@ -371,16 +474,16 @@ function decodeToF32(
       return Float32Array.from(bytes);
     default:
       throw new SafetensorsError(
-        `Tensor "${key}" in "${file}" is ${dtype}, which denoise cannot read; convert the ` +
+        `Tensor ${quote(key)} in ${qf(file)} is ${dtype}, which denoise cannot read; convert the ` +
           "file to F32, F16 or BF16",
       );
   }
 }
 
 function missing(key: string, file: string, keys: readonly string[]): SafetensorsError {
-  const some = keys.slice(0, 3).map((k) => `"${k}"`).join(", ");
+  const some = keys.slice(0, 3).map((k) => `${quote(k)}`).join(", ");
   return new SafetensorsError(
-    `File "${file}" has no tensor "${key}"` +
+    `File ${qf(file)} has no tensor ${quote(key)}` +
       (keys.length ? `; it has ${keys.length} tensors, such as ${some}` : "; it has no tensors") +
       ", so check the name or the checkpoint layout",
   );
@@ -417,11 +520,11 @@ export class SafetensorsReader {
 
   /** Reads and validates the header of `source`, then returns a reader over it. */
   static async fromSource(source: ByteSource): Promise<SafetensorsReader> {
-    return new SafetensorsReader(source, await readSafetensorsHeader(source));
+    return new SafetensorsReader(source, await readSafetensorsHeader(checkSource(source)));
   }
 
   /** A reader over bytes in memory (e.g. a `fetch` response's `bytes()`). */
-  static fromBytes(bytes: Uint8Array, name = "<bytes>"): Promise<SafetensorsReader> {
+  static fromBytes(bytes: Uint8Array | ArrayBuffer, name = "<bytes>"): Promise<SafetensorsReader> {
     return SafetensorsReader.fromSource(bytesSource(bytes, name));
   }
 
@@ -463,7 +566,7 @@ export class SafetensorsReader {
     if (!t) throw missing(key, this.name, this.#keys);
     if (this.#closed) {
       throw new SafetensorsError(
-        `File "${this.name}" was closed before tensor "${key}" was read; open it again`,
+        `File ${qf(this.name)} was closed before tensor ${quote(key)} was read; open it again`,
       );
     }
     const [begin, end] = t.dataOffsets;
@@ -471,7 +574,7 @@ export class SafetensorsReader {
       this.#source,
       this.#header.dataStart + begin,
       end - begin,
-      `tensor "${key}"`,
+      `tensor ${quote(key)}`,
     );
   }
 
@@ -520,9 +623,10 @@ export interface SafetensorsEntry {
  * ```
  */
 export function parseSafetensors(
-  bytes: Uint8Array,
+  input: Uint8Array | ArrayBuffer,
   name = "<bytes>",
 ): { metadata: Record<string, string>; tensors: Record<string, SafetensorsEntry> } {
+  const bytes = toBytes(input, "parseSafetensors()");
   const n = headerLength(bytes.subarray(0, 8), bytes.byteLength, name);
   const header = decodeHeader(bytes.subarray(8, 8 + n), bytes.byteLength, name);
   const tensors: [string, SafetensorsEntry][] = [];
@@ -575,19 +679,25 @@ export function planSafetensors(
   for (const [key, t] of Object.entries(tensors)) {
     if (key === "" || key === "__metadata__") {
       throw new SafetensorsError(
-        `Cannot write a tensor named ${show(key)} to "${name}"; that name is reserved or empty, ` +
+        `Cannot write a tensor named ${show(key)} to ${
+          qf(name)
+        }; that name is reserved or empty, ` +
           "so rename the tensor",
       );
     }
     if (!isObject(t) || !(t.data instanceof Float32Array || t.data instanceof Float16Array)) {
       throw new SafetensorsError(
-        `Tensor "${key}" for "${name}" must be { data: Float32Array | Float16Array, shape }; ` +
+        `Tensor ${quote(key)} for ${
+          qf(name)
+        } must be { data: Float32Array | Float16Array, shape }; ` +
           "convert the data before writing",
       );
     }
     if (!Array.isArray(t.shape) || !t.shape.every(isCount)) {
       throw new SafetensorsError(
-        `Tensor "${key}" for "${name}" has shape ${show(t.shape)}, which is not an array of ` +
+        `Tensor ${quote(key)} for ${qf(name)} has shape ${
+          show(t.shape)
+        }, which is not an array of ` +
           "whole numbers >= 0; fix the shape",
       );
     }
@@ -595,14 +705,16 @@ export function planSafetensors(
     for (const d of t.shape) count *= d;
     if (count !== t.data.length) {
       throw new SafetensorsError(
-        `Tensor "${key}" for "${name}" has ${t.data.length} values but shape ` +
+        `Tensor ${quote(key)} for ${qf(name)} has ${t.data.length} values but shape ` +
           `[${t.shape.join(", ")}] holds ${count}; nothing was written, so fix the data or shape`,
       );
     }
     const dtype = t.dtype ?? (t.data instanceof Float16Array ? "F16" : "F32");
     if (dtype !== "F32" && dtype !== "F16") {
       throw new SafetensorsError(
-        `Tensor "${key}" for "${name}" asks for dtype ${show(dtype)}; denoise writes F32 or F16`,
+        `Tensor ${quote(key)} for ${qf(name)} asks for dtype ${
+          show(dtype)
+        }; denoise writes F32 or F16`,
       );
     }
     items.push({ key, t, dtype, bytes: count * DTYPE_BYTES[dtype] });
@@ -610,13 +722,13 @@ export function planSafetensors(
   if (metadata !== undefined) {
     if (!isObject(metadata)) {
       throw new SafetensorsError(
-        `The metadata for "${name}" must be an object of strings; got a ${kind(metadata)}`,
+        `The metadata for ${qf(name)} must be an object of strings; got a ${kind(metadata)}`,
       );
     }
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== "string") {
         throw new SafetensorsError(
-          `The metadata for "${name}" holds a ${kind(v)} under "${k}", but values must be ` +
+          `The metadata for ${qf(name)} holds a ${kind(v)} under ${quote(k)}, but values must be ` +
             "strings; convert it (e.g. with JSON.stringify) before writing",
         );
       }
