@@ -133,6 +133,7 @@ Deno.test("names and values in error messages are escaped and cut to a short pre
   );
   throws(() => parseSafetensors(bytes), (e: unknown) => {
     ok(e instanceof SafetensorsError);
+    // deno-lint-ignore no-control-regex
     ok(!/[\x00-\x1f]/.test(e.message), `control characters in: ${JSON.stringify(e.message)}`);
     ok(e.message.includes("\\x1b[2J"), e.message);
     ok(!e.message.includes("A".repeat(100)), "the whole name was quoted");

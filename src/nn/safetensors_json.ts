@@ -37,6 +37,7 @@ export class JsonSyntaxError extends Error {
   }
 }
 
+// deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x1f]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const NUMBER_TAIL = /(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
