@@ -1,5 +1,6 @@
 /**
- * The attribute classifier: a small convnet that reads a 32x32 scene and predicts its shape
+ * The attribute classifier: a small convnet that reads a 32x32 scene's coverage map (see
+ * `coverage.ts`: colour-blind, so colour is left to `measureColours`) and predicts its shape
  * (every shape, the identity concept's star included), object count and fill style (the style
  * concept's stripes included). Its 64-wide penultimate features also serve the Fréchet distance
  * between generated and procedural images. Built from `src/nn` layers on our tensor layer.
@@ -78,7 +79,7 @@ export function sceneLabels(scene: Scene): ClassifierLabels {
 }
 
 /**
- * conv(3 -> c0) SiLU, three stride-2 conv SiLU stages to an 1/8-size map, flatten, Linear
+ * conv(1 -> c0) SiLU, three stride-2 conv SiLU stages to an 1/8-size map, flatten, Linear
  * SiLU to the features, then one Linear head per attribute.
  *
  * @example
@@ -87,7 +88,7 @@ export function sceneLabels(scene: Scene): ClassifierLabels {
  * import { AttributeClassifier } from "./classifier.ts";
  * await getDevice();
  * const net = new AttributeClassifier();
- * console.log(net.forward(randn([2, 3, 32, 32])).shape.shape); // [2, 6]
+ * console.log(net.forward(randn([2, 1, 32, 32])).shape.shape); // [2, 6]
  * ```
  */
 export class AttributeClassifier extends Module {
@@ -107,7 +108,7 @@ export class AttributeClassifier extends Module {
     }
     this.imageSize = size;
     this.featureSize = f;
-    this.addModule("conv1", new Conv2d(3, c0, 3, { ...init, padding: 1 }));
+    this.addModule("conv1", new Conv2d(1, c0, 3, { ...init, padding: 1 }));
     this.addModule("conv2", new Conv2d(c0, c1, 3, { ...init, padding: 1, stride: 2 }));
     this.addModule("conv3", new Conv2d(c1, c2, 3, { ...init, padding: 1, stride: 2 }));
     this.addModule("conv4", new Conv2d(c2, c3, 3, { ...init, padding: 1, stride: 2 }));
@@ -117,14 +118,14 @@ export class AttributeClassifier extends Module {
     }
   }
 
-  // x: [B, 3, S, S] in [-1, 1] -> features [B, F], logits [B, classes] per head
-  /** Features and logits of a batch of images. */
+  // x: [B, 1, S, S] coverage maps -> features [B, F], logits [B, classes] per head
+  /** Features and logits of a batch of coverage maps. */
   forward(x: Tensor): ClassifierOutput {
     const [b, c, h, w] = x.shape;
-    if (x.shape.length !== 4 || c !== 3 || h !== this.imageSize || w !== this.imageSize) {
+    if (x.shape.length !== 4 || c !== 1 || h !== this.imageSize || w !== this.imageSize) {
       throw new WorldError(
-        `The classifier takes [B, 3, ${this.imageSize}, ${this.imageSize}] images, got ` +
-          `[${x.shape.join(", ")}]; resize the images or build it with that imageSize`,
+        `The classifier takes [B, 1, ${this.imageSize}, ${this.imageSize}] coverage maps, got ` +
+          `[${x.shape.join(", ")}]; pass coverageMap() of images of that size`,
       );
     }
     let y = x;
@@ -177,7 +178,7 @@ export function crossEntropy(logits: Tensor, labels: readonly number[]): Tensor 
  * import { getDevice, randn } from "../ops/mod.ts";
  * import { AttributeClassifier, classifierLoss } from "./classifier.ts";
  * await getDevice();
- * const out = new AttributeClassifier().forward(randn([1, 3, 32, 32]));
+ * const out = new AttributeClassifier().forward(randn([1, 1, 32, 32]));
  * console.log(await classifierLoss(out, [{ shape: 0, count: 1, fill: 0 }]).item());
  * ```
  */

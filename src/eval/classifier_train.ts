@@ -10,7 +10,7 @@ import { tensor } from "../ops/creation.ts";
 import { scope } from "../ops/scope.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import { ProceduralWorld } from "./world.ts";
-import { rgbToChw } from "./render.ts";
+import { coverageMap } from "./coverage.ts";
 import { ALL_FILLS, ALL_SHAPES } from "./shapes.ts";
 import {
   type AttributeClassifier,
@@ -24,7 +24,7 @@ import { WorldError } from "./errors.ts";
 
 /** A batch of world items as classifier input. */
 export interface ClassifierBatch {
-  /** Images, [B, 3, H, W] in [-1, 1], row-major. */
+  /** Coverage maps of the images, [B, 1, H, W], row-major. */
   images: Float32Array;
   /** Their class indices. */
   labels: ClassifierLabels[];
@@ -49,7 +49,7 @@ export function classifierWorld(seed: number): ProceduralWorld {
  * @example
  * ```ts
  * import { classifierBatch, classifierWorld } from "./classifier_train.ts";
- * console.log(classifierBatch(classifierWorld(1), 0, 4).images.length); // 4 * 3 * 32 * 32
+ * console.log(classifierBatch(classifierWorld(1), 0, 4).images.length); // 4 * 32 * 32
  * ```
  */
 export function classifierBatch(
@@ -58,12 +58,12 @@ export function classifierBatch(
   count: number,
 ): ClassifierBatch {
   const { width, height } = world.sceneOptions;
-  const n = 3 * width * height;
+  const n = width * height;
   const images = new Float32Array(count * n);
   const labels: ClassifierLabels[] = [];
   for (let i = 0; i < count; i++) {
     const item = world.item(start + i);
-    images.set(rgbToChw(item.rgb, width, height), i * n);
+    images.set(coverageMap(item.rgb, width, height), i * n);
     labels.push(sceneLabels(item.scene));
   }
   return { images, labels };
@@ -118,7 +118,7 @@ export async function trainClassifier(
     const batch = classifierBatch(world, step * b, b);
     const loss: Tensor = scope(() => {
       const l = classifierLoss(
-        model.forward(tensor(batch.images, [b, 3, s, s])),
+        model.forward(tensor(batch.images, [b, 1, s, s])),
         batch.labels,
       );
       backward(l);
@@ -162,7 +162,7 @@ export async function classifierAccuracy(
   for (let i = 0; i < count; i += batchSize) {
     const n = Math.min(batchSize, count - i);
     const batch = classifierBatch(world, start + i, n);
-    const out = scope(() => noGrad(() => model.forward(tensor(batch.images, [n, 3, s, s]))));
+    const out = scope(() => noGrad(() => model.forward(tensor(batch.images, [n, 1, s, s]))));
     for (const h of CLASSIFIER_HEADS) {
       const logits = await out[h].toArray();
       const k = out[h].shape[1]!;

@@ -28,3 +28,4 @@ export * from "./bpe_learn.ts";
 export * from "./caption_tokenizer.ts";
 export * from "./classifier.ts";
 export * from "./classifier_train.ts";
+export * from "./coverage.ts";
