@@ -6,6 +6,7 @@ import {
   BucketSelector,
   checkResolution,
   cropOffsets,
+  downsamplingFactor,
   epochBatches,
   formatBucketTable,
   makeBucketResolutions,
@@ -129,5 +130,15 @@ Deno.test("checkResolution() names the nearest valid sizes", () => {
     () => new BucketSelector({ resolution: [768, 768], enableBucket: true, maxBucketReso: 512 }),
     ConfigError,
     "max_bucket_reso 512",
+  );
+});
+
+Deno.test("downsamplingFactor() is 64 for SD 1.x and smaller for small models", () => {
+  const sd = { blockOutChannels: [320, 640, 1280, 1280] },
+    sdVae = { blockOutChannels: [128, 256, 512, 512] };
+  assertEquals(downsamplingFactor(sd, sdVae), 64);
+  assertEquals(
+    downsamplingFactor({ blockOutChannels: [32, 64] }, { blockOutChannels: [16, 32] }),
+    4,
   );
 });

@@ -6,7 +6,7 @@ import { checkpointName, checkpointsToPrune } from "../src/train/checkpoint_name
 import { formatDuration, formatProgress, LossSmoother, RateMeter } from "../src/train/progress.ts";
 import { lossCurveSvg, niceTicks } from "../src/train/loss_svg.ts";
 import { reportHtml } from "../src/train/report_html.ts";
-import { RunLog } from "../src/train/run_log_fs.ts";
+import { RunLog, writeReport } from "../src/train/run_log_fs.ts";
 import { ensureWritableDir, writeFileAtomic } from "../src/train/atomic_fs.ts";
 import { configArgs, parseRunConfig } from "../src/train/run_config.ts";
 import { ConfigError } from "../src/train/errors.ts";
@@ -137,6 +137,19 @@ Deno.test("RunLog writes JSONL, CSV and the SVG, and resumes from a step", async
   ]);
   const svg = await Deno.readTextFile(join(dir, "loss_curve.svg"));
   equal([...svg.matchAll(/points="([^"]*)"/g)][0]![1]!.split(" ").length, 4);
+  const report = await writeReport(log, {
+    title: "t",
+    settings: { a: 1 },
+    prompts: [],
+    samples: [],
+  });
+  const html = await Deno.readTextFile(report);
+  equal(
+    [...html.matchAll(/points="([^"]*)"/g)][0]![1]!.split(" ").length,
+    4,
+    "report has the curve",
+  );
+  await Deno.remove(report);
   const resumed = await RunLog.open(dir, { resumeStep: 2 });
   deepEqual(resumed.records.map((r) => r.step), [1, 2]);
   equal((await Deno.readTextFile(join(dir, "losses.csv"))).trim().split("\n").length, 3);

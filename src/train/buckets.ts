@@ -292,3 +292,21 @@ export function checkResolution(size: Size, factor: number, what = "resolution")
     }
   }
 }
+
+/**
+ * The side multiple a model takes: the VAE's downsampling (2 per level after the first) times
+ * the U-Net's (2 per down block after the first): 8 x 8 = 64 for SD 1.x.
+ *
+ * @example
+ * ```ts
+ * import { downsamplingFactor } from "./buckets.ts";
+ * console.log(downsamplingFactor({ blockOutChannels: [320, 640, 1280, 1280] }, { blockOutChannels: [128, 256, 512, 512] })); // 64
+ * ```
+ */
+export function downsamplingFactor(
+  unet: { blockOutChannels: readonly number[] },
+  vae: { blockOutChannels: readonly number[] },
+): number {
+  return 2 ** (Math.max(1, vae.blockOutChannels.length) - 1) *
+    2 ** (Math.max(1, unet.blockOutChannels.length) - 1);
+}

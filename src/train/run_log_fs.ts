@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { ensureWritableDir, writeFileAtomic } from "./atomic_fs.ts";
 import { lossCurveSvg, type LossPoint } from "./loss_svg.ts";
+import { reportHtml, type ReportInput } from "./report_html.ts";
 
 /** One logged step. */
 export interface LossRecord {
@@ -100,4 +101,21 @@ export class RunLog {
   async #writeSvg(): Promise<void> {
     await writeFileAtomic(join(this.dir, "loss_curve.svg"), lossCurveSvg(this.points()));
   }
+}
+
+/**
+ * Writes the run's HTML report (`report.html` in `dir`) atomically, with the current loss curve.
+ *
+ * @example
+ * ```ts ignore
+ * await writeReport(log, { title: "dog", settings: {}, prompts: ["a dog"], samples: [] });
+ * ```
+ */
+export async function writeReport(
+  log: RunLog,
+  input: Omit<ReportInput, "lossSvg">,
+): Promise<string> {
+  const path = join(log.dir, "report.html");
+  await writeFileAtomic(path, reportHtml({ ...input, lossSvg: lossCurveSvg(log.points()) }));
+  return path;
 }
