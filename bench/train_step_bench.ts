@@ -31,7 +31,6 @@ import {
   scope,
   SD15_UNET_CONFIG,
   sync,
-  type Tensor,
   UNet2DConditionModel,
   type UNetConfig,
 } from "../mod.ts";

@@ -3,8 +3,10 @@ import {
   AdamW,
   backward,
   chromeTrace,
+  deviceInfo,
   dispatchCount,
   formatProfile,
+  Generator,
   matmul,
   mseLoss,
   profile,
@@ -17,18 +19,20 @@ import {
 import "./_helpers.ts";
 
 // a tiny training step: forward (matmul, silu, loss), backward, AdamW
-function stepper(): { step: () => void; w: Tensor } {
-  const w = randn([24, 40], { std: 0.1, requiresGrad: true });
+function stepper(): { step: () => void; w: Tensor; opt: AdamW } {
+  const w = randn([24, 40], { std: 0.1, requiresGrad: true, generator: new Generator(3) });
   const opt = new AdamW([w], { lr: 1e-2, maxGradNorm: 1 });
   const step = () => {
     scope(() => backward(mseLoss(silu(matmul(randn([8, 24]), w)), randn([8, 40]))));
     opt.step();
     opt.zeroGrad();
   };
-  return { step, w };
+  return { step, w, opt };
 }
 
-for (const timing of ["auto", "cpu"] as const) {
+// both timers on every machine (timestamp-query only where the adapter has the feature)
+const timers = deviceInfo().timestamps ? ["timestamp-query", "cpu"] as const : ["cpu"] as const;
+for (const timing of timers) {
   Deno.test(`profile() with ${timing} timing records every dispatch by kernel, op and phase`, async () => {
     const { step, w } = stepper();
     step(); // compile pipelines outside the profile
@@ -37,7 +41,7 @@ for (const timing of ["auto", "cpu"] as const) {
     const r = await profile(step, { timing });
     const issued = dispatchCount() - before;
     equal(r.records.length, issued, "one record per dispatch issued inside fn");
-    equal(r.source, timing === "cpu" ? "cpu" : "timestamp-query");
+    equal(r.source, timing);
     deepEqual(r.byPhase.map((p) => p.key).sort(), ["backward", "forward", "optimizer"]);
     for (const rec of r.records) ok(rec.endMs >= rec.startMs, `${rec.kernel} has a duration`);
     ok(r.totalMs > 0, "kernels took some time");
@@ -93,4 +97,29 @@ silu(randn([512])).dispose();`,
   const events = JSON.parse(await Deno.readTextFile(trace)).traceEvents as { name: string }[];
   ok(events.some((e) => e.name === "unary_silu"), "the trace holds the silu dispatch");
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("the cpu timer's replays leave every tensor as an unprofiled run leaves it", async () => {
+  // two identical models: one steps under the cpu timer (which replays every dispatch, the
+  // in-place AdamW update included), the other without; the weights must stay bit-identical
+  const a = stepper(), b = stepper();
+  await b.w.toArray().then((v) => a.w.toArray().then((u) => deepEqual(u, v)));
+  const seedA = new Generator(9), seedB = new Generator(9);
+  const step = (s: ReturnType<typeof stepper>, g: Generator) => () => {
+    scope(() =>
+      backward(
+        mseLoss(
+          silu(matmul(randn([8, 24], { generator: g }), s.w)),
+          randn([8, 40], { generator: g }),
+        ),
+      )
+    );
+    s.opt.step();
+    s.opt.zeroGrad();
+  };
+  await profile(step(a, seedA), { timing: "cpu" });
+  step(b, seedB)();
+  deepEqual(await a.w.toArray(), await b.w.toArray());
+  a.w.dispose();
+  b.w.dispose();
 });

@@ -58,7 +58,7 @@ export function packStrided(
   return cachedPack(src, `${rows} ${cols} ${strides} ${width} ${b0} ${nb}`, () => {
     const tex = packTarget(width, rows, nb);
     const k = cachedKernel(`matmul pack ${src.dtype}`, () => packKernel(src.dtype));
-    dispatch(k, [src.binding, tex.createView()], [rows, cols, rs, cs, bs, width, nb, b0], [
+    dispatch(k, [src.binding, tex], [rows, cols, rs, cs, bs, width, nb, b0], [
       Math.ceil(width / 8),
       Math.ceil(rows * nb / 8),
     ]);
@@ -109,7 +109,7 @@ export function runTextureMatmul(
     const bt = packers.b(b0, nb, wB);
     dispatch(
       mk,
-      [at.createView(), bt.createView(), ...outs],
+      [at, bt, ...outs],
       [
         p.M,
         p.N,

@@ -120,11 +120,11 @@ function im2colPack(x: Tensor, g: Geometry, width: number, b0: number, nb: numbe
       () => im2colPackRowKernel(g.kw, g.pad),
     );
     const groups = [Math.ceil(g.Ho * g.Wo / 32), Math.ceil(g.C * g.kh * nb / 8)] as const;
-    dispatch(k, [x.binding, tex.createView()], params, groups);
+    dispatch(k, [x.binding, tex], params, groups);
     return tex;
   }
   const k = cachedKernel(`im2col pack ${x.dtype}`, () => im2colPackKernel(x.dtype));
-  dispatch(k, [x.binding, tex.createView()], params, [Math.ceil(width / 8), Math.ceil(K * nb / 8)]);
+  dispatch(k, [x.binding, tex], params, [Math.ceil(width / 8), Math.ceil(K * nb / 8)]);
   return tex;
 }
 

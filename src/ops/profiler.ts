@@ -1,10 +1,16 @@
 /**
- * Per-dispatch GPU profiler. While it is on, every dispatch runs in its own compute pass with
- * `timestampWrites` where the adapter has `timestamp-query` (GPU time), and otherwise is submitted
- * alone and timed from submit to done on the CPU. Records are aggregated by kernel (name, storage
- * variant, shape class), by op and by autograd phase (forward, backward, optimizer); the table
- * gives GFLOP/s where the op states its work and GB/s of bound bytes otherwise. Off (the default),
- * the runtime checks one boolean per dispatch and records nothing.
+ * Per-dispatch GPU profiler with two timers:
+ * - `timestamp-query`: every dispatch runs in its own compute pass with `timestampWrites` (GPU
+ *   time). The default on hardware adapters that have the feature.
+ * - `cpu`: dispatches run as usual and are captured; afterwards each distinct dispatch (same
+ *   pipeline, bindings, params and grid) is replayed alone, repeated until it outlasts the
+ *   submit-to-done latency, with its writable bindings redirected to scratch buffers and textures,
+ *   and timed from submit to done. The default on software adapters, whose timestamps do not track
+ *   the work (llvmpipe reports a 512^3 matmul in 1 ms that takes 50 ms), and without the feature.
+ * Records are aggregated by kernel (name, storage variant, shape class), by op and by autograd
+ * phase (forward, backward, optimizer); the table gives GFLOP/s where the op states its work and
+ * GB/s of bound bytes otherwise. Off (the default), the runtime checks one boolean per dispatch
+ * and records nothing.
  *
  * `DENOISE_PROFILE=1` turns it on for the whole process and prints the table at exit (see
  * `profiler_fs.ts` for the Chrome trace file).
@@ -12,6 +18,7 @@
  * @module
  */
 import { deviceInfo } from "./device.ts";
+import type { Resource } from "./runtime.ts";
 
 /** The autograd phase a dispatch belongs to. */
 export type ProfilePhase = "forward" | "backward" | "optimizer";
@@ -63,10 +70,25 @@ export interface ProfileReport {
   totalMs: number;
 }
 
-type Pending = Omit<ProfileRecord, "startMs" | "endMs" | "op"> & { op: string | null };
+/** What the `cpu` timer needs to run a dispatch again on its own. */
+export interface ReplayCapture {
+  pipeline: GPUComputePipeline;
+  resources: readonly Resource[];
+  /** Indices of the bindings the kernel writes (redirected to scratch when replayed). */
+  writes: number[];
+  /** The params uniform's bytes, or null. */
+  uniform: ArrayBuffer | null;
+  groups: [number, number, number];
+}
 
-/** How the profiler times dispatches. */
-export type ProfileTiming = "auto" | "cpu";
+type Pending = Omit<ProfileRecord, "startMs" | "endMs" | "op"> & {
+  op: string | null;
+  capture?: ReplayCapture;
+};
+
+/** How the profiler times dispatches: `auto` picks `timestamp-query` on hardware adapters that
+ * have it and `cpu` otherwise. */
+export type ProfileTiming = "auto" | "timestamp-query" | "cpu";
 
 const MAX_QUERIES = 2 * 256 + 2;
 
@@ -75,7 +97,8 @@ let phase: ProfilePhase = "forward";
 let pending: Pending[] = []; // recorded in the open encoder, not yet submitted
 let unlabeled: Pending[] = []; // dispatches since the last op label
 let issued = 0; // sequence number of the next dispatch
-let cpuTiming = false; // time on the CPU even where timestamp queries exist
+let timing: ProfileTiming = "auto";
+let captured: Pending[] = []; // cpu timer: waiting for their replay
 const done: ProfileRecord[] = [];
 let inflight: Promise<void>[] = [];
 let originNs: bigint | null = null;
@@ -93,8 +116,8 @@ export function profiling(): boolean {
  * Starts recording (nested calls count; pair each with `stopProfiling`). `cpu` timing submits each
  * dispatch alone and times it from submit to done even where the adapter has timestamp queries.
  */
-export function startProfiling(timing: ProfileTiming = "auto"): void {
-  if (depth++ === 0) cpuTiming = timing === "cpu";
+export function startProfiling(how: ProfileTiming = "auto"): void {
+  if (depth++ === 0) timing = how;
 }
 
 /** The sequence number the next dispatch will get (a mark for `profileReport`). */
@@ -104,7 +127,8 @@ export function profileMark(): number {
 
 /** Whether this profile reads GPU timestamps (else the runtime submits each dispatch alone). */
 export function profileUsesTimestamps(): boolean {
-  return !cpuTiming && deviceInfo().timestamps;
+  const { timestamps, software } = deviceInfo();
+  return timestamps && (timing === "timestamp-query" || (timing === "auto" && !software));
 }
 
 /** Stops recording once every `startProfiling` has been matched. */
@@ -142,26 +166,30 @@ function shapeClass(bytes: number): string {
 
 /**
  * Called by the runtime for each dispatch while profiling: returns the timestamp writes of its
- * pass (or undefined for CPU timing, in which case the runtime submits the dispatch alone).
+ * pass, or undefined when the `cpu` timer keeps the capture for a replay.
  */
 export function profileDispatch(
   kernel: string,
   variant: string,
-  bytes: number,
-  flops: number,
+  work: { bytes: number; flops: number },
+  capture: ReplayCapture,
 ): GPUComputePassTimestampWrites | undefined {
   const rec: Pending = {
     kernel: variant ? `${kernel} ${variant}` : kernel,
-    shape: shapeClass(bytes),
+    shape: shapeClass(work.bytes),
     op: null,
     phase,
-    flops,
-    bytes,
+    flops: work.flops,
+    bytes: work.bytes,
     seq: issued++,
   };
-  pending.push(rec);
   unlabeled.push(rec);
-  if (!profileUsesTimestamps()) return undefined;
+  if (!profileUsesTimestamps()) {
+    rec.capture = capture;
+    captured.push(rec);
+    return undefined;
+  }
+  pending.push(rec);
   querySet ??= deviceInfo().device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
   const i = pending.length - 1;
   return { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
@@ -182,20 +210,6 @@ export function profileBeforeSubmit(encoder: GPUCommandEncoder): (() => void) | 
   const batch = pending;
   pending = [];
   const { device } = deviceInfo();
-  if (!profileUsesTimestamps()) {
-    const submitted = performance.now() - originMs;
-    return () => {
-      inflight.push(
-        device.queue.onSubmittedWorkDone().then(() => {
-          const end = performance.now() - originMs;
-          const start = Math.max(submitted, cpuClock);
-          const each = (end - start) / batch.length;
-          batch.forEach((p, j) => finish(p, start + j * each, start + (j + 1) * each));
-          cpuClock = end;
-        }),
-      );
-    };
-  }
   const n = 2 * batch.length;
   resolveBuf ??= device.createBuffer({
     size: MAX_QUERIES * 8,
@@ -222,15 +236,118 @@ export function profileBeforeSubmit(encoder: GPUCommandEncoder): (() => void) | 
 
 /** Whether every recorded dispatch has been submitted and its timing has come back. */
 export function profileIdle(): boolean {
-  return pending.length === 0 && inflight.length === 0;
+  return pending.length === 0 && inflight.length === 0 && captured.length === 0;
 }
 
-/** Waits for every submitted batch's timings to come back. */
+/**
+ * Waits for every submitted batch's timings to come back, and replays the dispatches the `cpu`
+ * timer captured (call it once their work has been submitted).
+ */
 export async function profileSettled(): Promise<void> {
   while (inflight.length > 0) {
     const now = [...inflight];
     await Promise.all(now);
     inflight = inflight.filter((p) => !now.includes(p));
+  }
+  if (captured.length > 0) {
+    const batch = captured;
+    captured = [];
+    await replay(batch);
+  }
+}
+
+async function submitDone(device: GPUDevice, e: GPUCommandEncoder | null): Promise<number> {
+  const t0 = performance.now();
+  device.queue.submit(e ? [e.finish()] : []);
+  await device.queue.onSubmittedWorkDone();
+  return performance.now() - t0;
+}
+
+function medianOf(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s[s.length >> 1] ?? 0;
+}
+
+const pipelineIds = new WeakMap<GPUComputePipeline, number>();
+let nextPipelineId = 0;
+
+function replayKey(c: ReplayCapture): string {
+  let id = pipelineIds.get(c.pipeline);
+  if (id === undefined) pipelineIds.set(c.pipeline, id = nextPipelineId++);
+  const res = c.resources.map((r) => "buffer" in r ? r.size : `${r.width}x${r.height}`);
+  const u = c.uniform ? [...new Uint32Array(c.uniform)].join(",") : "";
+  return `${id}|${res.join(",")}|${u}|${c.groups.join(",")}`;
+}
+
+/** Times one capture: `reps` copies in one submit, minus the empty-submit latency. */
+async function timeCapture(
+  device: GPUDevice,
+  c: ReplayCapture,
+  reps: number,
+  latency: number,
+): Promise<number> {
+  const scratch: (GPUBuffer | GPUTexture)[] = [];
+  const entries: GPUBindGroupEntry[] = c.resources.map((r, binding) => {
+    const write = c.writes.includes(binding);
+    if ("buffer" in r) {
+      const size = Math.ceil(r.size / 4) * 4;
+      if (!write) return { binding, resource: { buffer: r.buffer, offset: r.offset ?? 0, size } };
+      const b = device.createBuffer({ size, usage: GPUBufferUsage.STORAGE });
+      scratch.push(b);
+      return { binding, resource: { buffer: b, size } };
+    }
+    if (!write) return { binding, resource: r.createView() };
+    const t = device.createTexture({
+      size: [r.width, r.height],
+      format: r.format,
+      usage: GPUTextureUsage.STORAGE_BINDING,
+    });
+    scratch.push(t);
+    return { binding, resource: t.createView() };
+  });
+  if (c.uniform) {
+    const u = device.createBuffer({
+      size: c.uniform.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(u, 0, c.uniform);
+    scratch.push(u);
+    entries.push({ binding: c.resources.length, resource: { buffer: u } });
+  }
+  const bg = device.createBindGroup({ layout: c.pipeline.getBindGroupLayout(0), entries });
+  const e = device.createCommandEncoder();
+  const pass = e.beginComputePass();
+  pass.setPipeline(c.pipeline);
+  pass.setBindGroup(0, bg);
+  for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(...c.groups);
+  pass.end();
+  const ms = await submitDone(device, e);
+  for (const s of scratch) s.destroy();
+  return Math.max(0, ms - latency) / reps;
+}
+
+/** The `cpu` timer: replays each distinct captured dispatch alone and times it. */
+async function replay(batch: Pending[]): Promise<void> {
+  const { device } = deviceInfo();
+  const idle: number[] = [];
+  for (let i = 0; i < 5; i++) idle.push(await submitDone(device, null));
+  const latency = medianOf(idle);
+  const times = new Map<string, number>();
+  let clock = done.reduce((a, r) => Math.max(a, r.endMs), 0);
+  for (const p of batch) {
+    const c = p.capture!;
+    const key = replayKey(c);
+    let ms = times.get(key);
+    if (ms === undefined) {
+      ms = await timeCapture(device, c, 1, latency);
+      // repeat short kernels until they outlast the latency several times over
+      const reps = Math.min(64, Math.ceil((4 * latency) / Math.max(ms, 0.01)));
+      if (reps > 1) ms = await timeCapture(device, c, reps, latency);
+      times.set(key, ms);
+    }
+    delete p.capture;
+    finish(p, clock, clock + ms);
+    clock += ms;
   }
 }
 

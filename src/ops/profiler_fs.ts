@@ -1,5 +1,6 @@
 /**
- * `DENOISE_PROFILE=1`: profiles the whole process, prints the per-kernel table to stderr at exit
+ * `DENOISE_PROFILE=1` (or `cpu`, `timestamp-query` to pick the timer): profiles the whole
+ * process, prints the per-kernel table to stderr at exit
  * and writes a Chrome trace (open it in https://ui.perfetto.dev) to `DENOISE_PROFILE_TRACE`
  * (default `denoise_profile.json` in the working directory). Importing this module does nothing
  * unless the variable is set.
@@ -13,6 +14,7 @@ import {
   type ProfileReport,
   profileReport,
   profileSettled,
+  type ProfileTiming,
   startProfiling,
 } from "./profiler.ts";
 import { flush } from "./runtime.ts";
@@ -43,8 +45,11 @@ export function writeChromeTrace(report: ProfileReport, path: string): void {
 }
 
 /** Turns the process-wide profile on with its exit report (what `DENOISE_PROFILE=1` does). */
-export function profileProcess(tracePath = "denoise_profile.json"): void {
-  startProfiling();
+export function profileProcess(
+  tracePath = "denoise_profile.json",
+  timing: ProfileTiming = "auto",
+): void {
+  startProfiling(timing);
   globalThis.addEventListener("beforeunload", (e) => {
     // submit what is still queued and wait for its timings before the process ends
     if (profileIdle()) return;
@@ -65,4 +70,7 @@ export function profileProcess(tracePath = "denoise_profile.json"): void {
   });
 }
 
-if (env("DENOISE_PROFILE") === "1") profileProcess(env("DENOISE_PROFILE_TRACE"));
+const mode = env("DENOISE_PROFILE");
+if (mode === "1" || mode === "cpu" || mode === "timestamp-query") {
+  profileProcess(env("DENOISE_PROFILE_TRACE"), mode === "1" ? "auto" : mode);
+}

@@ -62,8 +62,8 @@ export function dispatchCount(): number {
   return dispatches;
 }
 
-/** A resource bound to a kernel: a buffer range or a texture view. */
-export type Resource = { buffer: GPUBuffer; size: number; offset?: number } | GPUTextureView;
+/** A resource bound to a kernel: a buffer range or a storage texture. */
+export type Resource = { buffer: GPUBuffer; size: number; offset?: number } | GPUTexture;
 
 /** Splits `n` workgroups over x and y (each dimension is capped at 65535). */
 export function grid1d(n: number): [number, number] {
@@ -127,10 +127,10 @@ export function dispatch(
         resource: { buffer: r.buffer, offset: r.offset ?? 0, size: Math.ceil(r.size / 4) * 4 },
       };
     }
-    return { binding, resource: r };
+    return { binding, resource: r.createView() };
   });
-  if (k.params.length > 0) {
-    const data = packParams(k, params);
+  const data = k.params.length > 0 ? packParams(k, params) : null;
+  if (data) {
     const u = acquireBuffer(data.byteLength, true);
     device.queue.writeBuffer(u, 0, data);
     uniforms.push(u);
@@ -139,20 +139,33 @@ export function dispatch(
   const pipeline = pipelineFor(k.code);
   const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
   const e = currentEncoder();
+  const grid: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
+  const timed = profiling() && profileUsesTimestamps();
   if (profiling()) {
-    // one pass per dispatch, so that its timestamps (or its own submit) time it alone
-    if (pass) pass.end();
-    const timestampWrites = profileDispatch(k.name, variantOf(k), boundBytes(resources), flops);
-    pass = e.beginComputePass(timestampWrites ? { timestampWrites } : {});
-  } else pass ??= e.beginComputePass();
+    const work = { bytes: boundBytes(resources), flops };
+    const writes = k.bindings.flatMap((b, i) => b.write || b.kind === "texture_write" ? [i] : []);
+    const timestampWrites = profileDispatch(k.name, variantOf(k), work, {
+      pipeline,
+      resources,
+      writes,
+      uniform: data,
+      groups: grid,
+    });
+    if (timestampWrites) {
+      // one pass per dispatch, so that its timestamps time it alone
+      if (pass) pass.end();
+      pass = e.beginComputePass({ timestampWrites });
+    }
+  }
+  pass ??= e.beginComputePass();
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, bg);
-  pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
+  pass.dispatchWorkgroups(...grid);
   dispatches++;
-  if (profiling()) {
+  if (timed) {
     pass.end();
     pass = null;
-    if (!profileUsesTimestamps() || profileBatchFull()) return void (++queued, flush());
+    if (profileBatchFull()) return void (++queued, flush());
   }
   if (++queued >= FLUSH_EVERY) flush();
 }
