@@ -1,7 +1,9 @@
 // Shared test helpers: seeded data, tolerance checks, and `checkOp`, which runs an op against its
 // CPU reference and its gradients against central finite differences of that reference.
 import { backward, getDevice, mul, scope, sum, type Tensor, tensor } from "../mod.ts";
+import { ensureRuntimeDir } from "../src/cli/runtime_dir.ts";
 
+ensureRuntimeDir(); // before the device: Mesa warns at device creation when it is unset
 await getDevice();
 
 /** Deterministic pseudo-random numbers in [-1, 1) (mulberry32). */

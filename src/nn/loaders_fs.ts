@@ -8,6 +8,7 @@
 import { deviceInfo } from "../ops/device.ts";
 import type { DType } from "../ops/tensor.ts";
 import { StateDictError } from "./errors.ts";
+import { quote } from "./_untrusted.ts";
 import type { Module } from "./module.ts";
 import type { InitOptions } from "./layers/_init.ts";
 import { type SafetensorsInput, toSafetensorsInputs } from "./safetensors.ts";
@@ -92,13 +93,47 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function readJson(path: string): Promise<Record<string, unknown>> {
-  if (!(await exists(path))) return {};
+/**
+ * Reads a component's `config.json`: it must exist and hold a JSON object (missing fields take
+ * the diffusers class defaults, as `from_pretrained` does).
+ */
+async function readConfig(path: string): Promise<Record<string, unknown>> {
+  let text: string;
   try {
-    return JSON.parse(await Deno.readTextFile(path));
+    text = await Deno.readTextFile(path);
   } catch (e) {
     throw new StateDictError(
-      `Cannot read the config "${path}" (${(e as Error).message}); fix or remove it`,
+      e instanceof Deno.errors.NotFound
+        ? `The config ${quote(path, 200)} is missing; a diffusers folder has one config.json ` +
+          "per component, so copy it from the model's source"
+        : `Cannot read the config ${quote(path, 200)} (${quote((e as Error).message)})`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new StateDictError(
+      `The config ${quote(path, 200)} is not valid JSON (${quote((e as Error).message)}); ` +
+        "fix it or copy it again from the model's source",
+    );
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new StateDictError(
+      `The config ${quote(path, 200)} is ${
+        json === null ? "null" : Array.isArray(json) ? "an array" : `a ${typeof json}`
+      }, not a JSON object of settings; fix it or copy it again from the model's source`,
+    );
+  }
+  return json as Record<string, unknown>;
+}
+
+/** The VAE's latent scale must be a positive finite number (0 would decode to black). */
+function checkScalingFactor(c: VaeConfig, where: string): void {
+  if (!(c.scalingFactor > 0 && Number.isFinite(c.scalingFactor))) {
+    throw new StateDictError(
+      `The VAE scaling_factor in ${quote(where, 200)} is ${quote(c.scalingFactor)}, but it ` +
+        "must be a positive number (0.18215 for SD 1.x); fix the config",
     );
   }
 }
@@ -154,12 +189,16 @@ export async function loadDiffusersFolder(
   const d = dir.replace(/[/\\]+$/, "");
   const strict = options.strict ?? true;
   const uc = {
-    ...unetConfigFromDiffusers(await readJson(`${d}/unet/config.json`)),
+    ...unetConfigFromDiffusers(await readConfig(`${d}/unet/config.json`)),
     ...options.unet,
   };
-  const vc = { ...vaeConfigFromDiffusers(await readJson(`${d}/vae/config.json`)), ...options.vae };
+  const vc = {
+    ...vaeConfigFromDiffusers(await readConfig(`${d}/vae/config.json`)),
+    ...options.vae,
+  };
+  checkScalingFactor(vc, `${d}/vae/config.json`);
   const tc = clipTextConfig({
-    ...clipTextConfigFromDiffusers(await readJson(`${d}/text_encoder/config.json`)),
+    ...clipTextConfigFromDiffusers(await readConfig(`${d}/text_encoder/config.json`)),
     ...options.textEncoder,
   });
   const w = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"];
@@ -212,6 +251,7 @@ export async function loadSingleFile(
     using file = await SafetensorsFile.open(path);
     uc = unetConfig(inferUNetConfig(file, options.unet));
     vc = vaeConfig(inferVaeConfig(file, options.vae));
+    checkScalingFactor(vc, "the VAE options");
     tc = clipTextConfig(inferClipTextConfig(file, options.textEncoder));
   }
   const init = weightInit(options);
@@ -242,8 +282,14 @@ export async function loadStableDiffusion(
     info = await Deno.stat(path);
   } catch (e) {
     throw new StateDictError(
-      `Cannot open the model "${path}" (${(e as Error).message}); pass a diffusers folder or a ` +
-        ".safetensors checkpoint",
+      `Cannot open the model ${quote(path, 200)} (${quote((e as Error).message)}); pass a ` +
+        "diffusers folder or a .safetensors checkpoint",
+    );
+  }
+  if (!info.isDirectory && !info.isFile) {
+    throw new StateDictError(
+      `The model ${quote(path, 200)} is not a regular file or a folder (a pipe or a device ` +
+        "cannot be read safely); pass a diffusers folder or a .safetensors checkpoint",
     );
   }
   return info.isDirectory ? loadDiffusersFolder(path, options) : loadSingleFile(path, options);

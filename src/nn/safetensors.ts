@@ -179,12 +179,36 @@ function isCount(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
+/** A command that converts a PyTorch checkpoint to safetensors without running its code. */
+export const CONVERT_COMMAND: string = `python3 -c "import torch, safetensors.torch as st; ` +
+  `sd = torch.load('model.ckpt', map_location='cpu', weights_only=True); ` +
+  `sd = sd.get('state_dict', sd); ` +
+  `st.save_file({k: v.contiguous() for k, v in sd.items() if torch.is_tensor(v)}, ` +
+  `'model.safetensors')"`;
+
+/**
+ * Whether the first bytes are a PyTorch checkpoint: a zip archive (`torch.save` since 1.6:
+ * `PK\x03\x04`) or a bare pickle (protocol 2+: `\x80` then the protocol number).
+ */
+function isPyTorchPickle(first: Uint8Array): boolean {
+  const zip = first[0] === 0x50 && first[1] === 0x4b && first[2] === 0x03 && first[3] === 0x04;
+  const pickle = first[0] === 0x80 && first[1] !== undefined && first[1] >= 2 && first[1] <= 5;
+  return zip || pickle;
+}
+
 /** Reads the header length N from the first 8 bytes and checks it against the source size. */
 function headerLength(first8: Uint8Array, size: number, file: string): number {
   if (size < 8 || first8.byteLength < 8) {
     throw new SafetensorsError(
       `File ${qf(file)} is ${size} bytes, too short to be safetensors (the 8-byte header length ` +
         "alone needs 8); it is truncated or not a safetensors file, so re-download or re-save it",
+    );
+  }
+  if (isPyTorchPickle(first8)) {
+    throw new SafetensorsError(
+      `File ${qf(file)} is a PyTorch checkpoint (.ckpt / .pt / .bin: a pickle, which can run ` +
+        "code when loaded), not safetensors; denoise does not read pickles, so convert it " +
+        `once with PyTorch: ${CONVERT_COMMAND}`,
     );
   }
   const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);

@@ -13,18 +13,38 @@ import {
   SafetensorsReader,
 } from "./safetensors.ts";
 import { SafetensorsError } from "./errors.ts";
+import { quote } from "./_untrusted.ts";
 
 /**
  * Opens a file as a {@link ByteSource}. Reads are serialized (seek then read), so concurrent
  * `read` calls are safe.
  */
 export async function openFileSource(path: string): Promise<ByteSource> {
+  let kind: Deno.FileInfo;
+  try {
+    kind = await Deno.stat(path);
+  } catch (e) {
+    throw new SafetensorsError(
+      `Cannot open ${quote(path, 200)} (${quote((e as Error).message)}); check the path and ` +
+        "its permissions",
+    );
+  }
+  if (!kind.isFile) {
+    // checked before opening: opening a FIFO or a device can block forever
+    throw new SafetensorsError(
+      `The path ${quote(path, 200)} is ${
+        kind.isDirectory ? "a folder" : "not a regular file"
+      }; pass ` +
+        "the path of a .safetensors file",
+    );
+  }
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
   } catch (e) {
     throw new SafetensorsError(
-      `Cannot open "${path}" (${(e as Error).message}); check the path and its permissions`,
+      `Cannot open ${quote(path, 200)} (${quote((e as Error).message)}); check the path and ` +
+        "its permissions",
     );
   }
   let size: number;
@@ -35,7 +55,8 @@ export async function openFileSource(path: string): Promise<ByteSource> {
   } catch (e) {
     file.close();
     throw new SafetensorsError(
-      `Cannot read "${path}" (${(e as Error).message}); pass the path of a .safetensors file`,
+      `Cannot read ${quote(path, 200)} (${quote((e as Error).message)}); pass the path of a ` +
+        ".safetensors file",
     );
   }
   let queue: Promise<unknown> = Promise.resolve();

@@ -249,7 +249,7 @@ export class ClipTokenizer {
       }
       let mapped = "";
       for (const b of new TextEncoder().encode(word)) mapped += BYTE_ENCODER[b]!;
-      out.push(...this.#bpe(mapped));
+      for (const piece of this.#bpe(mapped)) out.push(piece); // no spread: words can be huge
     }
     return out;
   }
