@@ -54,7 +54,7 @@ export type ImageLoader = (
 export interface TrainBatch {
   /** Bucket `[width, height]`. */
   size: Size;
-  /** `[B, 3, H, W]` pixels in [-1, 1]. */
+  /** `[B, 3, H, W]` pixels in [-1, 1], or `[B, C, h, w]` latents when loading from a cache. */
   pixels: Float32Array;
   /** Augmented captions. */
   captions: string[];
@@ -184,8 +184,17 @@ export class DataLoader {
       jobs.map((j) => this.#load(j.item.path, j.item.choice, { flip: j.flip })),
     );
     const [w, h] = planned.items[0]!.choice.bucket;
-    const pixels = new Float32Array(images.length * 3 * w * h);
-    images.forEach((img, i) => pixels.set(img, i * 3 * w * h));
+    const per = images[0]!.length;
+    const pixels = new Float32Array(images.length * per);
+    images.forEach((img, i) => {
+      if (img.length !== per) {
+        throw new ConfigError(
+          `The image loader gave ${img.length} values for ${jobs[i]!.item.path} but ${per} for ` +
+            `another image of the same ${w}x${h} bucket; it must give one size per bucket`,
+        );
+      }
+      pixels.set(img, i * per);
+    });
     return {
       size: [w, h],
       pixels,

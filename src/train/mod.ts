@@ -32,3 +32,4 @@ export * from "./progress.ts";
 export * from "./loss_svg.ts";
 export * from "./report_html.ts";
 export * from "./checkpoint_names.ts";
+export * from "./latent_cache.ts";

@@ -17,3 +17,4 @@ export * from "./atomic_fs.ts";
 export * from "./run_log_fs.ts";
 export * from "./checkpoints_fs.ts";
 export * from "./train_state_fs.ts";
+export * from "./latent_cache_fs.ts";
