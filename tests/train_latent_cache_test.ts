@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { AutoencoderKL, Generator, getDevice } from "../mod.ts";
 import { LatentCache, vaeFingerprint } from "../src/train/latent_cache.ts";
 import { diskLatentStore, latentCachePath } from "../src/train/latent_cache_fs.ts";
+import { TextEncodingCache } from "../src/train/text_cache.ts";
 import type { BucketChoice } from "../src/train/buckets.ts";
 import { DataLoader } from "../src/train/data_loader.ts";
 import { resolveDataset } from "../src/train/dataset_config.ts";
@@ -107,4 +108,18 @@ Deno.test("vaeFingerprint() tells VAEs apart and is stable", async () => {
   equal(ia, ib);
   notEqual(ia, ic);
   ok(/^[0-9a-f]{24}$/.test(ia!));
+});
+
+Deno.test("TextEncodingCache encodes each distinct caption once", async () => {
+  const seen: string[][] = [];
+  const cache = new TextEncodingCache((caps) => {
+    seen.push([...caps]);
+    return Promise.resolve(
+      Float32Array.from({ length: caps.length * 2 }, (_, i) => caps[i >> 1]!.length * 10 + (i & 1)),
+    );
+  }, 2);
+  deepEqual(Array.from(await cache.encode(["ab", "c", "ab"])), [20, 21, 10, 11, 20, 21]);
+  deepEqual(Array.from(await cache.encode(["c", "dddd"])), [10, 11, 40, 41]);
+  deepEqual(seen, [["ab", "c"], ["dddd"]]);
+  equal(cache.encoded, 3);
 });

@@ -33,3 +33,4 @@ export * from "./loss_svg.ts";
 export * from "./report_html.ts";
 export * from "./checkpoint_names.ts";
 export * from "./latent_cache.ts";
+export * from "./text_cache.ts";
