@@ -101,7 +101,10 @@ export function parseOptions<T extends OptionTable>(
       throw new UsageError(`${command} has no option ${quote(flag)}`);
     }
     if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-      throw new UsageError(`The option ${quote(flag)} of ${command} needs a value`);
+      throw new UsageError(
+        `The option ${quote(flag)} of ${command} needs a value (write ${flag}=<value> when ` +
+          'the value starts with "-")',
+      );
     }
     throw new UsageError(`Cannot read the arguments of ${command}: ${quote((e as Error).message)}`);
   }

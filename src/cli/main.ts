@@ -92,7 +92,7 @@ function report(e: unknown, command: string | undefined, debug: boolean): number
         "stack trace to the denoise authors",
     );
   }
-  if (debug && err.stack) console.error(escapeControls(err.stack));
+  if (debug && err.stack) console.error(err.stack.split("\n").map(escapeControls).join("\n"));
   return 1;
 }
 
