@@ -96,6 +96,8 @@ export class AttributeClassifier extends Module {
   readonly imageSize: number;
   /** Feature width. */
   readonly featureSize: number;
+  /** The config with every default filled in (saved with the weights). */
+  readonly config: Required<ClassifierConfig>;
 
   /** A classifier with random weights. */
   constructor(config: ClassifierConfig = {}, init: InitOptions = {}) {
@@ -108,6 +110,7 @@ export class AttributeClassifier extends Module {
     }
     this.imageSize = size;
     this.featureSize = f;
+    this.config = { imageSize: size, channels: [c0, c1, c2, c3], features: f };
     this.addModule("conv1", new Conv2d(1, c0, 3, { ...init, padding: 1 }));
     this.addModule("conv2", new Conv2d(c0, c1, 3, { ...init, padding: 1, stride: 2 }));
     this.addModule("conv3", new Conv2d(c1, c2, 3, { ...init, padding: 1, stride: 2 }));
