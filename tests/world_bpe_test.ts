@@ -4,6 +4,7 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { ClipTokenizer } from "../src/nn/tokenizer.ts";
 import { loadTokenizer } from "../src/nn/tokenizer_fs.ts";
+import { writeCaptionTokenizer } from "../src/eval/caption_tokenizer_fs.ts";
 import {
   ALL_FILLS,
   ALL_SHAPES,
@@ -110,4 +111,28 @@ Deno.test("every grammar word is one token and every caption round-trips", () =>
   const odd = tok.encode("x-ray #42 quokka!", { padding: false });
   ok(!odd.ids.slice(1, -1).includes(tok.eosId));
   equal(tok.decode(odd.ids), "x - ray # 4 2 quokka !");
+});
+
+Deno.test("writeCaptionTokenizer() writes a tokenizer folder the loader reads", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeCaptionTokenizer(`${dir}/tokenizer`, 32);
+    const names = [...Deno.readDirSync(`${dir}/tokenizer`)].map((e) => e.name).sort();
+    deepEqual(names, [
+      "merges.txt",
+      "special_tokens_map.json",
+      "tokenizer_config.json",
+      "vocab.json",
+    ]);
+    const tok = await loadTokenizer(dir); // finds the tokenizer/ subfolder
+    const bpe = learnCaptionTokenizer();
+    const mem = new ClipTokenizer(bpe.vocab, bpe.merges);
+    const text = "vxstripe style, three large cyan crosses on black";
+    deepEqual(tok.encode(text).ids, mem.encode(text).ids);
+    equal(tok.padId, tok.eosId);
+    const config = JSON.parse(await Deno.readTextFile(`${dir}/tokenizer/tokenizer_config.json`));
+    equal(config.model_max_length, 32);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
