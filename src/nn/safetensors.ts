@@ -276,8 +276,9 @@ function decodeHeader(json: Uint8Array, size: number, file: string): Safetensors
   let metadata: Record<string, string> = {};
   const tensors = new Map<string, SafetensorsTensorInfo>();
   for (const [key, entry] of root) {
-    if (key === "__metadata__") metadata = decodeMetadata(entry, file);
-    else tensors.set(key, decodeEntry(key, entry, dataLength, file));
+    if (key === "__metadata__") {
+      if (entry !== null) metadata = decodeMetadata(entry, file); // null: none, as the reference
+    } else tensors.set(key, decodeEntry(key, entry, dataLength, file));
   }
   checkContiguous(tensors, dataLength, file);
   return Object.freeze({ headerLength: n, dataStart, dataLength, metadata, tensors });

@@ -7,8 +7,11 @@
  * @module
  */
 
-/** The deepest nesting accepted (a valid header needs 3: root, tensor entry, shape). */
-export const MAX_JSON_DEPTH = 64;
+/**
+ * The deepest nesting accepted: serde_json's recursion limit, which bounds the reference
+ * implementation (a valid header needs 3 levels: root, tensor entry, shape).
+ */
+export const MAX_JSON_DEPTH = 128;
 
 /** A number written with a fraction or an exponent: never a valid count or offset. */
 export class JsonFloat {
