@@ -111,6 +111,9 @@ Subcommands:
   plan     Print which modules get which adapter, rank and alpha
   info     Describe a LoRA file: family, architecture, modules per block, ranks, metadata
   merge    Merge LoRAs into a base checkpoint and write it in the base's layout
+  resize   Change a LoRA's rank by SVD (see: lora resize --help)
+  extract  Make a LoRA from the difference of two checkpoints (see: lora extract --help)
+  convert  Rewrite a LoRA file in another family (see: lora convert --help)
 
 plan options:
 ${formatOptions(PLAN_OPTIONS)}
@@ -407,6 +410,9 @@ const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   plan: planCommand,
   info: infoCommand,
   merge: mergeCommand,
+  resize: async (args) => (await import("./lora_tools.ts")).resizeCommand(args),
+  extract: async (args) => (await import("./lora_tools.ts")).extractCommand(args),
+  convert: async (args) => (await import("./lora_tools.ts")).convertCommand(args),
 };
 
 /**

@@ -15,7 +15,7 @@ import { entryDelta } from "./formats/delta.ts";
 import { checkEntryFinite } from "./finite.ts";
 import { type ModuleInfo, textEncoderTree, unetTree } from "./tree.ts";
 import type { LoraModels } from "./formats/model_shapes.ts";
-import { layerAt } from "./network.ts";
+import { layerAt } from "./_layers.ts";
 
 /** One file to compose, with its weights. */
 export interface LoraSource {

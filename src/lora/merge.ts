@@ -10,7 +10,7 @@ import { sync } from "../ops/runtime.ts";
 import { fmtShape, ShapeError } from "../ops/errors.ts";
 import type { HostTensor } from "./file_types.ts";
 import { type ComposedDelta, composeDeltas, type LoraSource } from "./compose.ts";
-import { layerAt } from "./network.ts";
+import { layerAt } from "./_layers.ts";
 import type { LoraModels } from "./formats/model_shapes.ts";
 
 async function addInto(p: Parameter, d: HostTensor, sign: number, what: string): Promise<void> {
