@@ -18,6 +18,7 @@ import {
 } from "../mod.ts";
 import {
   composeDeltas,
+  configShapes,
   type LoraEntry,
   makePlan,
   mergeLoras,
@@ -26,6 +27,7 @@ import {
   textEncoderTree,
   unetTree,
 } from "../src/lora/mod.ts";
+import { modelShapes } from "../src/lora/formats/model_shapes.ts";
 import { kohyaName } from "../src/lora/formats/names.ts";
 import { assertClose, randomData } from "./_helpers.ts";
 import { TINY_CLIP, TINY_UNET } from "./_sd_fixture.ts";
@@ -187,6 +189,14 @@ Deno.test("the module tree computed from a config equals the layers of the built
   }
   using te = new CLIPTextModel(TINY_CLIP, { generator: new Generator(1) });
   deepEqual(textEncoderTree(te.config).map((m) => [m.path, m.kind, m.shape]), layersOf(te));
+  using unet = new UNet2DConditionModel(TINY_UNET, { generator: new Generator(1) });
+  const byPath = <T extends { path: string }>(xs: T[]) =>
+    [...xs].sort((a, b) => a.path < b.path ? -1 : 1);
+  deepEqual(
+    byPath(configShapes(unet.config, te.config).modules),
+    byPath(modelShapes({ unet, textEncoder: te }).modules),
+    "the readers see the same modules (kinds, shapes, biases) from a config as from models",
+  );
 });
 
 Deno.test("kohya's 25-entry lists map to block indices 1 + 3i + j, 12 and 13 + 3i + j", () => {
