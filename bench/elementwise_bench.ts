@@ -56,3 +56,21 @@ benchOp({
     return Promise.resolve(() => keep(sum(a)));
   },
 });
+benchOp({
+  group: "reduce",
+  name: "sum f32 16x128x16x16 over 0,2,3 (conv bias gradient)",
+  work: { bytes: 4 * 16 * 128 * 256 },
+  setup: () => {
+    const a = randn([16, 128, 16, 16]);
+    return Promise.resolve(() => keep(sum(a, [0, 2, 3])));
+  },
+});
+benchOp({
+  group: "reduce",
+  name: "sum f32 4096x512 over 0 (linear bias gradient)",
+  work: { bytes: 4 * 4096 * 512 },
+  setup: () => {
+    const a = randn([4096, 512]);
+    return Promise.resolve(() => keep(sum(a, 0)));
+  },
+});

@@ -6,7 +6,7 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { EW_GROUP, expandKernel, MAX_DIMS } from "../wgsl/elementwise.ts";
-import { sumKernel } from "../wgsl/reduce.ts";
+import { BAND_COOP_MIN, bandSumKernel, sumKernel } from "../wgsl/reduce.ts";
 import { numel, Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
@@ -54,6 +54,29 @@ function padDims(sizes: number[], strides: number[]): [number[], number[]] {
   return [[...new Array(pad).fill(1), ...sizes], [...new Array(pad).fill(0), ...strides]];
 }
 
+/**
+ * [A, n, S] when the kept axes of `shape` form one contiguous band between reduced axes (sizes-1
+ * axes count as either), else null.
+ */
+export function band(
+  shape: readonly number[],
+  axes: readonly number[],
+): [number, number, number] | null {
+  let A = 1, n = 1, S = 1, stage = 0; // 0: leading reduced, 1: kept band, 2: trailing reduced
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i]!;
+    if (d === 1) continue;
+    const reduced = axes.includes(i);
+    if (stage === 0 && !reduced) stage = 1;
+    else if (stage === 1 && reduced) stage = 2;
+    else if (stage === 2 && !reduced) return null;
+    if (stage === 0) A *= d;
+    else if (stage === 1) n *= d;
+    else S *= d;
+  }
+  return [A, n, S];
+}
+
 function sumRaw(x: Tensor, axes: number[], keepDims: boolean, mul: number): Tensor {
   const strides = contiguousStrides(x.shape);
   const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
@@ -63,6 +86,20 @@ function sumRaw(x: Tensor, axes: number[], keepDims: boolean, mul: number): Tens
   const y = new Tensor(outShape, x.dtype);
   const R = numel(axes.map((i) => x.shape[i]!));
   if (y.size === 0) return y;
+  const b = band(x.shape, axes);
+  if (b) {
+    const [A, n, S] = b;
+    const cooperative = S >= BAND_COOP_MIN;
+    const vec4 = x.dtype === "f32" && (cooperative ? S % 4 === 0 : S === 1 && n % 4 === 0);
+    const v = { cooperative, vec4 };
+    const k = cachedKernel(
+      `sum_band ${x.dtype} ${cooperative} ${vec4}`,
+      () => bandSumKernel(x.dtype, v),
+    );
+    const groups = cooperative ? n : Math.ceil(n / (vec4 ? 256 : 64));
+    dispatch(k, [x.binding, y.binding], [n, A, S, mul], grid1d(groups));
+    return y;
+  }
   const [kd, ks] = padDims(kept.map((i) => x.shape[i]!), kept.map((i) => strides[i]!));
   const [rd, rs] = padDims(axes.map((i) => x.shape[i]!), axes.map((i) => strides[i]!));
   const params = [y.size, R, mul];
