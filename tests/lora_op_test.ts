@@ -7,7 +7,7 @@ import {
   ShapeError,
   tensor,
 } from "../mod.ts";
-import { checkOp } from "./_helpers.ts";
+import { assertClose, checkOp, randomData } from "./_helpers.ts";
 
 Deno.test("loraLinear() matches the reference and finite differences with bias, batch 2", () =>
   checkOp({
@@ -52,4 +52,38 @@ Deno.test("loraLinear() names every shape when the rank does not match", () => {
     (e: Error) =>
       e instanceof ShapeError && e.message.includes("[3, 8]") && e.message.includes("[4, 2]"),
   );
+});
+
+Deno.test("loraConv2d() without gradients (the sampling path) matches the reference, 1x1 and stride 2", async () => {
+  for (
+    const [xs, ws, ds, stride, padding] of [
+      [[2, 5, 4, 3], [6, 5, 1, 1], [3, 5, 1, 1], 1, 0],
+      [[1, 3, 7, 6], [4, 3, 3, 3], [2, 3, 3, 3], 2, 1],
+    ] as const
+  ) {
+    const n = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+    const us = [ws[0], ds[0], 1, 1];
+    const data = [xs, ws, ds, us, [ws[0]]].map((s, i) =>
+      Float32Array.from(randomData(n(s), 5 + i))
+    );
+    const [x, w, d, u, b] = data.map((v, i) => tensor(v, [xs, ws, ds, us, [ws[0]]][i]!));
+    const y = await loraConv2d(x!, w!, b!, d!, u!, 0.75, { stride, padding }).toArray();
+    const want = loraConv2dRef(
+      data[0]!,
+      xs,
+      data[1]!,
+      ws,
+      data[4]!,
+      data[2]!,
+      ds,
+      data[3]!,
+      us,
+      0.75,
+      stride,
+      padding,
+    );
+    // f32 sums of at most 45 products of values in [-1, 1): a few 1e-7 of rounding.
+    assertClose(y, want, 1e-5, 1e-4, `loraConv2d ${xs} stride ${stride}`);
+    for (const t of [x, w, d, u, b]) t!.dispose();
+  }
 });

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Tensor } from "./tensor.ts";
-import { noGrad, record } from "./autograd.ts";
+import { isGradEnabled, noGrad, record } from "./autograd.ts";
 import { matmulInto, matmulRaw } from "./matmul.ts";
 import { add } from "./binary.ts";
 import { scale as scaleOp } from "./unary.ts";
@@ -84,7 +84,18 @@ export function loraLinear(
 // x: [B, Cin, H, W], w0: [Cout, Cin, k, k], down: [r, Cin, k, k], up: [Cout, r, 1, 1]
 /**
  * A conv layer with a LoCon adapter: `conv(x, W0) + b + scale * conv1x1(conv(x, A), B)`, the
- * down conv sharing the base kernel size, stride and padding.
+ * down conv sharing the base kernel size, stride and padding. When no input needs a gradient
+ * (sampling), the 1x1 up-projection is accumulated straight into the base output by the matmul
+ * kernel (no extra passes); otherwise it composes differentiable ops.
+ *
+ * @example
+ * ```ts
+ * import { getDevice, loraConv2d, randn, zeros } from "../../mod.ts";
+ * await getDevice();
+ * const y = loraConv2d(randn([1, 8, 6, 6]), randn([4, 8, 3, 3]), null, randn([2, 8, 3, 3]),
+ *   zeros([4, 2, 1, 1]), 0.5, { stride: 2, padding: 1 });
+ * console.log(y.shape); // [1, 4, 3, 3]
+ * ```
  */
 export function loraConv2d(
   x: Tensor,
@@ -95,6 +106,28 @@ export function loraConv2d(
   scale: number,
   options: Conv2dOptions = {},
 ): Tensor {
+  const r = down.shape[0]!, Cout = w0.shape[0]!;
+  if (up.shape.join() !== `${Cout},${r},1,1` || down.shape[1] !== w0.shape[1]) {
+    throw new ShapeError(
+      `loraConv2d() got W0 ${fmtShape(w0.shape)}, down ${fmtShape(down.shape)}, up ${
+        fmtShape(up.shape)
+      }; expected down [r, Cin, k, k] and up [Cout, r, 1, 1]`,
+    );
+  }
+  const grads = isGradEnabled() &&
+    [x, w0, bias, down, up].some((t) => t !== null && t.requiresGrad);
+  if (!grads) {
+    // y[b] += scale * up[Cout, r] @ h[b][r, Ho*Wo], in the matmul's epilogue
+    const base = conv2d(x, w0, bias, options);
+    const h = conv2d(x, down, null, options);
+    const [B, , Ho, Wo] = base.shape as [number, number, number, number];
+    matmulInto(base.view([B, Cout, Ho * Wo]), up.view([Cout, r]), h.view([B, r, Ho * Wo]), {
+      alpha: scale,
+      beta: 1,
+    });
+    h.dispose();
+    return base;
+  }
   const base = conv2d(x, w0, bias, options);
   const h = conv2d(x, down, null, options);
   const z = conv2d(h, up, null, { variant: options.variant ?? "auto" });
