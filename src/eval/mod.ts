@@ -29,3 +29,6 @@ export * from "./caption_tokenizer.ts";
 export * from "./classifier.ts";
 export * from "./classifier_train.ts";
 export * from "./coverage.ts";
+export * from "./psnr.ts";
+export * from "./ssim.ts";
+export * from "./frechet.ts";
