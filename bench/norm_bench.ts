@@ -77,13 +77,15 @@ for (const training of [true, false]) {
   });
 }
 const sm = [16, 1024, 1024];
-benchOp({
-  group: "softmax",
-  name: "softmax f32 16x1024x1024",
-  work: { bytes: rw(sm) },
-  n: 10,
-  setup: () => {
-    const x = randn(sm);
-    return Promise.resolve(() => keep(softmax(x)));
-  },
-});
+for (const variant of ["workgroup", "thread"] as const) {
+  benchOp({
+    group: "softmax",
+    name: `softmax f32 16x1024x1024 ${variant}`,
+    work: { bytes: rw(sm) },
+    n: 10,
+    setup: () => {
+      const x = randn(sm);
+      return Promise.resolve(() => keep(softmax(x, -1, { variant })));
+    },
+  });
+}

@@ -11,16 +11,19 @@ const cases: [number[], number][] = [
   [[3, 1], -1], // one element per row: y = 1, dx = 0
   [[2, 9001], -1], // long rows take the 256-wide workgroup
 ];
-for (const [shape, axis] of cases) {
-  Deno.test(`softmax() matches the reference and finite differences for ${shape} on axis ${axis}`, () =>
-    checkOp({
-      shapes: [shape],
-      gpu: (x) => softmax(x, axis),
-      ref: (x) => softmaxRef(x, shape, axis),
-      data: (_i, n) => Float64Array.from({ length: n }, (_, j) => 3 * Math.sin(j * 1.3 + 0.2)),
-      atol: 1e-6,
-      rtol: 1e-4,
-    }));
+// both kernel variants on every machine: one workgroup per row, one invocation per row
+for (const variant of ["workgroup", "thread"] as const) {
+  for (const [shape, axis] of cases) {
+    Deno.test(`softmax() ${variant} variant matches the reference and finite differences for ${shape} on axis ${axis}`, () =>
+      checkOp({
+        shapes: [shape],
+        gpu: (x) => softmax(x, axis, { variant }),
+        ref: (x) => softmaxRef(x, shape, axis),
+        data: (_i, n) => Float64Array.from({ length: n }, (_, j) => 3 * Math.sin(j * 1.3 + 0.2)),
+        atol: 1e-6,
+        rtol: 1e-4,
+      }));
+  }
 }
 
 Deno.test("softmax() stays finite and exact for large logits", async () => {

@@ -5,11 +5,39 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { normGroup } from "../wgsl/norm.ts";
-import { softmaxGradKernel, softmaxKernel } from "../wgsl/softmax.ts";
+import {
+  ROW_THREAD_GROUP,
+  ROW_THREAD_MAX,
+  softmaxGradKernel,
+  softmaxKernel,
+} from "../wgsl/softmax.ts";
+import { deviceInfo } from "./device.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape } from "./errors.ts";
+
+/** Kernel variant of the row ops (softmax, layer norm, group norm). */
+export interface RowKernelOptions {
+  /**
+   * `workgroup`: one workgroup per row with tree reductions (fast on GPUs); `thread`: one
+   * invocation per row, no barriers (fast on software adapters; rows up to 16384); `auto`
+   * (default): `thread` on software adapters where the row fits, else `workgroup`.
+   */
+  variant?: "auto" | "workgroup" | "thread";
+}
+
+/** Whether a row op over rows of `n` elements runs one invocation per row. */
+export function rowThreads(n: number, variant: RowKernelOptions["variant"] = "auto"): boolean {
+  if (variant === "thread" && n > ROW_THREAD_MAX) {
+    throw new ArgumentError(
+      `The one-invocation-per-row kernel takes rows of up to ${ROW_THREAD_MAX} elements, got ` +
+        `${n}; use variant "workgroup" or "auto"`,
+    );
+  }
+  return variant === "thread" ||
+    (variant === "auto" && deviceInfo().software && n <= ROW_THREAD_MAX);
+}
 
 function geometry(shape: readonly number[], axis: number): [number, number, number] {
   const ax = axis < 0 ? axis + shape.length : axis;
@@ -37,21 +65,22 @@ function geometry(shape: readonly number[], axis: number): [number, number, numb
  * console.log(await softmax(tensor([1, 2, 3, 1, 1, 1], [2, 3])).toArray());
  * ```
  */
-export function softmax(x: Tensor, axis = -1): Tensor {
+export function softmax(x: Tensor, axis = -1, options: RowKernelOptions = {}): Tensor {
   const [outer, A, inner] = geometry(x.shape, axis);
   const rows = outer * inner;
   const t = x.dtype;
-  const wg = normGroup(A);
+  const wg = rowThreads(A, options.variant) ? 1 : normGroup(A);
+  const grid = wg === 1 ? grid1d(Math.ceil(rows / ROW_THREAD_GROUP)) : grid1d(rows);
   const y = new Tensor(x.shape, t);
   if (y.size > 0) {
     const k = cachedKernel(`softmax ${t} ${wg}`, () => softmaxKernel(t, wg));
-    dispatch(k, [x.binding, y.binding], [rows, A, inner], grid1d(rows));
+    dispatch(k, [x.binding, y.binding], [rows, A, inner], grid);
   }
   return record("softmax", [x], y, [y], (dy, [sy]) => {
     const dx = new Tensor(x.shape, t);
     if (dx.size > 0) {
       const k = cachedKernel(`softmax_grad ${t} ${wg}`, () => softmaxGradKernel(t, wg));
-      dispatch(k, [sy!.binding, dy.binding, dx.binding], [rows, A, inner], grid1d(rows));
+      dispatch(k, [sy!.binding, dy.binding, dx.binding], [rows, A, inner], grid);
     }
     return [dx];
   });

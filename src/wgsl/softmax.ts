@@ -1,32 +1,52 @@
 /**
- * Softmax along one axis: one workgroup per row, numerically stable (max subtracted).
+ * Softmax along one axis, numerically stable (max subtracted), in two variants: one workgroup per
+ * row with tree reductions (`wg` lanes), or one invocation per row (`wg` = 1: no workgroup
+ * barriers, which software adapters run slowly; rows of up to `ROW_THREAD_MAX` elements).
  *
  * @module
  */
-import { buildKernel, type BuiltKernel, type StorageType } from "./builder.ts";
+import { buildKernel, type BuiltKernel, flatIndex, type StorageType } from "./builder.ts";
 import { wgReducePrelude } from "./norm.ts";
 
-const ROW = `let row = wid.x + wid.y * nwg.x;
+/** Longest row the one-invocation-per-row variants take (three passes stay well under the
+ * 65535 loop iterations a software adapter allows one invocation). */
+export const ROW_THREAD_MAX = 16384;
+
+/** Workgroup size of the one-invocation-per-row variants. */
+export const ROW_THREAD_GROUP = 64;
+
+function rowStart(wg: number): string {
+  const row = wg === 1 ? flatIndex(ROW_THREAD_GROUP) : "wid.x + wid.y * nwg.x";
+  return `let row = ${row};
 if (row >= P.rows) { return; }
 let base = (row / P.inner) * P.A * P.inner + row % P.inner;`;
+}
+
+/** Loop header over a row's elements: strided by lanes, or the whole row in one invocation. */
+function rowLoop(wg: number, v = "a"): string {
+  return wg === 1
+    ? `for (var ${v} = 0u; ${v} < P.A; ${v}++)`
+    : `for (var ${v} = lid.x; ${v} < P.A; ${v} += ${wg}u)`;
+}
 
 // x: [outer, A, inner] -> y: [outer, A, inner], softmax over A (rows = outer * inner)
-/** Softmax forward: max, sum of exponentials, normalize. */
+/** Softmax forward: max, sum of exponentials, normalize (`wg` = 1: one invocation per row). */
 export function softmaxKernel(t: StorageType, wg: number): BuiltKernel {
+  const one = wg === 1;
   return buildKernel({
-    name: "softmax",
+    name: one ? "softmax_thread" : "softmax",
     bindings: [{ name: "x", type: t }, { name: "y", type: t, write: true }],
     params: [["rows", "u32"], ["A", "u32"], ["inner", "u32"]],
-    workgroup: [wg],
-    prelude: wgReducePrelude(wg),
-    body: `${ROW}
+    workgroup: [one ? ROW_THREAD_GROUP : wg],
+    ...(one ? {} : { prelude: wgReducePrelude(wg) }),
+    body: `${rowStart(wg)}
 var m = -3.4e38;
-for (var a = lid.x; a < P.A; a += ${wg}u) { m = max(m, ld_x(base + a * P.inner)); }
-m = wg_max(m, lid.x);
+${rowLoop(wg)} { m = max(m, ld_x(base + a * P.inner)); }
+${one ? "" : "m = wg_max(m, lid.x);"}
 var s = 0.0;
-for (var a = lid.x; a < P.A; a += ${wg}u) { s += exp(ld_x(base + a * P.inner) - m); }
-let inv = 1.0 / wg_sum2(vec2<f32>(s, 0.0), lid.x).x;
-for (var a = lid.x; a < P.A; a += ${wg}u) {
+${rowLoop(wg)} { s += exp(ld_x(base + a * P.inner) - m); }
+let inv = 1.0 / ${one ? "s" : "wg_sum2(vec2<f32>(s, 0.0), lid.x).x"};
+${rowLoop(wg)} {
   let k = base + a * P.inner;
   st_y(k, exp(ld_x(k) - m) * inv);
 }`,
@@ -34,26 +54,27 @@ for (var a = lid.x; a < P.A; a += ${wg}u) {
 }
 
 // y, dy: [outer, A, inner] -> dx: [outer, A, inner]
-/** Softmax backward: `dx = y * (dy - sum(dy * y))` along A. */
+/** Softmax backward: `dx = y * (dy - sum(dy * y))` along A (`wg` = 1: one invocation per row). */
 export function softmaxGradKernel(t: StorageType, wg: number): BuiltKernel {
+  const one = wg === 1;
   return buildKernel({
-    name: "softmax_grad",
+    name: one ? "softmax_grad_thread" : "softmax_grad",
     bindings: [{ name: "y", type: t }, { name: "dy", type: t }, {
       name: "dx",
       type: t,
       write: true,
     }],
     params: [["rows", "u32"], ["A", "u32"], ["inner", "u32"]],
-    workgroup: [wg],
-    prelude: wgReducePrelude(wg),
-    body: `${ROW}
+    workgroup: [one ? ROW_THREAD_GROUP : wg],
+    ...(one ? {} : { prelude: wgReducePrelude(wg) }),
+    body: `${rowStart(wg)}
 var s = 0.0;
-for (var a = lid.x; a < P.A; a += ${wg}u) {
+${rowLoop(wg)} {
   let k = base + a * P.inner;
   s += ld_dy(k) * ld_y(k);
 }
-let tot = wg_sum2(vec2<f32>(s, 0.0), lid.x).x;
-for (var a = lid.x; a < P.A; a += ${wg}u) {
+let tot = ${one ? "s" : "wg_sum2(vec2<f32>(s, 0.0), lid.x).x"};
+${rowLoop(wg)} {
   let k = base + a * P.inner;
   st_dx(k, ld_y(k) * (ld_dy(k) - tot));
 }`,
