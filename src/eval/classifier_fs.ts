@@ -53,9 +53,13 @@ export async function saveClassifier(
  *
  * @example
  * ```ts
- * import { loadClassifier } from "./classifier_fs.ts";
- * const net = await loadClassifier("models/attribute_classifier.safetensors");
- * console.log(net.imageSize); // 32
+ * import { getDevice } from "../ops/device.ts";
+ * import { AttributeClassifier } from "./classifier.ts";
+ * import { loadClassifier, saveClassifier } from "./classifier_fs.ts";
+ * await getDevice();
+ * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * await saveClassifier(path, new AttributeClassifier());
+ * console.log((await loadClassifier(path)).imageSize); // 32
  * ```
  */
 export async function loadClassifier(path: string): Promise<AttributeClassifier> {

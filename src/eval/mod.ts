@@ -1,8 +1,10 @@
 /**
  * Evaluation and the procedural world: a seeded stream of captioned scenes of simple shapes
  * (`ProceduralWorld`), the identity and style concept sets, a PNG encoder, a BPE learner for the
- * caption grammar's tokenizer, and attribute measures on pixels. File-system helpers (writing
- * the concept folders) are in `./write_concepts_fs.ts`.
+ * caption grammar's tokenizer, and measures: colours from pixels, an attribute classifier
+ * (shape, count, fill) on our tensor layer, PSNR, SSIM and a Fréchet distance of classifier
+ * features. File-system helpers (concept folders, tokenizer folder, classifier files) are in
+ * `./mod_fs.ts`.
  *
  * @example
  * ```ts
