@@ -11,6 +11,7 @@ import { permute } from "../../ops/permute.ts";
 import { reshape } from "../../ops/reshape.ts";
 import { scope } from "../../ops/scope.ts";
 import { scale } from "../../ops/unary.ts";
+import { deviceInfo } from "../../ops/device.ts";
 import { fmtShape, ShapeError } from "../../ops/errors.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import { type InitOptions, initOptions } from "./_init.ts";
@@ -46,10 +47,24 @@ export function mergeHeads(x: Tensor): Tensor {
 export const FUSED_ATTENTION_MAX_HEAD_DIM: number = 256;
 
 // q: [B, H, Tq, D], k, v: [B, H, Tk, D] -> y: [B, H, Tq, D]
+/** Largest score matrix (bytes) the software-adapter path materializes. */
+export const MATERIALIZE_MAX_BYTES: number = 64 * 2 ** 20;
+
+/** Whether attention over these shapes materializes its scores by default. */
+export function materializesScores(q: Tensor, k: Tensor): boolean {
+  const [B, H, Tq, D] = q.shape as [number, number, number, number];
+  const Tk = k.shape[2]!;
+  if (D > FUSED_ATTENTION_MAX_HEAD_DIM) return true;
+  // software adapters run the fused kernel's workgroup barriers slowly: with 64+ keys, matmul +
+  // softmax + matmul is 2-3x faster (llvmpipe, [16, 4, 256, 16] forward + backward)
+  return deviceInfo().software && Tk >= 64 && B * H * Tq * Tk * 4 <= MATERIALIZE_MAX_BYTES;
+}
+
 /**
- * Scaled-dot-product attention for any head width: the fused kernel when `D` is within its
- * limit, otherwise (e.g. the VAE's single 512-wide head) scores materialized with matmul and
- * softmax (memory quadratic in the sequence; `materialize: true` forces this path).
+ * Scaled-dot-product attention for any head width: the fused kernel, or scores materialized
+ * with matmul and softmax (memory quadratic in the sequence) when the head is wider than the
+ * kernel takes (the VAE's single 512-wide head) or on software adapters for moderate sizes
+ * (see `materializesScores`); `materialize` forces either path.
  */
 export function scaledDotProductAttention(
   q: Tensor,
@@ -58,7 +73,8 @@ export function scaledDotProductAttention(
   options: { materialize?: boolean } = {},
 ): Tensor {
   const D = q.shape[3]!;
-  if (!options.materialize && D <= FUSED_ATTENTION_MAX_HEAD_DIM) return attention(q, k, v);
+  const materialize = options.materialize ?? materializesScores(q, k);
+  if (!materialize && D <= FUSED_ATTENTION_MAX_HEAD_DIM) return attention(q, k, v);
   return scope(() => {
     const s = matmul(q, k, { transB: true });
     const p = softmax(scale(s, 1 / Math.sqrt(D)));
