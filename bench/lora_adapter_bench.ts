@@ -23,7 +23,7 @@ import {
   UNet2DConditionModel,
   type UNetConfig,
 } from "../mod.ts";
-import { type LoraEntry, LoraNetwork, makePlan, mergeLoras } from "../src/lora/mod.ts";
+import { applyLoras, type LoraEntry, LoraNetwork, makePlan, mergeLoras } from "../src/lora/mod.ts";
 import { benchOp } from "./_bench.ts";
 
 await getDevice();
@@ -57,7 +57,10 @@ function median(ms: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Times the forward without and with adapters, alternating runs so load drift hits both. */
+/**
+ * Times the forward without adapters, with the low-rank adapters, and with weight copies
+ * (`applyLoras` mode "copy"), rotating runs so load drift hits all three.
+ */
 async function compare(
   label: string,
   unet: UNet2DConditionModel,
@@ -73,25 +76,35 @@ async function compare(
     return performance.now() - t;
   };
   const net = await attach(unet);
-  await run(); // pipelines compile on the first run of each
+  const entries = await net.entries();
   net.detach();
-  await run();
-  const base: number[] = [], lora: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    base.push(await run());
-    net.attach();
-    lora.push(await run());
-    net.detach();
+  const copies = await applyLoras({ unet }, [{ entries }], { mode: "copy" });
+  copies.detach();
+  const modes: [string, () => void, () => void, number[]][] = [
+    ["base", () => {}, () => {}, []],
+    ["low-rank", () => net.attach(), () => net.detach(), []],
+    ["weight copies", () => copies.attach(), () => copies.detach(), []],
+  ];
+  for (let i = -1; i < runs; i++) { // i = -1: pipelines compile
+    for (const [, on, off, ms] of modes) {
+      on();
+      const t = await run();
+      off();
+      if (i >= 0) ms.push(t);
+    }
   }
-  const b = median(base), l = median(lora);
-  console.log(
-    `${label}: base ${b.toFixed(1)} ms, with ${net.adapters.length} LoRAs ${l.toFixed(1)} ms ` +
-      `(${((l / b - 1) * 100).toFixed(1)}% over base; medians of ${runs} alternating runs; ` +
-      `base ${base.map((v) => v.toFixed(0)).join("/")}, LoRA ${
-        lora.map((v) => v.toFixed(0)).join("/")
+  const b = median(modes[0]![3]);
+  console.log(`${label}, ${net.adapters.length} rank-8 LoRAs, medians of ${runs} rotating runs:`);
+  for (const [name, , , ms] of modes) {
+    const m = median(ms);
+    console.log(
+      `  ${name}: ${m.toFixed(1)} ms (${((m / b - 1) * 100).toFixed(1)}% over base; runs ${
+        ms.map((v) => v.toFixed(0)).join("/")
       })`,
-  );
+    );
+  }
   net.dispose();
+  copies.dispose();
 }
 
 function randomEntries(unet: UNetConfig): LoraEntry[] {

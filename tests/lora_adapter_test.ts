@@ -309,9 +309,14 @@ Deno.test("applyLoras stacks several LoRAs unmerged, equal to merging them, and 
   lora.dispose();
   deepEqual(await unetOut(unet), before, "dispose restores the plain model");
   ok(maxAbs(unmerged.map((v, i) => v - before[i]!)) > 1e-3);
+  const copies = await applyLoras({ unet }, sources, { mode: "copy" });
+  const copied = await unetOut(unet);
+  copies.dispose();
   const deltas = await mergeLoras({ unet }, sources);
   const merged = await unetOut(unet);
   await unmergeLoras({ unet }, deltas);
+  // A weight copy is the merged weight, computed by the same f32 sum: identical outputs.
+  deepEqual(copied, merged, "weight-copy mode equals the merged model");
   // Same reasoning as the merge test above: f32 rounding of two routes through the network.
   assertClose(merged, unmerged, 1e-4 * maxAbs(unmerged), 0, "stacked vs merged");
 });

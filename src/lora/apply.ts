@@ -19,6 +19,18 @@ import type { LoraModels } from "./formats/model_shapes.ts";
 import { LoraModule, loraShapes } from "./lora_module.ts";
 import { NormAdapter } from "./norm_adapter.ts";
 import { DeltaAdapter } from "./delta_adapter.ts";
+import { WeightCopyAdapter } from "./weight_copy_adapter.ts";
+
+/** Options of {@link applyLoras}. */
+export interface ApplyLorasOptions {
+  /**
+   * How Linear and conv updates run: `lowrank` (default) keeps each module's low-rank factors
+   * (stacked) or its delta beside the untouched base weight; `copy` holds a copy of the
+   * effective weight `W0 + dW` per adapted layer (a merged model's speed, one weight's memory
+   * more per layer; the base weights stay untouched either way).
+   */
+  mode?: "lowrank" | "copy";
+}
 
 type Weighted = { entry: LoraEntry; weight: number; source: LoraSource };
 
@@ -88,7 +100,9 @@ function stacked(layer: Linear | Conv2d, items: Weighted[]): LoraModule {
 export async function applyLoras(
   models: LoraModels,
   sources: readonly LoraSource[],
+  options: ApplyLorasOptions = {},
 ): Promise<LoraNetwork> {
+  const copy = options.mode === "copy";
   const tree = modelTree(models);
   const groups = new Map<string, Weighted[]>();
   for (const source of sources) {
@@ -107,12 +121,12 @@ export async function applyLoras(
       groups.set(key, list);
     }
   }
-  const built: [string, string, LoraModule | NormAdapter | DeltaAdapter][] = [];
+  const built: [string, string, LoraModule | NormAdapter | DeltaAdapter | WeightCopyAdapter][] = [];
   try {
     for (const items of groups.values()) {
       const { component, path } = items[0]!.entry;
       const layer = layerAt(models, component, path);
-      if ((layer instanceof Linear || layer instanceof Conv2d) && stackable(items)) {
+      if ((layer instanceof Linear || layer instanceof Conv2d) && !copy && stackable(items)) {
         built.push([component, path, stacked(layer, items)]);
         continue;
       }
@@ -120,7 +134,13 @@ export async function applyLoras(
         models,
         items.map(({ entry, weight }) => ({ entries: [entry], multiplier: weight })),
       );
-      if (layer instanceof Linear || layer instanceof Conv2d) {
+      if ((layer instanceof Linear || layer instanceof Conv2d) && copy) {
+        built.push([
+          component,
+          path,
+          new WeightCopyAdapter(layer, d?.weight ?? null, d?.bias ?? null),
+        ]);
+      } else if (layer instanceof Linear || layer instanceof Conv2d) {
         const w = layer.param("weight").shape;
         built.push([
           component,

@@ -20,6 +20,7 @@ export * from "./block_weights.ts";
 export * from "./lora_module.ts";
 export * from "./norm_adapter.ts";
 export * from "./delta_adapter.ts";
+export * from "./weight_copy_adapter.ts";
 export * from "./finite.ts";
 export * from "./network.ts";
 export * from "./compose.ts";

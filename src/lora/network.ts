@@ -16,6 +16,7 @@ import type { LoraPlan } from "./plan.ts";
 import { LoraModule, type LoraModuleOptions } from "./lora_module.ts";
 import { NormAdapter } from "./norm_adapter.ts";
 import { DeltaAdapter } from "./delta_adapter.ts";
+import { WeightCopyAdapter } from "./weight_copy_adapter.ts";
 import { flatTo, layerAt, LoraMatchError } from "./_layers.ts";
 
 export { LoraMatchError };
@@ -27,7 +28,7 @@ export interface PlacedAdapter {
   /** The module's diffusers path. */
   path: string;
   /** The adapter. */
-  adapter: LoraModule | NormAdapter | DeltaAdapter;
+  adapter: LoraModule | NormAdapter | DeltaAdapter | WeightCopyAdapter;
 }
 
 function host(t: HostTensor, what: string, path: string, shape: readonly number[]): HostTensor {
@@ -76,7 +77,7 @@ export class LoraNetwork extends Module {
   add(
     component: LoraComponent,
     path: string,
-    adapter: LoraModule | NormAdapter | DeltaAdapter,
+    adapter: LoraModule | NormAdapter | DeltaAdapter | WeightCopyAdapter,
   ): void {
     this.addModule(kohyaName(component, path), adapter);
     this.adapters.push({ component, path, adapter });
@@ -140,7 +141,7 @@ export class LoraNetwork extends Module {
   /** Sets the multiplier of every LoRA and norm adapter (fixed deltas keep theirs). */
   set multiplier(m: number) {
     for (const { adapter } of this.adapters) {
-      if (!(adapter instanceof DeltaAdapter)) adapter.multiplier = m;
+      if (adapter instanceof LoraModule || adapter instanceof NormAdapter) adapter.multiplier = m;
     }
   }
 
@@ -162,7 +163,7 @@ export class LoraNetwork extends Module {
         const p = adapter.param(name);
         return { shape: [...p.shape], data: await p.value.toArray() };
       };
-      if (adapter instanceof DeltaAdapter) {
+      if (adapter instanceof DeltaAdapter || adapter instanceof WeightCopyAdapter) {
         throw new ArgumentError(
           `"${path}" holds a fixed weight delta (a composed or LyCORIS entry), which has no ` +
             "LoRA form to export; export the network you trained instead",
