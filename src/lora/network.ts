@@ -109,7 +109,10 @@ export class LoraNetwork extends Module {
     plan.entries.forEach((e, i) => {
       const layer = layers[i]!;
       const adapter = layer instanceof GroupNorm || layer instanceof LayerNorm
-        ? new NormAdapter(layer, options.multiplier ? { multiplier: options.multiplier } : {})
+        ? new NormAdapter(
+          layer,
+          options.multiplier !== undefined ? { multiplier: options.multiplier } : {},
+        )
         : new LoraModule(layer, e.rank, e.alpha, options);
       net.add(e.component, e.path, adapter);
     });
@@ -211,7 +214,10 @@ function adapterFor(
     if (e.kind !== "norm") {
       throw new LoraMatchError(`"${e.path}" is a norm, but the file has a ${e.kind} entry for it`);
     }
-    const a = new NormAdapter(layer, options.multiplier ? { multiplier: options.multiplier } : {});
+    const a = new NormAdapter(
+      layer,
+      options.multiplier !== undefined ? { multiplier: options.multiplier } : {},
+    );
     try {
       if (e.wNorm) a.param("w_norm").assign(tensor(host(e.wNorm, "w_norm", e.path, w).data, w));
       if (e.bNorm) a.param("b_norm").assign(tensor(host(e.bNorm, "b_norm", e.path, w).data, w));
