@@ -39,7 +39,7 @@ export const CLASSIFIER_HEADS: readonly ClassifierHead[] = ["shape", "count", "f
 export interface ClassifierConfig {
   /** Input side in pixels, divisible by 8 (default 32). */
   imageSize?: number;
-  /** Channels of the four 3x3 convolutions (default [16, 32, 64, 64]); the last three have
+  /** Channels of the four 3x3 convolutions (default [8, 16, 32, 32]); the last three have
    * stride 2. */
   channels?: readonly [number, number, number, number];
   /** Width of the feature vector (default 64). */
@@ -103,7 +103,7 @@ export class AttributeClassifier extends Module {
   constructor(config: ClassifierConfig = {}, init: InitOptions = {}) {
     super();
     const size = config.imageSize ?? 32;
-    const [c0, c1, c2, c3] = config.channels ?? [16, 32, 64, 64];
+    const [c0, c1, c2, c3] = config.channels ?? [8, 16, 32, 32];
     const f = config.features ?? 64;
     if (!Number.isInteger(size) || size < 8 || size % 8 !== 0) {
       throw new WorldError(`The classifier's imageSize is ${size}; use a multiple of 8`);

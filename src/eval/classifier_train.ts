@@ -75,7 +75,7 @@ export interface TrainClassifierOptions {
   steps: number;
   /** Images per step (default 32). */
   batchSize?: number;
-  /** AdamW learning rate (default 2e-3), constant. */
+  /** Peak AdamW learning rate (default 3e-3), decayed to 0 along a half cosine. */
   lr?: number;
   /** Seed of the training stream (default 0); step s uses items s B .. s B + B - 1. */
   seed?: number;
@@ -111,7 +111,7 @@ export async function trainClassifier(
   const world = classifierWorld(options.seed ?? 0);
   const s = model.imageSize;
   const opt = new AdamW(model.trainableParameters().map((p) => p.value), {
-    lr: options.lr ?? 2e-3,
+    lr: options.lr ?? 3e-3,
   });
   const losses: number[] = [];
   for (let step = 0; step < options.steps; step++) {
@@ -124,7 +124,7 @@ export async function trainClassifier(
       backward(l);
       return l;
     });
-    opt.step();
+    opt.step(opt.options.lr * 0.5 * (1 + Math.cos((Math.PI * step) / options.steps)));
     opt.zeroGrad();
     if ((step + 1) % every === 0 || step === options.steps - 1) {
       const v = await loss.item();
