@@ -16,7 +16,15 @@ export interface RenderOptions {
   supersample?: number;
 }
 
-/** Pitch in pixels of the striped and dotted fills: a sixth of the image's shorter side. */
+/**
+ * Pitch in pixels of the striped and dotted fills: a sixth of the image's shorter side.
+ *
+ * @example
+ * ```ts
+ * import { fillPeriod } from "./render.ts";
+ * console.log(fillPeriod({ width: 48, height: 36 })); // 6
+ * ```
+ */
 export function fillPeriod(scene: Pick<Scene, "width" | "height">): number {
   return Math.min(scene.width, scene.height) / 6;
 }

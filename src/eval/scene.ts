@@ -171,7 +171,18 @@ export function generateScene(seed: number, index: number, options: SceneOptions
   return drawScene(new CounterRandom(seed, index), resolveSceneOptions(options));
 }
 
-/** Draws a scene from an open random stream (used by the world, which then draws a caption). */
+/**
+ * Draws a scene from an open random stream (used by the world, which then draws a caption
+ * from the same stream).
+ *
+ * @example
+ * ```ts
+ * import { CounterRandom } from "./random.ts";
+ * import { drawScene, resolveSceneOptions } from "./scene.ts";
+ * const scene = drawScene(new CounterRandom(1, 0), resolveSceneOptions({ counts: [2] }));
+ * console.log(scene.objects.length); // 2
+ * ```
+ */
 export function drawScene(random: CounterRandom, o: ResolvedSceneOptions): Scene {
   let colour = random.pick(o.colours);
   let backgrounds = o.backgrounds.filter((b) => b !== colour);
