@@ -3,6 +3,7 @@
 // rules), extract (SVD of weight differences) and the CLI handlers.
 import assert from "node:assert/strict";
 import { lowRankSvd, svd } from "../src/lora/svd.ts";
+import { topSvd } from "../src/lora/svd_top.ts";
 import { resizedRank, resizeEntries } from "../src/lora/svd_resize.ts";
 import { extractEntries } from "../src/lora/svd_extract.ts";
 import { entryDelta } from "../src/lora/formats/delta.ts";
@@ -85,6 +86,32 @@ Deno.test("svd() and lowRankSvd() find known singular values", () => {
   const g = householder(4, 9), gi = transpose(g, 4, 4);
   const low = lowRankSvd(matmul(up, g, 8, 4, 4), matmul(gi, down, 4, 4, 6), 8, 4, 6);
   assertClose(low.s, s, 1e-12, 0, "lowRankSvd");
+});
+
+Deno.test("topSvd() (Gram eigen-decomposition) agrees with Jacobi on matrices past its threshold", () => {
+  // Known spectrum, both orientations, and a random full-rank matrix.
+  const known = [9, 4, 2, 1, 0.5];
+  for (const [m, n] of [[90, 60], [60, 90]] as const) {
+    const a = withSingularValues(m, n, known, m + n);
+    const t = topSvd(a, m, n, 5);
+    // Tolerance: the Gram matrix squares the condition number; 1e-10 of s_max is still far below
+    // anything a LoRA factor (f32) can hold.
+    assertClose(t.s, known, 1e-10, 0, `${m}x${n} values`);
+    const us = new Float64Array(m * 5);
+    for (let i = 0; i < m; i++) {
+      for (let r = 0; r < 5; r++) us[i * 5 + r] = t.u[i * 5 + r]! * t.s[r]!;
+    }
+    assertClose(matmul(us, t.vt, m, 5, n), a, 1e-10, 0, `${m}x${n} rank-5 reconstruction`);
+  }
+  const b = randomData(70 * 55, 21);
+  const j = svd(b, 70, 55), t = topSvd(b, 70, 55, 6);
+  assertClose(t.s, j.s.slice(0, 6), 1e-10, 0, "random values");
+  for (let r = 0; r < 6; r++) {
+    // Singular vectors are unique up to sign: compare |<u_jacobi, u_top>| with 1.
+    let dot = 0;
+    for (let i = 0; i < 70; i++) dot += j.u[i * j.k + r]! * t.u[i * 6 + r]!;
+    assertClose([Math.abs(dot)], [1], 1e-8, 0, `vector ${r}`);
+  }
 });
 
 const entry = (up: HostTensor, down: HostTensor, alpha?: number): LoraEntry => ({

@@ -11,7 +11,7 @@
 import type { HostTensor, LoraComponent, LoraEntry } from "./file_types.ts";
 import { LoraFileError } from "./formats/errors.ts";
 import type { LoraModuleShape } from "./formats/model_shapes.ts";
-import { svd } from "./svd.ts";
+import { topSvd } from "./svd_top.ts";
 
 /** One module's weights in both models. */
 export interface ExtractPair {
@@ -112,7 +112,7 @@ export function extractEntries(
     if (kxk && options.convRank === undefined) return;
     const out = shape[0]!, inCh = shape[1]!, n = p.base.data.length / out;
     const rank = Math.min(kxk ? options.convRank! : options.rank, inCh, out);
-    const f = svd(diffs[idx]!, out, n);
+    const f = topSvd(diffs[idx]!, out, n, rank);
     const up = new Float64Array(out * rank), down = new Float64Array(rank * n);
     for (let t = 0; t < rank; t++) {
       for (let i = 0; i < out; i++) up[i * rank + t] = f.u[i * f.k + t]! * f.s[t]!;
