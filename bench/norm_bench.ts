@@ -52,16 +52,18 @@ benchOp({
   },
 });
 const ln = [2, 4096, 320];
-benchOp({
-  group: "norm",
-  name: "layer_norm f32 2x4096x320",
-  work: { bytes: rw(ln) },
-  n: 20,
-  setup: () => {
-    const x = randn(ln), w = ones([320]), b = zeros([320]);
-    return Promise.resolve(() => keep(layerNorm(x, w, b, 1e-5)));
-  },
-});
+for (const variant of ["workgroup", "thread"] as const) {
+  benchOp({
+    group: "norm",
+    name: `layer_norm f32 2x4096x320 ${variant}`,
+    work: { bytes: rw(ln) },
+    n: 20,
+    setup: () => {
+      const x = randn(ln), w = ones([320]), b = zeros([320]);
+      return Promise.resolve(() => keep(layerNorm(x, w, b, 1e-5, { variant })));
+    },
+  });
+}
 const bn = [8, 64, 32, 32];
 for (const training of [true, false]) {
   benchOp({

@@ -30,17 +30,23 @@ const groupCases: [number[], number][] = [
   [[1, 6], 6],
   [[2, 4, 97, 101], 2], // long rows take the 256-wide workgroup
 ];
+// both kernel variants on every machine (one workgroup per row; one invocation per row where
+// the row fits its 16384-element limit)
+const variants = ["workgroup", "thread"] as const;
 for (const [shape, g] of groupCases) {
   const C = shape[1]!;
-  Deno.test(`groupNorm() matches the reference and finite differences for ${shape} in ${g} groups`, () =>
-    checkOp({
-      shapes: [shape, [C], [C]],
-      gpu: (x, w, b) => groupNorm(x, g, w!, b!, EPS),
-      ref: (x, w, b) => groupNormRef(x, shape, g, w!, b!, EPS),
-      data: shifted,
-      atol: 2e-5,
-      rtol: 2e-4,
-    }));
+  const L = shape.slice(1).reduce((a, d) => a * d, 1) / g;
+  for (const variant of variants.filter((v) => v === "workgroup" || L <= 16384)) {
+    Deno.test(`groupNorm() ${variant} variant matches the reference and finite differences for ${shape} in ${g} groups`, () =>
+      checkOp({
+        shapes: [shape, [C], [C]],
+        gpu: (x, w, b) => groupNorm(x, g, w!, b!, EPS, { variant }),
+        ref: (x, w, b) => groupNormRef(x, shape, g, w!, b!, EPS),
+        data: shifted,
+        atol: 2e-5,
+        rtol: 2e-4,
+      }));
+  }
 }
 
 Deno.test("groupNorm() matches the reference without weight and bias", () =>
@@ -67,15 +73,17 @@ Deno.test("groupNorm() gives gradients to weight and bias only when they require
 const layerCases: number[][] = [[2, 7, 33], [1, 5], [3, 130], [4, 1, 64], [2, 9001]];
 for (const shape of layerCases) {
   const N = shape[shape.length - 1]!;
-  Deno.test(`layerNorm() matches the reference and finite differences for ${shape}`, () =>
-    checkOp({
-      shapes: [shape, [N], [N]],
-      gpu: (x, w, b) => layerNorm(x, w!, b!, EPS),
-      ref: (x, w, b) => layerNormRef(x, N, w!, b!, EPS),
-      data: shifted,
-      atol: 2e-5,
-      rtol: 2e-4,
-    }));
+  for (const variant of variants) {
+    Deno.test(`layerNorm() ${variant} variant matches the reference and finite differences for ${shape}`, () =>
+      checkOp({
+        shapes: [shape, [N], [N]],
+        gpu: (x, w, b) => layerNorm(x, w!, b!, EPS, { variant }),
+        ref: (x, w, b) => layerNormRef(x, N, w!, b!, EPS),
+        data: shifted,
+        atol: 2e-5,
+        rtol: 2e-4,
+      }));
+  }
 }
 
 Deno.test("layerNorm() matches the reference without weight and bias", () =>

@@ -6,6 +6,7 @@
 import type { Tensor } from "./tensor.ts";
 import { fmtShape, ShapeError } from "./errors.ts";
 import { checkChannelParam, checkEps, rowNorm } from "./group_norm.ts";
+import type { RowKernelOptions } from "./row_variant.ts";
 
 // x: [..., N], weight, bias: [N] | null -> y: [..., N]
 /**
@@ -25,6 +26,7 @@ export function layerNorm(
   weight: Tensor | null = null,
   bias: Tensor | null = null,
   eps = 1e-5,
+  options: RowKernelOptions = {},
 ): Tensor {
   const N = x.shape[x.shape.length - 1];
   if (N === undefined || N === 0) {
@@ -36,7 +38,8 @@ export function layerNorm(
   checkChannelParam("layerNorm", "bias", bias, x, N);
   checkEps("layerNorm", eps);
   const rows = x.size / N;
-  return rowNorm({ op: "layerNorm", rows, L: N, S: 1, Cg: N, G: 1, C: N }, x, weight, bias, eps);
+  const g = { op: "layerNorm", rows, L: N, S: 1, Cg: N, G: 1, C: N };
+  return rowNorm(g, x, weight, bias, eps, options.variant);
 }
 
 /** CPU reference of `layerNorm` (float64, two-pass statistics). */

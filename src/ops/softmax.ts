@@ -5,39 +5,12 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { normGroup } from "../wgsl/norm.ts";
-import {
-  ROW_THREAD_GROUP,
-  ROW_THREAD_MAX,
-  softmaxGradKernel,
-  softmaxKernel,
-} from "../wgsl/softmax.ts";
-import { deviceInfo } from "./device.ts";
+import { ROW_THREAD_GROUP, softmaxGradKernel, softmaxKernel } from "../wgsl/softmax.ts";
+import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape } from "./errors.ts";
-
-/** Kernel variant of the row ops (softmax, layer norm, group norm). */
-export interface RowKernelOptions {
-  /**
-   * `workgroup`: one workgroup per row with tree reductions (fast on GPUs); `thread`: one
-   * invocation per row, no barriers (fast on software adapters; rows up to 16384); `auto`
-   * (default): `thread` on software adapters where the row fits, else `workgroup`.
-   */
-  variant?: "auto" | "workgroup" | "thread";
-}
-
-/** Whether a row op over rows of `n` elements runs one invocation per row. */
-export function rowThreads(n: number, variant: RowKernelOptions["variant"] = "auto"): boolean {
-  if (variant === "thread" && n > ROW_THREAD_MAX) {
-    throw new ArgumentError(
-      `The one-invocation-per-row kernel takes rows of up to ${ROW_THREAD_MAX} elements, got ` +
-        `${n}; use variant "workgroup" or "auto"`,
-    );
-  }
-  return variant === "thread" ||
-    (variant === "auto" && deviceInfo().software && n <= ROW_THREAD_MAX);
-}
 
 function geometry(shape: readonly number[], axis: number): [number, number, number] {
   const ax = axis < 0 ? axis + shape.length : axis;

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { type BindingSpec, buildKernel, type BuiltKernel, type StorageType } from "./builder.ts";
+import {
+  type BindingSpec,
+  buildKernel,
+  type BuiltKernel,
+  flatIndex,
+  type StorageType,
+} from "./builder.ts";
 
 /**
  * Threads per workgroup of the normalization and softmax kernels for `n` elements per row: 64,
@@ -46,9 +52,25 @@ fn wg_max(v: f32, i: u32) -> f32 {
 }`;
 }
 
-const ROW = `let row = wid.x + wid.y * nwg.x;
+/** Workgroup size of the one-invocation-per-row norm variants (`wg` = 1). */
+export const NORM_THREAD_GROUP = 64;
+
+function rowStart(wg: number): string {
+  const row = wg === 1 ? flatIndex(NORM_THREAD_GROUP) : "wid.x + wid.y * nwg.x";
+  return `let row = ${row};
 if (row >= P.rows) { return; }
 let base = row * P.L;`;
+}
+
+/** Loop over a row: strided by lanes, or the whole row in one invocation (`wg` = 1). */
+function overRow(wg: number): string {
+  return wg === 1 ? "for (var j = 0u; j < P.L; j++)" : `for (var j = lid.x; j < P.L; j += ${wg}u)`;
+}
+
+/** A row total: the tree reduction over lanes, or the invocation's own sum (`wg` = 1). */
+function total(wg: number, v: string): string {
+  return wg === 1 ? v : `wg_sum2(${v}, lid.x)`;
+}
 
 /** The input `x` and the optional per-channel `w` and `b` bindings of a normalization. */
 function affineInputs(t: StorageType, hasW: boolean, hasB: boolean): BindingSpec[] {
@@ -60,7 +82,10 @@ function affineInputs(t: StorageType, hasW: boolean, hasB: boolean): BindingSpec
 
 // x: [rows, L] (row r = (b, g), channel of element j is (r % G) * Cg + j / S), w, b: [C]
 //   -> y: [rows, L], mean: [rows], rstd: [rows] (f32)
-/** Row normalization forward (group norm, layer norm): two-pass mean and variance per row. */
+/**
+ * Row normalization forward (group norm, layer norm): two-pass mean and variance per row, one
+ * workgroup of `wg` lanes per row, or (`wg` = 1) one invocation per row with no barriers.
+ */
 export function rowNormKernel(
   t: StorageType,
   hasW: boolean,
@@ -73,56 +98,61 @@ export function rowNormKernel(
     { name: "mean", write: true },
     { name: "rstd", write: true },
   );
+  const one = wg === 1;
   return buildKernel({
-    name: "row_norm",
+    name: one ? "row_norm_thread" : "row_norm",
     bindings,
     params: [["rows", "u32"], ["L", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"], [
       "eps",
       "f32",
     ]],
-    workgroup: [wg],
-    prelude: wgReducePrelude(wg),
-    body: `${ROW}
+    workgroup: [one ? NORM_THREAD_GROUP : wg],
+    ...(one ? {} : { prelude: wgReducePrelude(wg) }),
+    body: `${rowStart(wg)}
 var s = 0.0;
-for (var j = lid.x; j < P.L; j += ${wg}u) { s += ld_x(base + j); }
-let mu = wg_sum2(vec2<f32>(s, 0.0), lid.x).x / f32(P.L);
+${overRow(wg)} { s += ld_x(base + j); }
+let mu = ${total(wg, "vec2<f32>(s, 0.0)")}.x / f32(P.L);
 var q = 0.0;
-for (var j = lid.x; j < P.L; j += ${wg}u) { let d = ld_x(base + j) - mu; q += d * d; }
-let r = inverseSqrt(wg_sum2(vec2<f32>(q, 0.0), lid.x).x / f32(P.L) + P.eps);
+${overRow(wg)} { let d = ld_x(base + j) - mu; q += d * d; }
+let r = inverseSqrt(${total(wg, "vec2<f32>(q, 0.0)")}.x / f32(P.L) + P.eps);
 let c0 = (row % P.G) * P.Cg;
-for (var j = lid.x; j < P.L; j += ${wg}u) {
+${overRow(wg)} {
   let c = c0 + j / P.S;
   var v = (ld_x(base + j) - mu) * r;
   ${hasW ? "v = v * ld_w(c);" : ""}
   ${hasB ? "v = v + ld_b(c);" : ""}
   st_y(base + j, v);
 }
-if (lid.x == 0u) { mean[row] = mu; rstd[row] = r; }`,
+${one ? "" : "if (lid.x == 0u) "}{ mean[row] = mu; rstd[row] = r; }`,
   });
 }
 
 // x, dy: [rows, L], w: [C], mean, rstd: [rows] -> dx: [rows, L]
-/** Row normalization backward to x: `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`, `g = dy * w`. */
+/**
+ * Row normalization backward to x: `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`,
+ * `g = dy * w` (`wg` = 1: one invocation per row).
+ */
 export function rowNormGradKernel(t: StorageType, hasW: boolean, wg: number): BuiltKernel {
+  const one = wg === 1;
   const bindings: BindingSpec[] = [{ name: "x", type: t }, { name: "dy", type: t }];
   if (hasW) bindings.push({ name: "w", type: t });
   bindings.push({ name: "mean" }, { name: "rstd" }, { name: "dx", type: t, write: true });
   return buildKernel({
-    name: "row_norm_grad",
+    name: one ? "row_norm_grad_thread" : "row_norm_grad",
     bindings,
     params: [["rows", "u32"], ["L", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"]],
-    workgroup: [wg],
-    prelude: wgReducePrelude(wg),
-    body: `${ROW}
+    workgroup: [one ? NORM_THREAD_GROUP : wg],
+    ...(one ? {} : { prelude: wgReducePrelude(wg) }),
+    body: `${rowStart(wg)}
 let mu = mean[row]; let r = rstd[row];
 let c0 = (row % P.G) * P.Cg;
 var acc = vec2<f32>(0.0, 0.0);
-for (var j = lid.x; j < P.L; j += ${wg}u) {
+${overRow(wg)} {
   let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};
   acc += vec2<f32>(g, g * (ld_x(base + j) - mu) * r);
 }
-let m = wg_sum2(acc, lid.x) / f32(P.L);
-for (var j = lid.x; j < P.L; j += ${wg}u) {
+let m = ${total(wg, "acc")} / f32(P.L);
+${overRow(wg)} {
   let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};
   let xh = (ld_x(base + j) - mu) * r;
   st_dx(base + j, r * (g - m.x - xh * m.y));
