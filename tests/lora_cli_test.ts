@@ -270,6 +270,7 @@ Deno.test("mod.ts sample --lora changes the image, and multiplier 0 gives the ba
       const [out, extra] of [
         ["plain.png", []],
         ["zero.png", ["--lora", `${dir}/a.safetensors:0`]],
+        ["copy.png", ["--lora", `${dir}/a.safetensors:3`, "--lora-mode", "copy"]],
         ["lora.png", [
           "--lora",
           `${dir}/a.safetensors:3`,
@@ -284,6 +285,7 @@ Deno.test("mod.ts sample --lora changes the image, and multiplier 0 gives the ba
     const read = (f: string) => Deno.readFile(`${dir}/${f}`);
     deepEqual(await read("zero.png"), await read("plain.png"));
     notDeepEqual(await read("lora.png"), await read("plain.png"));
+    notDeepEqual(await read("copy.png"), await read("plain.png"));
     const bad = await run(args("x.png", "--lora", `${dir}/a.safetensors:lbw=NOPE`));
     equal(bad.code, 2, bad.stderr);
     ok(bad.stderr.includes("NOPE"), bad.stderr);

@@ -9,7 +9,7 @@ import type { UNet2DConditionModel } from "../nn/unet.ts";
 import type { CLIPTextModel } from "../nn/clip.ts";
 import { type BlockWeights, parseBlockWeights } from "../lora/block_weights.ts";
 import type { LoraSource } from "../lora/compose.ts";
-import { applyLoras } from "../lora/apply.ts";
+import { applyLoras, type ApplyLorasOptions } from "../lora/apply.ts";
 import type { LoraNetwork } from "../lora/network.ts";
 import { modelShapes } from "../lora/formats/model_shapes.ts";
 import { readLoraFile } from "../lora/formats/read_fs.ts";
@@ -108,10 +108,15 @@ export async function readLoraSources(
 export async function applyLoraSpecs(
   models: { unet: UNet2DConditionModel; textEncoder: CLIPTextModel },
   specs: readonly LoraSpec[],
+  options: ApplyLorasOptions = {},
 ): Promise<LoraNetwork | null> {
   if (specs.length === 0) return null;
   return await applyLoras(
     { unet: models.unet, textEncoder: models.textEncoder },
     await readLoraSources(models, specs),
+    options,
   );
 }
+
+/** The values of `--lora-mode`. */
+export const LORA_MODES: readonly ("lowrank" | "copy")[] = ["lowrank", "copy"];

@@ -21,7 +21,7 @@ import { encodeImage, imageFormat } from "./_image.ts";
 import { checkOutputPath, writeFileAtomic } from "./_output.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
 import { textToImage } from "./text_to_image.ts";
-import { applyLoraSpecs, parseLoraSpec } from "./_lora_spec.ts";
+import { applyLoraSpecs, LORA_MODES, parseLoraSpec } from "./_lora_spec.ts";
 
 /** The options of `sample`: parsed from this table, and its help printed from it. */
 export const SAMPLE_OPTIONS = {
@@ -77,6 +77,12 @@ export const SAMPLE_OPTIONS = {
     help: "apply a LoRA unmerged (the base weights stay untouched) with its multiplier (default " +
       "1), text-encoder / U-Net multipliers and block weights (an A1111 preset such as OUTD, 17 " +
       "or 26 numbers, or in0=1,out3=0.5); repeatable",
+  },
+  "lora-mode": {
+    type: "string",
+    value: "<lowrank|copy>",
+    help: "lowrank keeps each LoRA's factors beside the base weights (default); copy holds the " +
+      "effective weights of the adapted layers (a merged model's speed, more GPU memory)",
   },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const satisfies OptionTable;
@@ -139,6 +145,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
   const sampler = choiceOption("sampler", values.sampler, "dpmpp_2m_karras", SAMPLER_NAMES);
   const out = values.out ?? "out.png";
   const loras = (values.lora ?? []).map(parseLoraSpec);
+  const loraMode = choiceOption("lora-mode", values["lora-mode"], "lowrank", LORA_MODES);
   const format = imageFormat(out);
   await checkOutputPath(out);
 
@@ -148,7 +155,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
     values.tokenizer ? { tokenizer: values.tokenizer } : {},
   );
   try {
-    using _lora = await applyLoraSpecs(models, loras);
+    using _lora = await applyLoraSpecs(models, loras, { mode: loraMode });
     const image = await textToImage(models, {
       prompt: values.prompt,
       negative: values.negative ?? "",
