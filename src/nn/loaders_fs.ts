@@ -153,15 +153,17 @@ function tokenTableDType(c: ClipTextConfig, init: InitOptions): DType {
   return init.weightDType === "f16" || (over && info.f16) ? "f16" : "f32";
 }
 
+/** Loads `module` from a file (opened here) or an open single-file checkpoint. */
 async function loadInto(
   module: Module,
-  path: string,
+  source: string | SafetensorsFile,
   what: string,
   strict: boolean,
   part?: "unet" | "vae" | "text_encoder",
   config?: UNetConfig | VaeConfig | ClipTextConfig,
 ): Promise<void> {
-  using file = await SafetensorsFile.open(path);
+  using opened = typeof source === "string" ? await SafetensorsFile.open(source) : undefined;
+  const file = opened ?? (source as SafetensorsFile);
   const map = part && config
     ? singleFileKeyMap(module, file, part, config)
     : diffusersKeyMap(module, file);
@@ -246,24 +248,22 @@ export async function loadSingleFile(
   options: LoadModelOptions = {},
 ): Promise<StableDiffusionModels> {
   const strict = options.strict ?? true;
-  let uc: UNetConfig, vc: VaeConfig, tc: ClipTextConfig;
-  {
-    using file = await SafetensorsFile.open(path);
-    uc = unetConfig(inferUNetConfig(file, options.unet));
-    vc = vaeConfig(inferVaeConfig(file, options.vae));
-    checkScalingFactor(vc, "the VAE options");
-    tc = clipTextConfig(inferClipTextConfig(file, options.textEncoder));
-  }
+  // one open, one header parse for the three models (a header can hold 300k+ tensors)
+  using file = await SafetensorsFile.open(path);
+  const uc = unetConfig(inferUNetConfig(file, options.unet));
+  const vc = vaeConfig(inferVaeConfig(file, options.vae));
+  checkScalingFactor(vc, "the VAE options");
+  const tc = clipTextConfig(inferClipTextConfig(file, options.textEncoder));
   const init = weightInit(options);
   let unet: UNet2DConditionModel | undefined, vae: AutoencoderKL | undefined;
   let te: CLIPTextModel | undefined;
   try {
     unet = new UNet2DConditionModel(uc, init);
-    await loadInto(unet, path, "U-Net", strict, "unet", uc);
+    await loadInto(unet, file, "U-Net", strict, "unet", uc);
     vae = new AutoencoderKL(vc, init);
-    await loadInto(vae, path, "VAE", strict, "vae", vc);
+    await loadInto(vae, file, "VAE", strict, "vae", vc);
     te = new CLIPTextModel(tc, { ...init, tokenEmbeddingDType: tokenTableDType(tc, init) });
-    await loadInto(te, path, "text encoder", strict, "text_encoder", tc);
+    await loadInto(te, file, "text encoder", strict, "text_encoder", tc);
     const tokenizer = options.tokenizer ? await loadTokenizer(options.tokenizer) : null;
     return { unet, vae, textEncoder: te, tokenizer };
   } catch (e) {
