@@ -95,8 +95,7 @@ export async function readLora(
   for (const { group, module } of matched) {
     const key = group.keys.get("down") ?? group.keys.get("hada_w1_b");
     if (!key || module.kind === "norm") continue;
-    const shape = reader.info(key).shape;
-    const fileIn = shape.length === 4 && module.weight.length === 4 ? shape[1]! : shape[1]!;
+    const fileIn = reader.info(key).shape[1]!;
     const a = architectureFromWidth(module.component, module.path, fileIn, module.weight[1]!);
     if (a) throw architectureError(file, a);
   }
