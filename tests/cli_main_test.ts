@@ -4,6 +4,8 @@
 // terminal output, and no Mesa XDG_RUNTIME_DIR warning.
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
+import { parseSafetensors } from "../src/nn/safetensors.ts";
+import { writeSafetensors } from "../src/nn/safetensors_fs.ts";
 import { crc32 } from "../src/cli/_image.ts";
 import { tinyModels } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
@@ -174,14 +176,43 @@ Deno.test("sample writes a PNG for .png, replacing an existing file atomically",
     ok(bad.stderr.includes("scaling_factor"), bad.stderr);
     deepEqual(await Deno.readFile(out), old);
     await Deno.writeTextFile(vae, good);
+    // a second name for the old file: an in-place write would change it, a rename does not
+    await Deno.link(out, `${dir}/old-link`);
     const r = await run([...args, ...size]);
     equal(r.code, 0, r.stderr);
+    deepEqual(await Deno.readFile(`${dir}/old-link`), old, "the old file was overwritten in place");
+    await Deno.remove(`${dir}/old-link`);
     const png = await readPng(await Deno.readFile(out));
     deepEqual([png.w, png.h], [24, 16]);
     equal(png.raw.byteLength, 16 * (1 + 3 * 24));
     notEqual(png.raw.subarray(1, 73).reduce((a, b) => a + b, 0), 0, "an all-black first row");
     const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
     deepEqual(left, ["img.png", "model"], "a temporary file was left behind");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a tensor name holding escape codes reaches the terminal escaped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "denoise_cli_" });
+  try {
+    const m = tinyModels(9);
+    await saveDiffusersFolder(`${dir}/model`, m);
+    [m.unet, m.vae, m.textEncoder].forEach((x) => x.dispose());
+    const path = `${dir}/model/unet/diffusion_pytorch_model.safetensors`;
+    const { tensors } = parseSafetensors(await Deno.readFile(path));
+    const inputs = Object.fromEntries(
+      Object.entries(tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]),
+    );
+    const evil = "\x1b[2J\x1b[Hwrote out.png (512x512, seed 0)";
+    await writeSafetensors(path, { ...inputs, [evil]: { data: new Float32Array(1), shape: [1] } });
+    const r = await run(["sample", "--model", `${dir}/model`, "--prompt", "x"]);
+    equal(r.code, 1, r.stderr);
+    ok(
+      !r.stderr.includes("\x1b"),
+      `a raw escape reached the terminal: ${JSON.stringify(r.stderr)}`,
+    );
+    ok(r.stderr.includes("\\x1b[2J"), r.stderr);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
