@@ -20,7 +20,15 @@ Shows the WebGPU adapter, its limits and features.
 Options:
 ${formatOptions(INFO_OPTIONS)}`;
 
-/** Runs `info` with its arguments (after the command name); returns the exit code. */
+/**
+ * Runs `info` with its arguments (after the command name); returns the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { infoCommand } from "./info.ts";
+ * await infoCommand([]);
+ * ```
+ */
 export async function infoCommand(args: string[]): Promise<number> {
   if (parseOptions(args, INFO_OPTIONS, "info").help) {
     console.log(INFO_HELP);

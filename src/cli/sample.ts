@@ -116,6 +116,12 @@ function progress(t0: number): (step: number, total: number) => void {
 /**
  * Runs `sample` with its arguments (after the command name); returns the exit code. Bad
  * arguments throw `UsageError`, failures other typed errors (the CLI entry prints them).
+ *
+ * @example
+ * ```ts ignore
+ * import { sampleCommand } from "./sample.ts";
+ * await sampleCommand(["--model", "sd15", "--prompt", "a cat", "--out", "cat.png"]);
+ * ```
  */
 export async function sampleCommand(args: string[]): Promise<number> {
   const values = parseOptions(args, SAMPLE_OPTIONS, "sample");

@@ -43,6 +43,13 @@ const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
  * Converts a parsed `scheduler_config.json` into sampler options. Missing fields take the
  * diffusers defaults (`prediction_type` epsilon; the beta schedule of SD 1.x where absent).
  * `file` names the config in errors.
+ *
+ * @example
+ * ```ts
+ * import { schedulerOptionsFromDiffusers } from "./scheduler_config.ts";
+ * const o = schedulerOptionsFromDiffusers({ prediction_type: "v_prediction" }, "scheduler.json");
+ * console.log(o.prediction); // "v_prediction"
+ * ```
  */
 export function schedulerOptionsFromDiffusers(json: unknown, file: string): SamplerOptions {
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
@@ -94,6 +101,12 @@ export function schedulerOptionsFromDiffusers(json: unknown, file: string): Samp
 /**
  * Reads `<model>/scheduler/scheduler_config.json` of a diffusers folder. A folder without one,
  * or a single-file checkpoint, gets SD 1.x's (epsilon, scaled_linear 0.00085 .. 0.012, 1000).
+ *
+ * @example
+ * ```ts ignore
+ * import { readSchedulerOptions } from "./scheduler_config.ts";
+ * const { prediction, schedule } = await readSchedulerOptions("sd15");
+ * ```
  */
 export async function readSchedulerOptions(model: string): Promise<SamplerOptions> {
   const isFolder = await Deno.stat(model).then((s) => s.isDirectory, () => false);

@@ -51,6 +51,13 @@ const OPEN_OBJ = 0x7b, CLOSE_OBJ = 0x7d, OPEN_ARR = 0x5b, CLOSE_ARR = 0x5d;
 /**
  * Parses `text` as one JSON object (the whole text, trailing JSON whitespace allowed; the first
  * character must be `{`, as the reference requires). Throws {@link JsonSyntaxError}.
+ *
+ * @example
+ * ```ts
+ * import { JsonFloat, parseStrictJson } from "./safetensors_json.ts";
+ * const m = parseStrictJson('{"shape": [2, 2.0]}');
+ * console.log(m.get("shape")); // [2, JsonFloat { value: 2 }]
+ * ```
  */
 export function parseStrictJson(text: string): Map<string, JsonValue> {
   let i = 0;
