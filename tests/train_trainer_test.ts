@@ -144,3 +144,58 @@ Deno.test("train() refuses bad input before writing anything", async () => {
   ]);
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("train() stopped at step 3 and resumed writes a bit-identical LoRA", async () => {
+  const root = await fixture();
+  const base = {
+    pretrainedModelNameOrPath: join(root, "model"),
+    trainDataDir: join(root, "train"),
+    captionExtension: ".txt",
+    resolution: 16,
+    trainBatchSize: 2,
+    networkDim: 2,
+    learningRate: 3e-3,
+    seed: 11,
+    weightDType: "f32" as const,
+    shuffleCaption: true,
+    flipAug: true,
+    lrScheduler: "cosine",
+    lrWarmupSteps: 2,
+    logEvery: 3,
+  };
+  const full = await train({ ...base, outputDir: join(root, "full"), maxTrainSteps: 6 });
+  const part = await train({
+    ...base,
+    outputDir: join(root, "part"),
+    maxTrainSteps: 6,
+    saveEveryNSteps: 3,
+    saveState: true,
+  });
+  const stateDir = join(root, "part", "last-step00000003-state");
+  const state = JSON.parse(await Deno.readTextFile(join(stateDir, "train_state.json")));
+  deepEqual([state.current_step, state.stepper.step], [3, 3]);
+  const resumed = await train({
+    ...base,
+    outputDir: join(root, "resumed"),
+    maxTrainSteps: 6,
+    resume: stateDir,
+  });
+  const bytes = async (p: string) => await Deno.readFile(p);
+  const tensorsOf = async (p: string) => {
+    const b = await bytes(p);
+    const n = Number(new DataView(b.buffer).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(b.subarray(8, 8 + n)));
+    delete header.__metadata__;
+    return [JSON.stringify(header), b.subarray(8 + n)] as const;
+  };
+  const [hFull, dFull] = await tensorsOf(full.output);
+  const [hRes, dRes] = await tensorsOf(resumed.output);
+  equal(hRes, hFull);
+  ok(dRes.length === dFull.length && dRes.every((v, i) => v === dFull[i]), "bit-identical tensors");
+  deepEqual(resumed.losses, full.losses.slice(-resumed.losses.length));
+  for (const r of [full, part, resumed]) {
+    r.network.dispose();
+    for (const x of [r.models.unet, r.models.vae, r.models.textEncoder]) x.dispose();
+  }
+  await Deno.remove(root, { recursive: true });
+});

@@ -438,6 +438,16 @@ export async function train(
   if (saved) {
     stepper.loadState(saved.state.stepper);
     loader.seek(saved.state.loader);
+    const extra = saved.state.extra ?? {};
+    if (extra.seed !== undefined && extra.seed !== seed) {
+      throw new ConfigError(
+        `The state folder ${options.resume} was saved with seed ${extra.seed}, not ${seed}; ` +
+          "resume with the same seed",
+      );
+    }
+    if (!cache && typeof extra.vaeGeneratorOffset === "number") {
+      vaeGen.offset = extra.vaeGeneratorOffset;
+    }
   }
 
   const log = options.logDir !== undefined
@@ -570,7 +580,7 @@ export async function train(
         current_step: stepper.step,
         stepper: stepper.state(),
         loader: loader.position(),
-        extra: { seed },
+        extra: { seed, vaeGeneratorOffset: vaeGen.offset },
       });
       if (at !== "final" && options.saveLastN !== undefined) {
         await pruneCheckpoints(options.outputDir, name, kind(at), options.saveLastN, "-state");
