@@ -95,6 +95,26 @@ Deno.test("a FIFO as a model path is refused before it is opened (no hang)", asy
   }
 });
 
+Deno.test("a FIFO as a config, vocab or scheduler file is refused, not read (no hang)", () =>
+  withModel(async (dir) => {
+    for (
+      const [file, loader] of [
+        ["unet/config.json", () => loadDiffusersFolder(dir)],
+        ["tokenizer/vocab.json", () => loadDiffusersFolder(dir)],
+        ["scheduler/scheduler_config.json", () => readSchedulerOptions(dir)],
+      ] as const
+    ) {
+      const path = `${dir}/${file}`;
+      await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+      const saved = await Deno.readFile(path).catch(() => null);
+      await Deno.remove(path).catch(() => {});
+      equal((await new Deno.Command("mkfifo", { args: [path] }).output()).code, 0);
+      await rejects(loader(), names(path, "not a regular file"));
+      await Deno.remove(path);
+      if (saved) await Deno.writeFile(path, saved);
+    }
+  }));
+
 Deno.test("PyTorch checkpoints (zip or bare pickle) are refused with a conversion command", () => {
   const zip = new Uint8Array([0x50, 0x4b, 0x03, 0x04, 0x14, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0]);
   const pickle = new Uint8Array([0x80, 0x02, 0x63, 0x63, 0x6f, 0x6c, 0x6c, 0x65, 0, 0, 0, 0]);

@@ -26,7 +26,7 @@ function field<T>(
   if (v === undefined || v === null) return undefined;
   if (!ok(v)) {
     throw new SchedulerConfigError(
-      `The scheduler config ${quote(file)} has ${key} ${quote(v)}, but it must be ${want}; ` +
+      `The scheduler config ${quote(file, 200)} has ${key} ${quote(v)}, but it must be ${want}; ` +
         "fix the file or remove the field to use the default",
     );
   }
@@ -54,7 +54,7 @@ const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
 export function schedulerOptionsFromDiffusers(json: unknown, file: string): SamplerOptions {
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     throw new SchedulerConfigError(
-      `The scheduler config ${quote(file)} is ${
+      `The scheduler config ${quote(file, 200)} is ${
         json === null ? "null" : Array.isArray(json) ? "an array" : `a ${typeof json}`
       }, not a JSON object; fix it or remove the scheduler folder to use SD 1.x defaults`,
     );
@@ -63,26 +63,34 @@ export function schedulerOptionsFromDiffusers(json: unknown, file: string): Samp
   const prediction = field(c, "prediction_type", isString, "a string", file) ?? "epsilon";
   if (!(PREDICTIONS as readonly string[]).includes(prediction)) {
     throw new SchedulerConfigError(
-      `The scheduler config ${quote(file)} has prediction_type ${quote(prediction)}; denoise ` +
+      `The scheduler config ${quote(file, 200)} has prediction_type ${
+        quote(prediction)
+      }; denoise ` +
         `samples models that predict ${PREDICTIONS.join(" or ")}, so this model cannot be used`,
     );
   }
   if (field(c, "trained_betas", Array.isArray, "a list", file) !== undefined) {
     throw new SchedulerConfigError(
-      `The scheduler config ${quote(file)} lists trained_betas, which denoise does not support; ` +
+      `The scheduler config ${
+        quote(file, 200)
+      } lists trained_betas, which denoise does not support; ` +
         "use a model with a named beta_schedule",
     );
   }
   if (field(c, "rescale_betas_zero_snr", isBoolean, "true or false", file) === true) {
     throw new SchedulerConfigError(
-      `The scheduler config ${quote(file)} sets rescale_betas_zero_snr, which denoise does not ` +
+      `The scheduler config ${
+        quote(file, 200)
+      } sets rescale_betas_zero_snr, which denoise does not ` +
         "support; use a model trained without zero-terminal-SNR rescaling",
     );
   }
   const betaSchedule = field(c, "beta_schedule", isString, "a string", file);
   if (betaSchedule !== undefined && !(BETA_SCHEDULES as readonly string[]).includes(betaSchedule)) {
     throw new SchedulerConfigError(
-      `The scheduler config ${quote(file)} has beta_schedule ${quote(betaSchedule)}; denoise ` +
+      `The scheduler config ${quote(file, 200)} has beta_schedule ${
+        quote(betaSchedule)
+      }; denoise ` +
         `supports ${BETA_SCHEDULES.join(", ")}`,
     );
   }
@@ -114,11 +122,13 @@ export async function readSchedulerOptions(model: string): Promise<SamplerOption
   const file = `${model.replace(/[/\\]+$/, "")}/scheduler/scheduler_config.json`;
   let text: string;
   try {
+    // a FIFO or a device would block the read forever
+    if (!(await Deno.stat(file)).isFile) throw new Error("not a regular file");
     text = await Deno.readTextFile(file);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return {};
     throw new SchedulerConfigError(
-      `Cannot read the scheduler config ${quote(file)} (${quote((e as Error).message)})`,
+      `Cannot read the scheduler config ${quote(file, 200)} (${quote((e as Error).message)})`,
     );
   }
   let json: unknown;
@@ -126,7 +136,7 @@ export async function readSchedulerOptions(model: string): Promise<SamplerOption
     json = JSON.parse(text);
   } catch (e) {
     throw new SchedulerConfigError(
-      `The scheduler config ${quote(file)} is not valid JSON (${
+      `The scheduler config ${quote(file, 200)} is not valid JSON (${
         quote((e as Error).message)
       }); fix it or remove the scheduler folder to use SD 1.x defaults`,
     );

@@ -100,6 +100,8 @@ async function exists(path: string): Promise<boolean> {
 async function readConfig(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
+    // a FIFO or a device would block the read forever
+    if (!(await Deno.stat(path)).isFile) throw new Error("not a regular file");
     text = await Deno.readTextFile(path);
   } catch (e) {
     throw new StateDictError(

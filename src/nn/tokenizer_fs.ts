@@ -5,6 +5,7 @@
  */
 import { ClipTokenizer, type ClipTokenizerOptions } from "./tokenizer.ts";
 import { TokenizerError } from "./errors.ts";
+import { quote } from "./_untrusted.ts";
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -40,11 +41,14 @@ export async function loadTokenizer(
   }
   const read = async (name: string): Promise<string> => {
     try {
+      // a FIFO or a device would block the read forever
+      if (!(await Deno.stat(`${dir}/${name}`)).isFile) throw new Error("not a regular file");
       return await Deno.readTextFile(`${dir}/${name}`);
     } catch (e) {
       throw new TokenizerError(
-        `Cannot read "${dir}/${name}" (${(e as Error).message}); pass a tokenizer folder ` +
-          "holding vocab.json and merges.txt",
+        `Cannot read ${quote(`${dir}/${name}`, 200)} (${
+          quote((e as Error).message)
+        }); pass a tokenizer folder holding vocab.json and merges.txt`,
       );
     }
   };
