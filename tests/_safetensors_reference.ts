@@ -27,8 +27,8 @@ export interface ReferenceFile {
   tensors: Map<string, { dtype: string; shape: number[]; bytes: Uint8Array }>;
 }
 
-// deno-lint-ignore no-control-regex
 const TOKEN =
+  // deno-lint-ignore no-control-regex
   /[ \t\n\r]+|"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|[{}[\]:,]/y;
 
 /**
