@@ -209,7 +209,10 @@ const badCases: [string, Uint8Array, string[]][] = [
   ["a file cut off in the data section", raw(good, new Uint8Array(5)), ['"w"', "past the end"]],
   ["invalid JSON", raw('{"w": {"dtype": "F32", ', eight), ["not valid JSON"]],
   ["a non-UTF-8 header", raw(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), eight), ["UTF-8"]],
-  ["a header that is an array", raw("[1, 2]", eight), ['must be a JSON object starting with "{"', 'starts with "[1, 2]"']],
+  ["a header that is an array", raw("[1, 2]", eight), [
+    'must be a JSON object starting with "{"',
+    'starts with "[1, 2]"',
+  ]],
   ["an entry that is not an object", raw({ w: [1, 2] }, eight), ['"w"', "array"]],
   [
     "an unknown dtype",
