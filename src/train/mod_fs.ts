@@ -18,3 +18,4 @@ export * from "./run_log_fs.ts";
 export * from "./checkpoints_fs.ts";
 export * from "./train_state_fs.ts";
 export * from "./latent_cache_fs.ts";
+export * from "./trainer_fs.ts";
