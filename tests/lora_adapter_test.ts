@@ -30,6 +30,9 @@ import {
   unmergeLoras,
 } from "../src/lora/mod.ts";
 import { assertClose, checkOp, maxAbs, randomData } from "./_helpers.ts";
+import { writeLoraFile } from "../src/lora/formats/write_fs.ts";
+import { readLoraFile } from "../src/lora/formats/read_fs.ts";
+import { modelShapes } from "../src/lora/formats/model_shapes.ts";
 import { TINY_UNET } from "./_sd_fixture.ts";
 
 await getDevice();
@@ -340,7 +343,7 @@ Deno.test("fromEntries checks every entry before attaching and names the problem
   );
 });
 
-Deno.test("a network exports its adapters as entries that load back to the same output", async () => {
+Deno.test("a network exports its adapters as entries (and a kohya file) that load back to the same output", async () => {
   using unet = tinyUnet();
   const net = LoraNetwork.fromPlan(
     { unet },
@@ -351,6 +354,19 @@ Deno.test("a network exports its adapters as entries that load back to the same 
   const entries = await net.entries();
   net.dispose();
   ok(entries.some((e) => e.kind === "norm") && entries.some((e) => e.down?.shape.length === 4));
-  using _again = LoraNetwork.fromEntries({ unet }, entries);
-  deepEqual(await unetOut(unet), y1);
+  {
+    using _again = LoraNetwork.fromEntries({ unet }, entries);
+    deepEqual(await unetOut(unet), y1);
+  }
+  // through a kohya file (B's writer and reader): f32 tensors round-trip exactly
+  const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+  try {
+    await writeLoraFile(path, entries);
+    const read = await readLoraFile(path, modelShapes({ unet }));
+    equal(read.entries.length, entries.length);
+    using _fromFile = LoraNetwork.fromEntries({ unet }, read.entries);
+    deepEqual(await unetOut(unet), y1);
+  } finally {
+    await Deno.remove(path);
+  }
 });
