@@ -392,6 +392,14 @@ Deno.test("composing two LoRAs gives the sum of their deltas with multipliers an
   const after = await (unet.getChild(q1) as Linear).param("weight").value.toArray();
   // W + dW rounded to f32 once: |W| <= 1 here, so 2^-24-scale errors sit well inside 1e-6.
   assertClose(after.map((v, i) => v - before[i]!), want.get(q1)!, 1e-6, 1e-5, "merged weight");
+  const nan = loraEntry(q1, 32, 32, 1, 60);
+  nan.down!.data[3] = NaN;
+  await rejects(composeDeltas({ unet }, [{ entries: [nan] }]), /down holds NaN at index 3/);
+  const stray = loraEntry("up_blocks.7.attentions.0.proj_in", 32, 32, 1, 70);
+  await rejects(
+    composeDeltas({ unet }, [{ entries: [stray] }]),
+    /1 LoRA modules are not in the given models \(unet:up_blocks\.7/,
+  );
   const wrong = [loraEntry(q1, 64, 32, 1, 50)];
   await rejects(
     composeDeltas({ unet }, [{ entries: wrong }]),
