@@ -4,6 +4,7 @@ import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import {
   backward,
   Conv2d,
+  dispatchCount,
   Generator,
   getDevice,
   GroupNorm,
@@ -369,4 +370,44 @@ Deno.test("a network exports its adapters as entries (and a kohya file) that loa
   } finally {
     await Deno.remove(path);
   }
+});
+
+Deno.test("a LoCon adapter splits input channels like its conv when the unfolded input is too big", async () => {
+  using conv = new Conv2d(6, 4, 3, { padding: 1, stride: 2, generator: new Generator(1) })
+    .freeze();
+  using lora = new LoraModule(conv, 2, 1, { generator: new Generator(2) }).attach();
+  lora.param("lora_up").assign(randn([4, 2, 1, 1], { generator: new Generator(3) }));
+  const xs = [2, 6, 5, 7];
+  const xd = Float32Array.from(randomData(2 * 6 * 5 * 7, 4));
+  const x = tensor(xd, xs);
+  let d0 = dispatchCount();
+  const whole = await conv.forward(x).toArray();
+  const wholeDispatches = dispatchCount() - d0;
+  // one input channel unfolds to B k k Ho Wo = 2 * 9 * 3 * 4 f32 = 864 bytes: chunks of 2 channels
+  conv.maxUnfoldBytes = 864 * 2;
+  d0 = dispatchCount();
+  const split = await conv.forward(x).toArray();
+  ok(dispatchCount() - d0 > wholeDispatches + 4, "the split path ran (3 chunks each way)");
+  x.dispose();
+  const p = async (name: string) =>
+    Float64Array.from(
+      await (name === "w" ? conv.param("weight") : conv.param("bias")).value.toArray(),
+    );
+  const want = loraConv2dRef(
+    xd,
+    xs,
+    await p("w"),
+    [4, 6, 3, 3],
+    await p("b"),
+    Float64Array.from(await lora.param("lora_down").value.toArray()),
+    [2, 6, 3, 3],
+    Float64Array.from(await lora.param("lora_up").value.toArray()),
+    [4, 2, 1, 1],
+    0.5,
+    2,
+    1,
+  );
+  // f32 sums of at most 54 + 2 products, in another order when split: rounding of ~1e-6.
+  assertClose(whole, want, 1e-5, 1e-4, "whole");
+  assertClose(split, want, 1e-5, 1e-4, "split into channel chunks");
 });

@@ -9,7 +9,9 @@ import { Module } from "../nn/module.ts";
 import { Linear } from "../nn/layers/linear.ts";
 import type { Conv2d } from "../nn/layers/conv2d.ts";
 import type { LayerAdapter } from "../nn/layers/adapter_hook.ts";
-import type { Tensor } from "../ops/tensor.ts";
+import { dtypeBytes, type Tensor } from "../ops/tensor.ts";
+import { deviceInfo } from "../ops/device.ts";
+import { slice } from "../ops/slice.ts";
 import { dropoutMask, Generator, rand, uniformRef } from "../ops/rng.ts";
 import { zeros } from "../ops/creation.ts";
 import { add, mul } from "../ops/binary.ts";
@@ -150,7 +152,22 @@ export class LoraModule extends Module implements LayerAdapter {
           reshape(loraLinear(reshape(x, [1, x.shape[0]!]), w0, bias, down, up, s), [t.outFeatures])
         );
       }
-      return loraConv2d(x, w0, bias, down, up, s, { stride: t.stride, padding: t.padding });
+      const chunk = unfoldChunk(t, x);
+      if (chunk === 0) {
+        return loraConv2d(x, w0, bias, down, up, s, { stride: t.stride, padding: t.padding });
+      }
+      // The unfolded input exceeds one storage binding: the base conv and the down conv both
+      // split the input channels into chunks whose partial convolutions are summed.
+      return scope(() => {
+        const opts = { stride: t.stride, padding: t.padding };
+        let h: Tensor | null = null;
+        for (let c0 = 0; c0 < t.inChannels; c0 += chunk) {
+          const c1 = Math.min(t.inChannels, c0 + chunk);
+          const part = conv2d(slice(x, 1, c0, c1), slice(down, 1, c0, c1), null, opts);
+          h = h ? add(h, part) : part;
+        }
+        return add(t.baseForward(x), scaleOp(conv2d(h!, up, null), s));
+      });
     }
     return scope(() => {
       const linear = t instanceof Linear;
@@ -177,6 +194,22 @@ export class LoraModule extends Module implements LayerAdapter {
   #draw(): number {
     return uniformRef(this.#generator.seed, this.#generator.take(1));
   }
+}
+
+/**
+ * Input channels per chunk when `target`'s unfolded input (B Cin k k Ho Wo values) would exceed
+ * one storage binding (as `Conv2d` splits its own), or 0 when it fits.
+ */
+function unfoldChunk(target: Conv2d, x: Tensor): number {
+  const k = target.kernelSize;
+  if (x.shape.length !== 4 || (k === 1 && target.stride === 1 && target.padding === 0)) return 0;
+  const [B, C, H, W] = x.shape as [number, number, number, number];
+  const Ho = Math.floor((H + 2 * target.padding - k) / target.stride) + 1;
+  const Wo = Math.floor((W + 2 * target.padding - k) / target.stride) + 1;
+  const perChannel = B * k * k * Math.max(Ho, 0) * Math.max(Wo, 0) * dtypeBytes(x.dtype);
+  const limit = target.maxUnfoldBytes ?? deviceInfo().limits.maxStorageBufferBindingSize;
+  const chunk = Math.floor(limit / Math.max(perChannel, 1));
+  return C * perChannel <= limit || chunk < 1 || C !== target.inChannels ? 0 : chunk;
 }
 
 /** The `[down, up]` weight shapes of a rank-`rank` adapter on `target`. */
