@@ -3,6 +3,7 @@ import {
   AdamW,
   backward,
   chromeTrace,
+  conv2d,
   deviceInfo,
   dispatchCount,
   formatProfile,
@@ -13,6 +14,7 @@ import {
   randn,
   scope,
   silu,
+  sum,
   sync,
   type Tensor,
 } from "../mod.ts";
@@ -122,4 +124,17 @@ Deno.test("the cpu timer's replays leave every tensor as an unprofiled run leave
   deepEqual(await a.w.toArray(), await b.w.toArray());
   a.w.dispose();
   b.w.dispose();
+});
+
+Deno.test("a backward rule's dispatches count for its op, inner sums included", async () => {
+  const x = randn([2, 3, 6, 6], { requiresGrad: true });
+  const w = randn([4, 3, 3, 3], { requiresGrad: true }), b = randn([4], { requiresGrad: true });
+  const r = await profile(() => scope(() => backward(sum(conv2d(x, w, b, { padding: 1 })))));
+  const back = r.records.filter((q) => q.phase === "backward");
+  const sums = back.filter((q) => q.kernel.startsWith("sum"));
+  ok(sums.length >= 2, "the weight and bias gradients reduce over the batch");
+  for (const q of [...sums, ...back.filter((q) => q.flops > 0)]) {
+    equal(q.op, "conv2d", `${q.kernel} in the backward pass belongs to conv2d`);
+  }
+  for (const t of [x, w, b]) t.dispose();
 });

@@ -9,7 +9,7 @@ import { scope, untrack } from "./scope.ts";
 import { fmtShape, ShapeError } from "./errors.ts";
 import { add } from "./binary.ts";
 import { full } from "./creation.ts";
-import { inPhase, labelOp } from "./profiler.ts";
+import { inOp, inPhase, labelOp } from "./profiler.ts";
 
 let enabled = true;
 
@@ -150,8 +150,7 @@ export function backward(root: Tensor, seed?: Tensor): void {
           t.grad = g;
           continue;
         }
-        const gs = scope(() => node.backward(dy));
-        labelOp(node.op);
+        const gs = inOp(node.op, () => scope(() => node.backward(dy)));
         dy.dispose();
         node.release();
         t.node = null;

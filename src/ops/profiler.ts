@@ -94,6 +94,7 @@ const MAX_QUERIES = 2 * 256 + 2;
 
 let depth = 0;
 let phase: ProfilePhase = "forward";
+let context: string | null = null; // op that owns the dispatches now (see inOp)
 let pending: Pending[] = []; // recorded in the open encoder, not yet submitted
 let unlabeled: Pending[] = []; // dispatches since the last op label
 let issued = 0; // sequence number of the next dispatch
@@ -147,6 +148,21 @@ export function inPhase<T>(p: ProfilePhase, fn: () => T): T {
   }
 }
 
+/**
+ * Runs `fn` with every dispatch it issues attributed to `op` (the backward pass wraps each
+ * node's rule, so the products and sums inside a conv2d's backward count as conv2d).
+ */
+export function inOp<T>(op: string, fn: () => T): T {
+  if (depth === 0) return fn();
+  const prev = context;
+  context = op;
+  try {
+    return fn();
+  } finally {
+    context = prev;
+  }
+}
+
 /** Names every dispatch issued since the last label after the op `op` (called by `record`). */
 export function labelOp(op: string): void {
   if (depth === 0) return;
@@ -177,7 +193,7 @@ export function profileDispatch(
   const rec: Pending = {
     kernel: variant ? `${kernel} ${variant}` : kernel,
     shape: shapeClass(work.bytes),
-    op: null,
+    op: context,
     phase,
     flops: work.flops,
     bytes: work.bytes,
