@@ -30,9 +30,12 @@ Deno.test("attention's fused and materialized paths agree forward and backward (
   );
 });
 
-Deno.test("attention materializes scores on software adapters for 64+ keys and wide heads", () => {
-  const q = zeros([1, 2, 64, 8]), k = zeros([1, 2, 64, 8]), kShort = zeros([1, 2, 12, 8]);
+Deno.test("attention materializes scores on software adapters up to 64 MiB, and wide heads", () => {
+  const q = zeros([1, 2, 64, 8]), k = zeros([1, 2, 12, 8]);
   equal(materializesScores(q, k), deviceInfo().software);
-  equal(materializesScores(q, kShort), false);
+  // 2 x 4 x 2048 x 1025 x 4 bytes = 64 MiB + 64 KiB: over the limit, fused everywhere
+  const big = zeros([2, 4, 2048, 1]), bigK = zeros([2, 4, 1025, 1]);
+  equal(materializesScores(big, bigK), false);
   equal(materializesScores(zeros([1, 1, 4, 300]), zeros([1, 1, 4, 300])), true);
+  for (const t of [q, k, big, bigK]) t.dispose();
 });
