@@ -10,13 +10,14 @@
  */
 import { type Svd, svd } from "./svd.ts";
 
-// Symmetric eigen-decomposition in place: v (n x n row-major, the matrix on entry) becomes the
-// eigenvectors (columns), d the eigenvalues (unordered).
+// Symmetric eigen-decomposition in place: v (n x n, the symmetric matrix on entry) becomes the
+// eigenvectors, stored column-major (vector t at v[t*n .. t*n + n)) so every inner loop below
+// runs over contiguous memory; d holds the eigenvalues (unordered).
 function symmetricEigen(v: Float64Array, n: number): Float64Array {
   const d = new Float64Array(n), e = new Float64Array(n);
-  const V = (i: number, j: number) => v[i * n + j]!;
+  const V = (i: number, j: number) => v[j * n + i]!;
   const set = (i: number, j: number, x: number) => {
-    v[i * n + j] = x;
+    v[j * n + i] = x;
   };
   // tred2: Householder reduction to tridiagonal form.
   for (let j = 0; j < n; j++) d[j] = V(n - 1, j);
@@ -45,9 +46,11 @@ function symmetricEigen(v: Float64Array, n: number): Float64Array {
         f = d[j]!;
         set(j, i, f);
         g = e[j]! + V(j, j) * f;
+        const cj = j * n;
         for (let k = j + 1; k <= i - 1; k++) {
-          g += V(k, j) * d[k]!;
-          e[k]! += V(k, j) * f;
+          const x = v[cj + k]!;
+          g += x * d[k]!;
+          e[k]! += x * f;
         }
         e[j] = g;
       }
@@ -61,7 +64,7 @@ function symmetricEigen(v: Float64Array, n: number): Float64Array {
       for (let j = 0; j < i; j++) {
         f = d[j]!;
         g = e[j]!;
-        for (let k = j; k <= i - 1; k++) v[k * n + j]! -= f * e[k]! + g * d[k]!;
+        for (let k = j; k <= i - 1; k++) v[j * n + k]! -= f * e[k]! + g * d[k]!;
         d[j] = V(i - 1, j);
         set(i, j, 0);
       }
@@ -76,8 +79,9 @@ function symmetricEigen(v: Float64Array, n: number): Float64Array {
       for (let k = 0; k <= i; k++) d[k] = V(k, i + 1) / h;
       for (let j = 0; j <= i; j++) {
         let g = 0;
-        for (let k = 0; k <= i; k++) g += V(k, i + 1) * V(k, j);
-        for (let k = 0; k <= i; k++) v[k * n + j]! -= g * d[k]!;
+        const ci = (i + 1) * n, cj = j * n;
+        for (let k = 0; k <= i; k++) g += v[ci + k]! * v[cj + k]!;
+        for (let k = 0; k <= i; k++) v[cj + k]! -= g * d[k]!;
       }
     }
     for (let k = 0; k <= i; k++) set(k, i + 1, 0);
@@ -124,10 +128,11 @@ function symmetricEigen(v: Float64Array, n: number): Float64Array {
           c = p / r;
           p = c * d[i]! - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]!);
+          const a0 = i * n, a1 = a0 + n;
           for (let k = 0; k < n; k++) {
-            h = V(k, i + 1);
-            set(k, i + 1, s * V(k, i) + c * h);
-            set(k, i, c * V(k, i) - s * h);
+            const x = v[a0 + k]!, y = v[a1 + k]!;
+            v[a1 + k] = s * x + c * y;
+            v[a0 + k] = c * x - s * y;
           }
         }
         p = -s * s2 * c3 * el1 * e[l]! / dl1;
@@ -187,10 +192,10 @@ export function topSvd(a: ArrayLike<number>, m: number, n: number, k: number): S
     const col = order[t]!;
     const sigma = Math.sqrt(Math.max(0, eig[col]!));
     s[t] = sigma;
-    for (let i = 0; i < rows; i++) short[i * k + t] = g[i * rows + col]!;
+    for (let i = 0; i < rows; i++) short[i * k + t] = g[col * rows + i]!;
     if (sigma === 0) continue;
     for (let i = 0; i < rows; i++) {
-      const w = g[i * rows + col]! / sigma;
+      const w = g[col * rows + i]! / sigma;
       if (w === 0) continue;
       const bi = b[i]!;
       for (let x = 0; x < len; x++) long[t * len + x]! += w * bi[x]!;
