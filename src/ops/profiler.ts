@@ -60,7 +60,7 @@ export interface ProfileRow {
 
 /** What a profile found: the raw records, aggregates and the timing source. */
 export interface ProfileReport {
-  /** `timestamp-query` (GPU time) or `cpu` (submit-to-done per dispatch). */
+  /** `timestamp-query` (GPU time) or `cpu` (submit-to-done of each dispatch replayed alone). */
   source: "timestamp-query" | "cpu";
   records: ProfileRecord[];
   byKernel: ProfileRow[];
@@ -103,8 +103,6 @@ let captured: Pending[] = []; // cpu timer: waiting for their replay
 const done: ProfileRecord[] = [];
 let inflight: Promise<void>[] = [];
 let originNs: bigint | null = null;
-const originMs = performance.now();
-let cpuClock = 0; // ms: end of the last CPU-timed dispatch
 let querySet: GPUQuerySet | null = null;
 let resolveBuf: GPUBuffer | null = null;
 
@@ -114,8 +112,9 @@ export function profiling(): boolean {
 }
 
 /**
- * Starts recording (nested calls count; pair each with `stopProfiling`). `cpu` timing submits each
- * dispatch alone and times it from submit to done even where the adapter has timestamp queries.
+ * Starts recording (nested calls count; pair each with `stopProfiling`; the outermost call picks
+ * the timer). `cpu` replays each dispatch alone and times it from submit to done even where the
+ * adapter has timestamp queries.
  */
 export function startProfiling(how: ProfileTiming = "auto"): void {
   if (depth++ === 0) timing = how;
@@ -126,7 +125,7 @@ export function profileMark(): number {
   return issued;
 }
 
-/** Whether this profile reads GPU timestamps (else the runtime submits each dispatch alone). */
+/** Whether this profile reads GPU timestamps (else the cpu timer captures dispatches to replay). */
 export function profileUsesTimestamps(): boolean {
   const { timestamps, software } = deviceInfo();
   return timestamps && (timing === "timestamp-query" || (timing === "auto" && !software));
