@@ -108,7 +108,7 @@ Deno.test("a header nested 10 million levels deep is rejected in well under a se
   ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
 });
 
-Deno.test("a 300,000-tensor header parses in under 8 seconds (linear time)", async () => {
+Deno.test("a 300,000-tensor header parses in linear time (under 15 s even on a loaded machine)", async () => {
   const n = 300_000;
   const parts: string[] = [];
   for (let i = 0; i < n; i++) {
@@ -120,9 +120,10 @@ Deno.test("a 300,000-tensor header parses in under 8 seconds (linear time)", asy
   const ms = performance.now() - t0;
   equal(h.tensors.size, n);
   deepEqual(h.tensors.get(`t${n - 1}`)?.dataOffsets, [2 * n - 2, 2 * n]);
-  // measured 1.0-2.3 s on the shared 2-core machine (JSON.parse alone: 0.4-0.9 s); 8 s leaves
-  // room for a loaded CI machine while still catching a quadratic pass (minutes at this size)
-  ok(ms < 8000, `took ${ms.toFixed(0)} ms`);
+  // measured 1.0-2.3 s on the shared 2-core machine when quiet (JSON.parse alone: 0.4-0.9 s)
+  // and 4 s during the full suite; 15 s leaves room for a loaded CI machine while still catching
+  // a quadratic pass (a per-string scan to the end of the header took minutes at this size)
+  ok(ms < 15000, `took ${ms.toFixed(0)} ms`);
 });
 
 Deno.test("names and values in error messages are escaped and cut to a short prefix", () => {
