@@ -74,3 +74,12 @@ benchOp({
     return Promise.resolve(() => keep(sum(a, 0)));
   },
 });
+benchOp({
+  group: "binary",
+  name: "add f32 4096x322 + 322 (bias broadcast, scalar band kernel)",
+  work: { bytes: 4 * (2 * 4096 * 322 + 322) },
+  setup: () => {
+    const a = randn([4096, 322]), b = randn([322]);
+    return Promise.resolve(() => keep(add(a, b)));
+  },
+});

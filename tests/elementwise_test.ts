@@ -14,11 +14,17 @@ import {
 } from "../mod.ts";
 import { checkOp } from "./_helpers.ts";
 
+// same shapes (vec4 or scalar), one operand broadcast over a leading and a trailing block (the
+// band kernel: scalar, vec4 when the trailing block is a multiple of 4, small operand on either
+// side), and broadcasts on both sides (the general strided kernel)
 const cases: [number[], number[]][] = [
   [[3, 5], [3, 5]],
   [[2, 3, 5], [5]],
   [[2, 1, 7], [3, 1]],
   [[1], [4, 3]],
+  [[2, 3, 4, 4], [2, 3, 1, 1]],
+  [[3, 1, 1], [2, 3, 8, 4]],
+  [[2, 3, 5, 3], [1, 3, 1, 1]],
 ];
 for (const op of ["add", "sub", "mul", "div"] as const) {
   const f = { add, sub, mul, div }[op];

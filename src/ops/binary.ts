@@ -5,6 +5,7 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import {
+  binaryBandKernel,
   binaryKernel,
   type BinaryOp,
   binaryVec4Kernel,
@@ -16,7 +17,7 @@ import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
 import { broadcastIndex, broadcastShapes, broadcastStrides } from "./broadcast.ts";
 import { DTypeError, fmtShape, ShapeError } from "./errors.ts";
-import { sumTo } from "./reduce.ts";
+import { band, sumTo } from "./reduce.ts";
 import { scale } from "./unary.ts";
 
 function launch(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
@@ -38,6 +39,28 @@ function launch(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     const k4 = cachedKernel(`binary4 ${op}`, () => binaryVec4Kernel(op));
     dispatch(k4, [a.binding, b.binding, y.binding], [n / 4], grid1d(Math.ceil(n / 4 / EW_GROUP)));
     return y;
+  }
+  if (!same && (a.size === n || b.size === n)) {
+    const smallIsB = a.size === n;
+    const small = smallIsB ? b : a;
+    // output axes the small operand is broadcast over (its right-aligned dim is 1 or missing)
+    const lead = shape.length - small.shape.length;
+    const axes = shape.flatMap((d, i) =>
+      i < lead || (small.shape[i - lead] === 1 && d !== 1) ? [i] : []
+    );
+    const bd = band(shape, axes);
+    if (bd) {
+      const [, m, S] = bd;
+      const vec4 = a.dtype === "f32" && S % 4 === 0;
+      const k = cachedKernel(
+        `binary_band ${op} ${a.dtype} ${smallIsB} ${vec4}`,
+        () => binaryBandKernel(op, a.dtype, smallIsB, vec4),
+      );
+      const res = [(smallIsB ? a : b).binding, small.binding, y.binding];
+      const per = vec4 ? 4 : 1;
+      dispatch(k, res, [n / per, m, S / per], grid1d(Math.ceil(n / per / EW_GROUP)));
+      return y;
+    }
   }
   const k = cachedKernel(`binary ${op} ${a.dtype} ${same}`, () => binaryKernel(op, a.dtype, same));
   const params = [n];

@@ -145,3 +145,50 @@ export const UNARY_PRELUDE = `fn erf_(v: f32) -> f32 {
   return s * (1.0 - p * exp(-a * a));
 }
 fn sigm_(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }`;
+
+// big: [n] (the output shape), small: [m] broadcast over a leading block A and a trailing block S
+// of the output ([A, m, S]) -> y: [n]
+/**
+ * `y = a op b` where one operand has the output's shape and the other is broadcast over a leading
+ * and a trailing block (bias [N] onto [M, N], per-channel [B, C, 1, 1] onto [B, C, H, W]): the
+ * small operand's index is `(i / S) % m`, two integer operations instead of the strided kernel's
+ * twelve. `vec4` (f32, S % 4 == 0) handles four outputs per invocation with one small load.
+ */
+export function binaryBandKernel(
+  op: BinaryOp,
+  t: StorageType,
+  smallIsB: boolean,
+  vec4: boolean,
+): BuiltKernel {
+  const [a, b] = smallIsB ? ["big", "sm"] : ["sm", "big"];
+  if (vec4) {
+    return buildKernel({
+      name: `binary_band_vec4_${op}`,
+      bindings: [
+        { name: "xb", type: "vec4<f32>" },
+        { name: "xs" },
+        { name: "y", type: "vec4<f32>", write: true },
+      ],
+      params: [["n4", "u32"], ["m", "u32"], ["S4", "u32"]],
+      workgroup: [EW_GROUP],
+      body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n4) { return; }
+let big = xb[i]; let sm = vec4<f32>(ld_xs((i / P.S4) % P.m));
+let a = ${a}; let b = ${b};
+y[i] = ${BINARY_EXPR[op]};`,
+    });
+  }
+  return buildKernel({
+    name: `binary_band_${op}`,
+    bindings: [{ name: "xb", type: t }, { name: "xs", type: t }, {
+      name: "y",
+      type: t,
+      write: true,
+    }],
+    params: [["n", "u32"], ["m", "u32"], ["S", "u32"]],
+    workgroup: [EW_GROUP],
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+let big = ld_xb(i); let sm = ld_xs((i / P.S) % P.m);
+let a = ${a}; let b = ${b};
+st_y(i, ${BINARY_EXPR[op]});`,
+  });
+}
