@@ -75,7 +75,7 @@ benchOp({
   },
 });
 benchOp({
-  group: "binary",
+  group: "elementwise",
   name: "add f32 4096x322 + 322 (bias broadcast, scalar band kernel)",
   work: { bytes: 4 * (2 * 4096 * 322 + 322) },
   setup: () => {
