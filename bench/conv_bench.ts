@@ -1,5 +1,5 @@
 // conv2d benches (im2col + matmul on the adapter's matmul variant).
-import { conv2d, randn, type Tensor } from "../mod.ts";
+import { backward, conv2d, randn, scope, sum, type Tensor } from "../mod.ts";
 import { benchOp } from "./_bench.ts";
 
 const cases: [number, number, number, number, number, number][] = [
@@ -28,3 +28,23 @@ for (const [B, Ci, Co, H, k, s] of cases) {
     },
   });
 }
+// forward + backward to x and the weight (im2col recomputed into a buffer for the weight product)
+benchOp({
+  group: "conv2d",
+  name: "conv2d forward+backward f32 3x3 s1 16x64x16x16 -> 64",
+  work: { flops: 3 * 2 * 16 * 64 * 256 * 64 * 9 },
+  n: 5,
+  setup: () => {
+    const x = randn([16, 64, 16, 16], { requiresGrad: true });
+    const w = randn([64, 64, 3, 3], { requiresGrad: true });
+    return Promise.resolve(() =>
+      scope(() => {
+        backward(sum(conv2d(x, w, null, { padding: 1 })));
+        for (const t of [x, w]) {
+          t.grad?.dispose();
+          t.grad = null;
+        }
+      })
+    );
+  },
+});

@@ -13,7 +13,9 @@ import {
   im2colPackKernel,
   im2colPackRowFits,
   im2colPackRowKernel,
+  im2colRowsKernel,
 } from "../wgsl/conv.ts";
+import { deviceInfo } from "./device.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
@@ -49,16 +51,20 @@ function geometryParams(g: Geometry, n: number): number[] {
   return [n, g.C, g.H, g.W, g.kh, g.kw, g.stride, g.pad, g.Ho, g.Wo];
 }
 
-function im2colRaw(x: Tensor, g: Geometry): Tensor {
+/** im2col into a buffer: per output row segment (software adapters) or per output element. */
+function im2colRaw(x: Tensor, g: Geometry, rows: boolean): Tensor {
   const cols = new Tensor([g.B, g.C * g.kh * g.kw, g.Ho * g.Wo], x.dtype);
-  const k = cachedKernel(`im2col ${x.dtype}`, () => im2colKernel(x.dtype));
-  dispatch(
-    k,
-    [x.binding, cols.binding],
-    geometryParams(g, cols.size),
-    grid1d(Math.ceil(cols.size / EW_GROUP)),
-  );
+  const n = rows ? cols.size / g.Wo : cols.size;
+  const k = rows
+    ? cachedKernel(`im2col rows ${x.dtype}`, () => im2colRowsKernel(x.dtype))
+    : cachedKernel(`im2col ${x.dtype}`, () => im2colKernel(x.dtype));
+  dispatch(k, [x.binding, cols.binding], geometryParams(g, n), grid1d(Math.ceil(n / EW_GROUP)));
   return cols;
+}
+
+/** Whether im2col runs per row segment: with the texture matmul, the software-adapter path. */
+function im2colRows(variant: MatmulVariant): boolean {
+  return variant === "texture" || (variant === "auto" && deviceInfo().software);
 }
 
 function col2imRaw(cols: Tensor, g: Geometry): Tensor {
@@ -147,7 +153,7 @@ function forward(
     });
     return y;
   }
-  const cols = direct ? x.view([g.B, g.C, P2]) : im2colRaw(x, g);
+  const cols = direct ? x.view([g.B, g.C, P2]) : im2colRaw(x, g, im2colRows(variant));
   const y = matmulRaw(w2, cols, { variant, ...(bias ? { bias } : {}) });
   cols.dispose();
   return y;
@@ -194,7 +200,7 @@ export function conv2d(
       dx = direct ? dcols.view(x.shape) : col2imRaw(dcols, g);
     }
     if (weight.requiresGrad) {
-      const cols = direct ? sx!.view([g.B, g.C, P2]) : im2colRaw(sx!, g);
+      const cols = direct ? sx!.view([g.B, g.C, P2]) : im2colRaw(sx!, g, im2colRows(variant));
       const perBatch = matmulRaw(dy3, cols, { transB: true, variant });
       dw = sum(perBatch, 0).view(weight.shape);
     }
