@@ -32,7 +32,7 @@ export type SolverType = "midpoint" | "heun";
  * console.log(x.shape);
  * ```
  */
-export function sampleDpmpp2mSde(
+export async function sampleDpmpp2mSde(
   model: SigmaDenoiser,
   x: Tensor,
   sigmas: ArrayLike<number>,
@@ -44,7 +44,7 @@ export function sampleDpmpp2mSde(
   }
   let old: Tensor | null = null;
   let hLast = 0;
-  return runSteps(model, x, sigmas, options, async (run, i, s, sn) => {
+  return await runSteps(model, x, sigmas, options, async (run, i, s, sn) => {
     const d = await run.denoise(s);
     let next: Tensor;
     if (sn === 0) next = run.lin([[d, 1]]);

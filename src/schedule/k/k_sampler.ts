@@ -143,9 +143,14 @@ export class KRun {
     return randn(shape, this.#o.generator ? { generator: this.#o.generator } : {});
   }
 
-  /** `sum c_i t_i` in the sample's dtype. */
+  /** `sum c_i t_i` in the sample's dtype (one dispatch per 4 terms). */
   lin(pairs: readonly (readonly [Tensor, number])[]): Tensor {
-    return combine(this.x, pairs);
+    let acc = combine(this.x, pairs.slice(0, 4));
+    for (let k = 4; k < pairs.length; k += 3) {
+      using prev = acc;
+      acc = combine(this.x, [[prev, 1], ...pairs.slice(k, k + 3)]);
+    }
+    return acc;
   }
 
   /** Replaces the sample, reports the step and frees `denoised` unless `keep`. */

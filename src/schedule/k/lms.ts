@@ -51,7 +51,7 @@ export function lmsCoefficient(
  * console.log(x.shape);
  * ```
  */
-export function sampleLms(
+export async function sampleLms(
   model: SigmaDenoiser,
   x: Tensor,
   sigmas: ArrayLike<number>,
@@ -62,7 +62,7 @@ export function sampleLms(
     throw new ArgumentError(`LMS order must be 1, 2, 3 or 4, got ${order}`);
   }
   const ds: Tensor[] = []; // newest last
-  return runSteps(model, x, sigmas, options, async (run, i, s) => {
+  return await runSteps(model, x, sigmas, options, async (run, i, s) => {
     const d = await run.denoise(s);
     ds.push(run.lin([[run.x, 1 / s], [d, -1 / s]]));
     if (ds.length > order) ds.shift()!.dispose();

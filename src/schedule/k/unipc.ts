@@ -100,7 +100,7 @@ export function uniPcCoefficients(
  * console.log(x.shape);
  * ```
  */
-export function sampleUniPc(
+export async function sampleUniPc(
   model: SigmaDenoiser,
   x: Tensor,
   sigmas: ArrayLike<number>,
@@ -117,7 +117,7 @@ export function sampleUniPc(
   const msSigma: number[] = [];
   let last: Tensor | null = null; // the sample the last predictor started from
   let lastOrder = 0;
-  return runSteps(model, x, sigmas, options, async (run, i, s, sn) => {
+  return await runSteps(model, x, sigmas, options, async (run, i, s, sn) => {
     const d = await run.denoise(s);
     if (last && i > 0) {
       // UniC: correct x_i with the output just computed (at the predicted x_i)
