@@ -12,8 +12,10 @@ import {
   mseLoss,
   profile,
   randn,
+  reportProfile,
   scope,
   silu,
+  startProfiling,
   sum,
   sync,
   type Tensor,
@@ -137,4 +139,28 @@ Deno.test("a backward rule's dispatches count for its op, inner sums included", 
     equal(q.op, "conv2d", `${q.kernel} in the backward pass belongs to conv2d`);
   }
   for (const t of [x, w, b]) t.dispose();
+});
+
+Deno.test("reportProfile() ends a started profile with a trace; the CLI takes --profile", async () => {
+  const trace = await Deno.makeTempFile({ suffix: ".json" });
+  startProfiling();
+  silu(randn([300])).dispose();
+  await reportProfile(trace);
+  const events = JSON.parse(await Deno.readTextFile(trace)).traceEvents as { name: string }[];
+  ok(events.some((e) => e.name === "unary_silu"), "the trace holds the silu dispatch");
+  await Deno.remove(trace);
+  // in a child process (main() releases the GPU device); sample refuses options it does not know
+  const cli = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../mod.ts", import.meta.url).pathname,
+      "sample",
+      "--help",
+      "--profile",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  equal(cli.code, 0, `--profile is a known option: ${new TextDecoder().decode(cli.stderr)}`);
 });

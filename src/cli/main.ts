@@ -9,6 +9,8 @@
 import denoJson from "../../deno.json" with { type: "json" };
 import { deviceInfo } from "../ops/device.ts";
 import { DenoiseError } from "../ops/errors.ts";
+import { startProfiling } from "../ops/profiler.ts";
+import { reportProfile } from "../ops/profiler_fs.ts";
 import { escapeControls, quote } from "../nn/_untrusted.ts";
 import { UsageError } from "./_args.ts";
 import { ensureRuntimeDir } from "./runtime_dir.ts";
@@ -69,7 +71,8 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`).join("\n")}
 Options:
   -h, --help     Show this help (after a command: that command's help)
   --version      Show the version
-  --debug        On an error, show the stack trace as well`;
+  --debug        On an error, show the stack trace as well
+  --profile      Time every GPU dispatch; print a per-kernel table and write denoise_profile.json`;
 
 function hint(command: string | undefined): string {
   return command
@@ -148,7 +151,9 @@ async function dispatch(args: string[]): Promise<[number, string | undefined]> {
 export async function main(args: string[]): Promise<number> {
   ensureRuntimeDir();
   const debug = args.includes("--debug");
-  const rest = args.filter((a) => a !== "--debug");
+  const profiled = args.includes("--profile");
+  const rest = args.filter((a) => a !== "--debug" && a !== "--profile");
+  if (profiled) startProfiling();
   const name = COMMANDS.find((c) => c.name === rest[0])?.name;
   let code: number;
   try {
@@ -156,6 +161,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (e) {
     code = report(e, name, debug);
   }
+  if (profiled) await reportProfile().catch((e) => report(e, name, debug));
   try {
     await releaseDevice();
   } catch (e) {

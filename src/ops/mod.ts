@@ -25,6 +25,8 @@ export {
   type ProfileReport,
   type ProfileRow,
   type ProfileTiming,
+  startProfiling,
+  stopProfiling,
 } from "./profiler.ts";
 export { profile, type ProfileOptions } from "./profile.ts";
 export { cachePacksOf, packCacheBytes, setPackCacheLimit } from "./pack_cache.ts";

@@ -11,13 +11,15 @@ import {
   chromeTrace,
   formatProfile,
   profileIdle,
+  profileMark,
   type ProfileReport,
   profileReport,
   profileSettled,
   type ProfileTiming,
   startProfiling,
+  stopProfiling,
 } from "./profiler.ts";
-import { flush } from "./runtime.ts";
+import { flush, sync } from "./runtime.ts";
 
 function env(name: string): string | undefined {
   try {
@@ -44,6 +46,37 @@ export function writeChromeTrace(report: ProfileReport, path: string): void {
   Deno.renameSync(tmp, path);
 }
 
+function printAndWrite(report: ProfileReport, tracePath: string): void {
+  if (report.records.length === 0) return;
+  console.error(formatProfile(report));
+  try {
+    writeChromeTrace(report, tracePath);
+    console.error(`Chrome trace: ${tracePath} (open it in https://ui.perfetto.dev)`);
+  } catch (e) {
+    console.error(`The profile trace could not be written to ${tracePath}: ${e}`);
+  }
+}
+
+/**
+ * Ends a profile begun with `startProfiling()` (the CLI's `--profile`): waits for the GPU and the
+ * timings, prints the table to stderr and writes the Chrome trace.
+ *
+ * @example
+ * ```ts
+ * import { getDevice, randn, reportProfile, silu, startProfiling } from "../../mod.ts";
+ * await getDevice();
+ * startProfiling();
+ * silu(randn([256])).dispose();
+ * await reportProfile(await Deno.makeTempFile({ suffix: ".json" }));
+ * ```
+ */
+export async function reportProfile(tracePath = "denoise_profile.json"): Promise<void> {
+  if (profileMark() > 0) await sync(); // no dispatch profiled: maybe no device either
+  await profileSettled();
+  stopProfiling();
+  printAndWrite(profileReport(), tracePath);
+}
+
 /** Turns the process-wide profile on with its exit report (what `DENOISE_PROFILE=1` does). */
 export function profileProcess(
   tracePath = "denoise_profile.json",
@@ -57,17 +90,7 @@ export function profileProcess(
     e.preventDefault();
     void profileSettled();
   });
-  globalThis.addEventListener("unload", () => {
-    const report = profileReport();
-    if (report.records.length === 0) return;
-    console.error(formatProfile(report));
-    try {
-      writeChromeTrace(report, tracePath);
-      console.error(`Chrome trace: ${tracePath} (open it in https://ui.perfetto.dev)`);
-    } catch (e) {
-      console.error(`The profile trace could not be written to ${tracePath}: ${e}`);
-    }
-  });
+  globalThis.addEventListener("unload", () => printAndWrite(profileReport(), tracePath));
 }
 
 const mode = env("DENOISE_PROFILE");
