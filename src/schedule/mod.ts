@@ -3,7 +3,8 @@
  * schedules, diffusers' timestep spacings, Karras sigmas, forward noising with epsilon and v
  * targets, min-SNR weights and offset noise, and the DDPM, DDIM, Euler, Euler ancestral and
  * DPM++ 2M (Karras) samplers behind one interface, with a sampling loop that does
- * classifier-free guidance.
+ * classifier-free guidance; plus the k-diffusion samplers (ComfyUI's 15, AUTOMATIC1111's labels)
+ * over ComfyUI's sigma schedules, with an optional noise source.
  *
  * @example
  * ```ts
@@ -60,8 +61,37 @@ export { ancestralStep, EulerAncestralSampler } from "./euler_ancestral.ts";
 export { DPMpp2MSampler } from "./dpmpp_2m.ts";
 export { guide, guideBatched, guideRef } from "./guidance.ts";
 export {
+  SIGMA_SCHEDULES,
+  sigmaSchedule,
+  type SigmaScheduleName,
+  type SigmaScheduleOptions,
+} from "./sigma_schedules.ts";
+export { betaCdf, betaPpf } from "./beta_dist.ts";
+export {
+  A1111_SAMPLER_LABELS,
+  K_SAMPLER_NAMES,
+  kSampler,
+  type KSamplerName,
+  resolveSamplerLabel,
+  type SamplerChoice,
+  STOCHASTIC_K_SAMPLERS,
+} from "./k_samplers.ts";
+export {
+  ancestralSigmas,
+  type KSampler,
+  type KSamplerOptions,
+  type KStepInfo,
+  type NoiseRequest,
+  type NoiseSource,
+  type SigmaDenoiser,
+} from "./k/k_sampler.ts";
+export { lmsCoefficient } from "./k/lms.ts";
+export { type SolverType } from "./k/dpmpp_2m_sde.ts";
+export { uniPcCoefficients, type UniPcVariant } from "./k/unipc.ts";
+export {
   createSampler,
   type Denoiser,
+  kChoice,
   sample,
   type SampleOptions,
   type StepInfo,

@@ -15,6 +15,7 @@ import { checkName } from "./schedules.ts";
 import { checkSteps } from "./spacing.ts";
 import {
   NonFiniteError,
+  PREDICTIONS,
   type Sampler,
   SAMPLER_NAMES,
   type SamplerName,
@@ -26,6 +27,11 @@ import { EulerSampler } from "./euler.ts";
 import { EulerAncestralSampler } from "./euler_ancestral.ts";
 import { DPMpp2MSampler } from "./dpmpp_2m.ts";
 import { guide, guideBatched } from "./guidance.ts";
+import { combine, sigmaDenoiseCoefs } from "./sampler.ts";
+import { createSchedule } from "./schedules.ts";
+import { SIGMA_SCHEDULES, sigmaSchedule, type SigmaScheduleName } from "./sigma_schedules.ts";
+import { kSampler, resolveSamplerLabel, type SamplerChoice } from "./k_samplers.ts";
+import type { NoiseSource } from "./k/k_sampler.ts";
 
 /**
  * Creates a sampler for a run of `steps` steps. Unknown names list the valid ones; steps must be
@@ -123,6 +129,42 @@ export interface SampleOptions extends SamplerOptions {
   checkEvery?: number;
   /** Called after every step (awaited; reading tensors back there costs a sync). */
   onStep?: (info: StepInfo) => void | Promise<void>;
+  /**
+   * A sigma schedule by ComfyUI's name (`normal`, `karras`, ...): runs the sampler in
+   * k-diffusion form over those sigmas. Without it, the diffusers-style names (`euler`,
+   * `dpmpp_2m_karras`, ...) keep their diffusers tables, and every other ComfyUI sampler name or
+   * AUTOMATIC1111 label ("DPM++ 2M Karras") runs in k-diffusion form with the schedule it implies.
+   */
+  sigmaSchedule?: SigmaScheduleName | string;
+  /** The noise of a stochastic k-diffusion sampler (default: drawn from the seed). */
+  noiseSource?: NoiseSource;
+}
+
+/**
+ * Which k-diffusion sampler and sigma schedule a `sample` call names, or undefined for the
+ * diffusers-style samplers. Unknown names list every valid one.
+ */
+export function kChoice(
+  spec: string,
+  sigmaSchedule: string | undefined,
+): SamplerChoice | undefined {
+  if (sigmaSchedule !== undefined) checkName(sigmaSchedule, SIGMA_SCHEDULES, "sigma schedule");
+  if (sigmaSchedule === undefined && (SAMPLER_NAMES as readonly string[]).includes(spec)) {
+    return undefined;
+  }
+  let choice: SamplerChoice;
+  if (spec === "euler_a") choice = { sampler: "euler_ancestral", schedule: "normal" };
+  else if (spec === "dpmpp_2m_karras") choice = { sampler: "dpmpp_2m", schedule: "karras" };
+  else {
+    try {
+      choice = resolveSamplerLabel(spec);
+    } catch (e) {
+      throw new ArgumentError(`${(e as Error).message}; or one of ${SAMPLER_NAMES.join(", ")}`);
+    }
+  }
+  return sigmaSchedule === undefined
+    ? choice
+    : { sampler: choice.sampler, schedule: sigmaSchedule as SigmaScheduleName };
 }
 
 /**
@@ -147,6 +189,10 @@ export async function sample(denoiser: Denoiser, options: SampleOptions): Promis
   const generator = options.seed !== undefined ? new Generator(options.seed) : options.generator;
   const samplerOptions: SamplerOptions = generator ? { ...options, generator } : options;
   const spec = options.sampler ?? "euler";
+  const choice = typeof spec === "string" ? kChoice(spec, options.sigmaSchedule) : undefined;
+  if (choice) {
+    return await sampleK(denoiser, choice, { ...options, ...(generator ? { generator } : {}) });
+  }
   const owned = typeof spec === "string";
   const sampler = typeof spec === "string"
     ? createSampler(spec, options.steps ?? 25, samplerOptions)
@@ -256,5 +302,133 @@ export async function sample(denoiser: Denoiser, options: SampleOptions): Promis
     flag.dispose();
     ctx2?.dispose();
     if (owned) sampler.dispose();
+  }
+}
+
+/** The model call of one step with classifier-free guidance (batched or two calls). */
+function guidedModel(
+  denoiser: Denoiser,
+  options: SampleOptions,
+): { call: (xin: Tensor, t: number) => Promise<Tensor>; dispose: () => void } {
+  const gs = options.guidanceScale ?? 1;
+  if (!Number.isFinite(gs)) throw new ArgumentError(`guidanceScale must be finite, got ${gs}`);
+  const guided = gs !== 1;
+  const ctx = options.context, neg = options.negativeContext;
+  if (guided && !neg) {
+    throw new ArgumentError(
+      `Guidance scale ${gs} needs a negativeContext (e.g. the empty prompt's embedding); ` +
+        "pass one or use guidanceScale 1",
+    );
+  }
+  const batched = guided && (options.batchGuidance ?? true) && ctx !== undefined &&
+    neg !== undefined && ctx.shape.join() === neg.shape.join();
+  if (guided && (options.batchGuidance ?? true) && !batched) {
+    throw new ShapeError(
+      `Batched guidance needs context and negativeContext of one shape, got ${
+        ctx ? fmtShape(ctx.shape) : "none"
+      } and ${neg ? fmtShape(neg.shape) : "none"}; pass both or set batchGuidance: false`,
+    );
+  }
+  const ctx2 = batched ? catBatch(neg!, ctx!) : undefined;
+  const call = async (xin: Tensor, t: number): Promise<Tensor> => {
+    if (!guided) return await denoiser(xin, t, ctx);
+    if (batched) {
+      using x2 = noGrad(() => catBatch(xin, xin));
+      using out = await denoiser(x2, t, ctx2);
+      return noGrad(() => guideBatched(out, gs));
+    }
+    using c = await denoiser(xin, t, ctx);
+    using u = await denoiser(xin, t, neg);
+    return noGrad(() => guide(u, c, gs));
+  };
+  return { call, dispose: () => ctx2?.dispose() };
+}
+
+/**
+ * The k-diffusion path of `sample`: sigmas from the named schedule, the model wrapped as a
+ * denoiser `D(x, sigma) = c_skip x + c_out model(x / sqrt(sigma^2 + 1), t(sigma))` with `t(sigma)`
+ * the log-linear inverse of the training sigmas (k-diffusion's `DiscreteEpsDDPMDenoiser`), and
+ * the initial noise scaled by the first sigma.
+ */
+async function sampleK(
+  denoiser: Denoiser,
+  choice: SamplerChoice,
+  options: SampleOptions,
+): Promise<Tensor> {
+  const schedule = options.schedule ?? createSchedule();
+  const steps = options.steps ?? 25;
+  checkSteps(steps, schedule.trainSteps);
+  const prediction = checkName(options.prediction ?? "epsilon", PREDICTIONS, "prediction type");
+  const sigmas = sigmaSchedule(choice.schedule, steps, { schedule });
+  const shape = options.noise?.shape ?? options.shape;
+  if (!shape) throw new ArgumentError("sample() needs a shape or an initial noise tensor");
+  const checkEvery = options.checkEvery ?? 0;
+  if (!Number.isInteger(checkEvery) || checkEvery < 0) {
+    throw new ArgumentError(`checkEvery must be a whole number >= 0, got ${checkEvery}`);
+  }
+  const generator = options.generator;
+  const model = guidedModel(denoiser, options);
+  const flag = nonFiniteFlag();
+  let step = 0;
+  const check = async (upTo: number) => {
+    const bad = await firstNonFiniteStep(flag);
+    if (bad >= 0) {
+      throw new NonFiniteError(
+        `The model's output held NaN or infinity at step ${bad + 1} of ${sigmas.length - 1} ` +
+          `(sigma ${sigmas[bad]}, after checking ${upTo} steps); check the model weights, f16 ` +
+          "overflow and the inputs",
+      );
+    }
+  };
+  const x0 = noGrad(() => {
+    const n = options.noise ?? randn(shape, generator ? { generator } : {});
+    const x = scaleOp(n, sigmas[0]!);
+    if (n !== options.noise) n.dispose();
+    return x;
+  });
+  try {
+    const x = await kSampler(choice.sampler)(
+      async (x, sigma) => {
+        const c = 1 / Math.sqrt(sigma * sigma + 1);
+        using xin = noGrad(() => scaleOp(x, c));
+        using out = await model.call(xin, schedule.sigmaToT(sigma));
+        markNonFinite(out, flag, step);
+        const [a, b] = sigmaDenoiseCoefs(prediction, sigma);
+        return noGrad(() => combine(x, [[x, a], [out, b]]));
+      },
+      x0,
+      sigmas,
+      {
+        ...(options.noiseSource ? { noise: options.noiseSource } : {}),
+        ...(generator ? { generator } : {}),
+        ...(options.eta !== undefined ? { eta: options.eta } : {}),
+        onStep: async (info) => {
+          step = info.step + 1;
+          await options.onStep?.({
+            step: info.step,
+            steps: sigmas.length - 1,
+            timestep: schedule.sigmaToT(info.sigma),
+            sigma: info.sigma,
+            sigmaNext: info.sigmaNext,
+            x: info.x,
+            denoised: info.denoised,
+          });
+          if (checkEvery > 0 && step % checkEvery === 0 && step < sigmas.length - 1) {
+            await check(step);
+          }
+        },
+      },
+    );
+    try {
+      await check(sigmas.length - 1);
+    } catch (e) {
+      x.dispose();
+      throw e;
+    }
+    return x;
+  } finally {
+    x0.dispose();
+    flag.dispose();
+    model.dispose();
   }
 }

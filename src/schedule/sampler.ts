@@ -51,7 +51,10 @@ export interface SamplerOptions {
   stepsOffset?: number;
   /** Karras sigmas (`euler`, `euler_a`, `dpmpp_2m`; default false, true for `dpmpp_2m_karras`). */
   karras?: boolean;
-  /** DDIM's eta: 0 is deterministic DDIM, 1 is DDPM-like (default 0). */
+  /**
+   * DDIM's eta: 0 is deterministic DDIM, 1 is DDPM-like (default 0). For the k-diffusion
+   * samplers, the ancestral / SDE noise amount (default 1).
+   */
   eta?: number;
   /** Clip the predicted clean sample to `[-clipSampleRange, clipSampleRange]` (ddpm, ddim). */
   clipSample?: boolean;
