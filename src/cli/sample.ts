@@ -6,6 +6,8 @@
  */
 import { getDevice } from "../ops/device.ts";
 import { SAMPLER_NAMES } from "../schedule/sampler.ts";
+import { A1111_SAMPLER_LABELS, K_SAMPLER_NAMES } from "../schedule/k_samplers.ts";
+import { SIGMA_SCHEDULES } from "../schedule/sigma_schedules.ts";
 import { loadStableDiffusion } from "../nn/loaders_fs.ts";
 import { escapeControls } from "../nn/_untrusted.ts";
 import {
@@ -46,7 +48,16 @@ export const SAMPLE_OPTIONS = {
   sampler: {
     type: "string",
     value: "<name>",
-    help: `${SAMPLER_NAMES.join(", ")} (default dpmpp_2m_karras)`,
+    help: `${SAMPLER_NAMES.join(", ")} (diffusers' tables; default dpmpp_2m_karras), ` +
+      `${K_SAMPLER_NAMES.join(", ")} (k-diffusion form, ComfyUI's names), or an AUTOMATIC1111 ` +
+      `label in quotes (${A1111_SAMPLER_LABELS.join(", ")}; optionally + " Karras" or ` +
+      `" Exponential")`,
+  },
+  schedule: {
+    type: "string",
+    value: "<name>",
+    help: `sigma schedule by ComfyUI's name: ${SIGMA_SCHEDULES.join(", ")}; runs the sampler in ` +
+      "k-diffusion form (default: the one the sampler name implies)",
   },
   seed: {
     type: "string",
@@ -95,6 +106,13 @@ Generates an image from a prompt with a Stable Diffusion 1.x checkpoint.
 
 Options:
 ${formatOptions(SAMPLE_OPTIONS)}`;
+
+/** Every `--sampler` value: diffusers-style names, ComfyUI's names, A1111's labels. */
+const SAMPLER_CHOICES: readonly string[] = [
+  ...SAMPLER_NAMES,
+  ...K_SAMPLER_NAMES.filter((n) => !(SAMPLER_NAMES as readonly string[]).includes(n)),
+  ...A1111_SAMPLER_LABELS.flatMap((l) => [l, `${l} Karras`, `${l} Exponential`]),
+];
 
 /** The image side limit of `--width` / `--height`. */
 const MAX_SIDE = 8192;
@@ -148,7 +166,10 @@ export async function sampleCommand(args: string[]): Promise<number> {
   const width = intOption("width", values.width, 512, side);
   const height = intOption("height", values.height, 512, side);
   const cfg = numberOption("cfg", values.cfg, 7, { min: 0, max: 100 });
-  const sampler = choiceOption("sampler", values.sampler, "dpmpp_2m_karras", SAMPLER_NAMES);
+  const sampler = choiceOption("sampler", values.sampler, "dpmpp_2m_karras", SAMPLER_CHOICES);
+  const sigmaSchedule = values.schedule === undefined
+    ? undefined
+    : choiceOption("schedule", values.schedule, "normal", SIGMA_SCHEDULES);
   const out = values.out ?? "out.png";
   const loras = (values.lora ?? []).map(parseLoraSpec);
   const loraMode = choiceOption("lora-mode", values["lora-mode"], "lowrank", LORA_MODES);
@@ -168,6 +189,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
       steps,
       cfg,
       sampler,
+      ...(sigmaSchedule ? { sigmaSchedule } : {}),
       seed,
       width,
       height,

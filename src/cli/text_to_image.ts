@@ -25,8 +25,10 @@ export interface TextToImageOptions {
   steps?: number;
   /** Classifier-free guidance scale (default 7). */
   cfg?: number;
-  /** Sampler name (default dpmpp_2m_karras). */
+  /** Sampler name (default dpmpp_2m_karras): diffusers-style, ComfyUI's or an A1111 label. */
   sampler?: string;
+  /** A sigma schedule by ComfyUI's name (runs the sampler in k-diffusion form). */
+  sigmaSchedule?: string;
   /** Noise seed (default 0). */
   seed?: number;
   /** Image width in pixels (default 512). */
@@ -119,6 +121,7 @@ export async function textToImage(
         ...options.scheduler,
         shape: [1, models.unet.config.inChannels, height / vaeFactor, width / vaeFactor],
         sampler: options.sampler ?? "dpmpp_2m_karras",
+        ...(options.sigmaSchedule ? { sigmaSchedule: options.sigmaSchedule } : {}),
         steps: options.steps ?? 25,
         seed: options.seed ?? 0,
         context: cond,
