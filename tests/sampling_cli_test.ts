@@ -59,6 +59,13 @@ Deno.test("mod.ts sample takes A1111 sampler labels and ComfyUI schedules", asyn
     const badSampler = await run(args("d.png", "--sampler", "DPM++ 9M"));
     equal(badSampler.code, 2);
     ok(badSampler.stderr.includes("DPM++ 2M SDE Karras"), badSampler.stderr);
+    // A1111 prompt syntax: an unclosed bracket is read leniently with a warning; a prompt longer
+    // than the tiny encoder's 6-token chunks is encoded in two chunks and still samples
+    const w = await run(args("w.png", "--prompt", "a (photo of a cat", "--negative", "dog"));
+    equal(w.code, 0, w.stderr);
+    ok(w.stderr.includes("warning: Prompt: 1 unclosed bracket"), w.stderr);
+    const long = await run(args("l.png", "--prompt", "a photo of a cat a photo of a (dog:1.3)"));
+    equal(long.code, 0, long.stderr);
     const help = await run(["sample", "--help"]);
     ok(help.stdout.includes("--schedule") && help.stdout.includes("uni_pc"), help.stdout);
   } finally {

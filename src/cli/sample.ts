@@ -195,6 +195,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
       height,
       scheduler,
       onStep: progress(performance.now()),
+      onWarning: (w) => console.error(`warning: ${escapeControls(w)}`),
     });
     Deno.stderr.writeSync(new TextEncoder().encode("\n"));
     await writeFileAtomic(out, await encodeImage(image, format));

@@ -12,7 +12,7 @@ import type { Tensor } from "../ops/tensor.ts";
 import { NonFiniteError, type SamplerOptions } from "../schedule/sampler.ts";
 import { sample } from "../schedule/sample.ts";
 import type { StableDiffusionModels } from "../nn/loaders_fs.ts";
-import type { ClipTokenizer } from "../nn/tokenizer.ts";
+import { encodePromptPair } from "../nn/prompt_encode.ts";
 import type { RgbImage } from "./_image.ts";
 
 /** Options of {@link textToImage}. */
@@ -39,17 +39,8 @@ export interface TextToImageOptions {
   scheduler?: SamplerOptions;
   /** Called after each step. */
   onStep?: (step: number, steps: number) => void;
-}
-
-// ids: [T] -> [1, T, hidden]
-function encodePrompt(
-  models: StableDiffusionModels,
-  tokenizer: ClipTokenizer,
-  text: string,
-): Tensor {
-  const T = models.textEncoder.config.maxPositions;
-  const { ids } = tokenizer.encode(text, { maxLength: T });
-  return models.textEncoder.forward(ids, [1, T]);
+  /** Called with each prompt-syntax warning (unbalanced brackets, read leniently). */
+  onWarning?: (message: string) => void;
 }
 
 /** Maps decoded pixels `[1, C, H, W]` in [-1, 1] to RGB bytes; throws on NaN or infinity. */
@@ -108,11 +99,16 @@ export async function textToImage(
       `The image size ${width}x${height} must be a positive multiple of ${f} for this model`,
     );
   }
-  // every model call runs under noGrad itself: an async noGrad would end at the first await
-  const [cond, uncond] = noGrad(() => [
-    encodePrompt(models, tokenizer, options.prompt),
-    encodePrompt(models, tokenizer, options.negative ?? ""),
-  ]);
+  // every model call runs under noGrad itself: an async noGrad would end at the first await;
+  // A1111's prompt syntax, chunks of the encoder's positions - 2 tokens
+  const { cond, uncond, warnings } = await encodePromptPair(
+    (ids, shape) => noGrad(() => models.textEncoder.forward(ids, shape)),
+    tokenizer,
+    options.prompt,
+    options.negative ?? "",
+    models.textEncoder.config.maxPositions - 2,
+  );
+  warnings.forEach((w) => options.onWarning?.(w));
   let latents: Tensor | undefined, img: Tensor | undefined;
   try {
     latents = await sample(
