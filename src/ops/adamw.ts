@@ -160,14 +160,18 @@ export class AdamW {
     const bc1 = 1 - b1 ** s.step, bc2 = 1 - b2 ** s.step;
     const max = this.options.maxGradNorm;
     const sq = max > 0 ? gradSquaredNorm(this.params) : this.#noNorm;
-    const k = cachedKernel("adamw", adamwKernel);
     this.params.forEach((p, i) => {
       if (!p.grad) return;
+      // vec4 loads where the size allows (~4x faster on software adapters)
+      const vec4 = p.size % 4 === 0 &&
+        [p, p.grad, s.m[i]!, s.v[i]!].every((t) => t.dtype === "f32");
+      const k = cachedKernel(`adamw ${vec4}`, () => adamwKernel(vec4));
+      const n = vec4 ? p.size / 4 : p.size;
       dispatch(
         k,
         [p.binding, p.grad.binding, s.m[i]!.binding, s.v[i]!.binding, sq.binding],
-        [p.size, lr, b1, b2, this.options.eps, this.options.weightDecay, bc1, Math.sqrt(bc2), max],
-        grid1d(Math.ceil(p.size / EW_GROUP)),
+        [n, lr, b1, b2, this.options.eps, this.options.weightDecay, bc1, Math.sqrt(bc2), max],
+        grid1d(Math.ceil(n / EW_GROUP)),
       );
     });
     labelOp("adamw");

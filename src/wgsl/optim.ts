@@ -12,20 +12,24 @@ const CLIP = `fn clip_() -> f32 {
   return min(1.0, P.maxNorm / (sqrt(sq[0]) + 1e-6));
 }`;
 
-// p, g, m, v: [n] (p, m, v updated in place); sq: [1] squared global gradient norm
+// p, g, m, v: [n] (or [n / 4] vec4; p, m, v updated in place); sq: [1] squared global grad norm
 /**
  * AdamW (Loshchilov & Hutter): `p -= lr wd p`, then `m = b1 m + (1 - b1) g`,
  * `v = b2 v + (1 - b2) g^2`, `p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`, where `g` is the
  * gradient times the clip factor `min(1, maxNorm / ||g||)`.
  */
-export function adamwKernel(): BuiltKernel {
+export function adamwKernel(vec4 = false): BuiltKernel {
+  // vec4 (n % 4 == 0): one 16-byte load per buffer, which software adapters run ~4x faster
+  const t = vec4 ? "vec4<f32>" as const : "f32" as const;
+  const ld = (b: string) => vec4 ? `${b}[i]` : `ld_${b}(i)`;
+  const st = (b: string, v: string) => vec4 ? `${b}[i] = ${v};` : `st_${b}(i, ${v});`;
   return buildKernel({
-    name: "adamw",
+    name: vec4 ? "adamw_vec4" : "adamw",
     bindings: [
-      { name: "p", write: true },
-      { name: "g" },
-      { name: "m", write: true },
-      { name: "v", write: true },
+      { name: "p", type: t, write: true },
+      { name: "g", type: t },
+      { name: "m", type: t, write: true },
+      { name: "v", type: t, write: true },
       { name: "sq" },
     ],
     params: [
@@ -42,12 +46,12 @@ export function adamwKernel(): BuiltKernel {
     workgroup: [EW_GROUP],
     prelude: CLIP,
     body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
-let g = ld_g(i) * clip_();
-let m = P.b1 * ld_m(i) + (1.0 - P.b1) * g;
-let v = P.b2 * ld_v(i) + (1.0 - P.b2) * g * g;
-st_m(i, m); st_v(i, v);
-let p = ld_p(i) * (1.0 - P.lr * P.wd);
-st_p(i, p - (P.lr / P.bc1) * m / (sqrt(v) / P.sbc2 + P.eps));`,
+let g_ = ${ld("g")} * clip_();
+let m_ = P.b1 * ${ld("m")} + (1.0 - P.b1) * g_;
+let v_ = P.b2 * ${ld("v")} + (1.0 - P.b2) * g_ * g_;
+${st("m", "m_")} ${st("v", "v_")}
+let p_ = ${ld("p")} * (1.0 - P.lr * P.wd);
+${st("p", "p_ - (P.lr / P.bc1) * m_ / (sqrt(v_) / P.sbc2 + P.eps)")}`,
   });
 }
 
