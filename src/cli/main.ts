@@ -47,14 +47,8 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: "train",
-    summary: "Fine-tune a LoRA (not available yet: it arrives with the trainer)",
-    run: () => {
-      console.error(
-        "The trainer is not available yet: it arrives with roadmap step 6 (see README.md). " +
-          "Today the tensor layer, samplers and model code can be imported and tested",
-      );
-      return Promise.resolve(2);
-    },
+    summary: "Train a LoRA, kohya style (see: mod.ts train --help)",
+    run: async (args) => (await import("./train.ts")).trainCommand(args),
   },
 ];
 

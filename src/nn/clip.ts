@@ -218,8 +218,23 @@ export class CLIPTextModel extends Module {
     tm.addModule("final_layer_norm", new LayerNorm(c.hiddenSize, c.layerNormEps));
   }
 
-  /** Encodes token ids of shape `[B, T]` (row-major). */
-  forward(ids: Uint32Array | readonly number[], shape: readonly [number, number]): Tensor {
+  /**
+   * Encodes token ids of shape `[B, T]` (row-major). `clipSkip` N >= 1 (default 1) takes the
+   * hidden state N layers from the end and applies the final LayerNorm to it, as kohya's and
+   * A1111's clip skip (`hidden_states[-N]`).
+   */
+  forward(
+    ids: Uint32Array | readonly number[],
+    shape: readonly [number, number],
+    options: { clipSkip?: number } = {},
+  ): Tensor {
+    const skip = options.clipSkip ?? 1;
+    if (!Number.isInteger(skip) || skip < 1 || skip > this.config.layers) {
+      throw new ArgumentError(
+        `clip skip must be a whole number from 1 to the encoder's ${this.config.layers} layers, ` +
+          `got ${skip}`,
+      );
+    }
     const [B, T] = shape;
     if (B * T !== ids.length || T > this.config.maxPositions || T < 1) {
       throw new ShapeError(
@@ -237,9 +252,8 @@ export class CLIPTextModel extends Module {
         [1, T],
       );
       let h = add(tok.dtype === pos.dtype ? tok : cast(tok, pos.dtype), pos);
-      for (const layer of this.child<ModuleList<ClipEncoderLayer>>("text_model.encoder.layers")) {
-        h = layer.forward(h);
-      }
+      const layers = [...this.child<ModuleList<ClipEncoderLayer>>("text_model.encoder.layers")];
+      for (const layer of layers.slice(0, layers.length - skip + 1)) h = layer.forward(h);
       return this.child<LayerNorm>("text_model.final_layer_norm").forward(h);
     });
   }

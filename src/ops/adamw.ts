@@ -80,6 +80,11 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Clip the global gradient norm to this value inside `step()` (default: no clipping). */
   maxGradNorm?: number;
+  /**
+   * Per-parameter multipliers of the rate, like PyTorch's parameter groups with their own `lr`
+   * (default 1 for each); the gradient norm stays global.
+   */
+  lrScales?: readonly number[];
 }
 
 /** Optimizer state, for checkpoints and exact resume. */
@@ -110,7 +115,10 @@ export class AdamW {
   /** The parameters it updates (in place). */
   readonly params: readonly Tensor[];
   /** Hyper-parameters (lr may be changed between steps, e.g. by a schedule). */
-  readonly options: Required<Omit<AdamWOptions, "maxGradNorm">> & { maxGradNorm: number };
+  readonly options: Required<Omit<AdamWOptions, "maxGradNorm" | "lrScales">> & {
+    maxGradNorm: number;
+  };
+  readonly #scales: readonly number[];
   #state: AdamWState;
   /** Bound in place of the gradient norm when there is no clipping (never read then). */
   readonly #noNorm: Tensor = keep(zeros([1]));
@@ -128,6 +136,14 @@ export class AdamW {
     }
     const lr = options.lr ?? 1e-3;
     if (!(lr >= 0)) throw new ArgumentError(`AdamW learning rate must be >= 0, got ${lr}`);
+    const scales = options.lrScales ?? params.map(() => 1);
+    if (scales.length !== params.length || !scales.every((x) => x >= 0 && x < Infinity)) {
+      throw new ArgumentError(
+        `AdamW needs one finite lrScale >= 0 per parameter (${params.length}), got ` +
+          `${scales.length}`,
+      );
+    }
+    this.#scales = scales;
     this.params = params;
     this.options = {
       lr,
@@ -170,7 +186,17 @@ export class AdamW {
       dispatch(
         k,
         [p.binding, p.grad.binding, s.m[i]!.binding, s.v[i]!.binding, sq.binding],
-        [n, lr, b1, b2, this.options.eps, this.options.weightDecay, bc1, Math.sqrt(bc2), max],
+        [
+          n,
+          lr * this.#scales[i]!,
+          b1,
+          b2,
+          this.options.eps,
+          this.options.weightDecay,
+          bc1,
+          Math.sqrt(bc2),
+          max,
+        ],
         grid1d(Math.ceil(n / EW_GROUP)),
       );
     });
@@ -224,7 +250,7 @@ export function adamwRef(
   m: Float64Array,
   v: Float64Array,
   step: number,
-  o: Required<Omit<AdamWOptions, "maxGradNorm">>,
+  o: Required<Omit<AdamWOptions, "maxGradNorm" | "lrScales">>,
   clip = 1,
 ): void {
   const [b1, b2] = o.betas;

@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { removeFolder } from "./atomic_fs.ts";
 import { checkpointsToPrune } from "./checkpoint_names.ts";
 
 /**
@@ -26,6 +27,6 @@ export async function pruneCheckpoints(
 ): Promise<string[]> {
   const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
   const gone = checkpointsToPrune(names, name, kind, keep, ext);
-  for (const n of gone) await Deno.remove(join(dir, n), { recursive: true });
+  for (const n of gone) await removeFolder(join(dir, n));
   return gone;
 }

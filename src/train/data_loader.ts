@@ -62,6 +62,10 @@ export interface TrainBatch {
   lossWeights: number[];
   /** Source files (for messages). */
   paths: string[];
+  /** The epoch it belongs to (1-based). */
+  epoch: number;
+  /** Whether it is the epoch's last batch (the epoch ends after it). */
+  endOfEpoch: boolean;
 }
 
 /** Where the loader is: enough to resume the exact sequence. */
@@ -201,6 +205,8 @@ export class DataLoader {
       captions: jobs.map((j) => j.caption),
       lossWeights: jobs.map((j) => j.item.lossWeight),
       paths: jobs.map((j) => j.item.path),
+      epoch: this.#epoch,
+      endOfEpoch: this.#batch === this.#order.length,
     };
   }
 

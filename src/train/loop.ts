@@ -100,7 +100,6 @@ export async function runTrainingLoop(
   const saved: string[] = [], losses: number[] = [];
   let lastGood = "none yet", lastRead = stepper.step;
   const start = performance.now();
-  const epochOf = (step: number): number => Math.min(epochs, Math.floor(step / perEpoch) + 1);
 
   const check = async (): Promise<void> => {
     const from = lastRead, to = stepper.step;
@@ -119,7 +118,7 @@ export async function runTrainingLoop(
     const info: ProgressInfo = {
       step: to,
       totalSteps: total,
-      epoch: epochOf(Math.max(0, to - 1)),
+      epoch: Math.min(epochs, loader.epoch),
       totalEpochs: epochs,
       itPerSec: meter.perSecond,
       loss: smoother.value,
@@ -152,7 +151,7 @@ export async function runTrainingLoop(
     const [latents, context] = await hooks.encode(batch);
     let stepped: boolean;
     try {
-      stepped = stepper.run(latents, context, batch.lossWeights);
+      stepped = stepper.run(latents, context, batch.lossWeights, batch.endOfEpoch);
     } finally {
       latents.dispose();
       context.dispose();
@@ -160,7 +159,8 @@ export async function runTrainingLoop(
     if (!stepped) continue;
     meter.tick();
     const s = stepper.step;
-    const epochDone = s % perEpoch === 0 ? s / perEpoch : 0;
+    // the loader says where epochs end (an epoch's last batch always completes a step)
+    const epochDone = batch.endOfEpoch ? batch.epoch : 0;
     if (s % logEvery === 0) await check();
     if (s < total) {
       if (options.saveEveryNSteps && s % options.saveEveryNSteps === 0) await save({ step: s });

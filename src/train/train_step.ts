@@ -146,9 +146,16 @@ export class TrainStepper {
   // latents: [B, C, H, W], context: [B, T, D], lossWeights: B
   /**
    * One micro-batch; returns true when it completed an optimizer step. `lossWeights` are the
-   * per-sample weights from the data (prior-loss weight for reg images, else 1).
+   * per-sample weights from the data (prior-loss weight for reg images, else 1). `flush` steps
+   * the optimizer even when the accumulation is not full (the epoch's last batch, as
+   * accelerate's end-of-dataloader sync).
    */
-  run(latents: Tensor, context: Tensor, lossWeights: readonly number[]): boolean {
+  run(
+    latents: Tensor,
+    context: Tensor,
+    lossWeights: readonly number[],
+    flush = false,
+  ): boolean {
     const B = latents.shape[0]!;
     if (lossWeights.length !== B) {
       throw new ConfigError(`Got ${lossWeights.length} loss weights for a batch of ${B}`);
@@ -178,7 +185,7 @@ export class TrainStepper {
       backward(loss);
     });
     this.#lossCount++;
-    if (++this.#micro < this.#accum) return false;
+    if (++this.#micro < this.#accum && !flush) return false;
     this.#opt.step(this.#lrAt(this.#step));
     this.#opt.zeroGrad();
     this.#micro = 0;

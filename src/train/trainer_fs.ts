@@ -47,6 +47,12 @@ import { LatentCache, vaeFingerprint } from "./latent_cache.ts";
 import { diskLatentStore } from "./latent_cache_fs.ts";
 import { runTrainingLoop, stepsForEpochs } from "./loop.ts";
 import { lrSchedule } from "./lr_schedule.ts";
+import {
+  type BlockLrWeights,
+  type LrGroupOptions,
+  parameterLr,
+  parseBlockLrWeight,
+} from "./lr_groups.ts";
 import type { ProgressInfo } from "./progress.ts";
 import type { ReportSample } from "./report_html.ts";
 import { RunLog, writeReport } from "./run_log_fs.ts";
@@ -108,8 +114,44 @@ export interface TrainOptions {
   networkTrainUnetOnly?: boolean;
   /** Learning rate (default 1e-4 here; kohya's 2e-6 suits full fine-tuning). */
   learningRate?: number;
-  /** U-Net learning rate (overrides learningRate; one rate drives every adapter for now). */
+  /** U-Net learning rate (default learningRate). */
   unetLr?: number;
+  /** Text-encoder learning rate (default learningRate). */
+  textEncoderLr?: number;
+  /** kohya's down_lr_weight: 12 block weights of the U-Net's down rates, or a preset name. */
+  downLrWeight?: readonly number[] | string;
+  /** kohya's mid_lr_weight. */
+  midLrWeight?: number;
+  /** kohya's up_lr_weight: 12 block weights of the up rates, or a preset name. */
+  upLrWeight?: readonly number[] | string;
+  /** Block weights below this are 0 (kohya's block_lr_zero_threshold). */
+  blockLrZeroThreshold?: number;
+  /** LoRA+: `lora_up` rates times this ratio (kohya's loraplus_lr_ratio). */
+  loraplusLrRatio?: number;
+  /** LoRA+ ratio of the U-Net (default loraplusLrRatio). */
+  loraplusUnetLrRatio?: number;
+  /** LoRA+ ratio of the text encoder (default loraplusLrRatio). */
+  loraplusTextEncoderLrRatio?: number;
+  /** Per-layer rank of the 25 U-Net blocks (kohya's block_dims network arg). */
+  blockDims?: number[];
+  /** Per-layer alpha of the 25 blocks (block_alphas). */
+  blockAlphas?: number[];
+  /** Per-layer conv rank (conv_block_dims). */
+  convBlockDims?: number[];
+  /** Per-layer conv alpha (conv_block_alphas). */
+  convBlockAlphas?: number[];
+  /** Dropout of the rank activations (kohya's --network_dropout). */
+  networkDropout?: number;
+  /** Per-sample rank dropout (kohya's rank_dropout network arg). */
+  rankDropout?: number;
+  /** Probability of skipping an adapter for a step (module_dropout network arg). */
+  moduleDropout?: number;
+  /** Condition on the hidden state N layers from the end of CLIP (kohya's --clip_skip; 1). */
+  clipSkip?: number;
+  /** Text put before every caption. */
+  captionPrefix?: string;
+  /** Text put after every caption. */
+  captionSuffix?: string;
   /** LR schedule ("constant"). */
   lrScheduler?: string;
   /** Warm-up steps, or a fraction of the run. */
@@ -217,6 +259,8 @@ function datasetSettings(o: TrainOptions): Settings {
   put("flipAug", o.flipAug);
   put("captionDropoutRate", o.captionDropoutRate);
   put("captionTagDropoutRate", o.captionTagDropoutRate);
+  put("captionPrefix", o.captionPrefix);
+  put("captionSuffix", o.captionSuffix);
   return s;
 }
 
@@ -231,10 +275,15 @@ function toRgbBytes(px: Float32Array, C: number, w: number, h: number): Uint8Arr
   return rgb;
 }
 
-function encodeText(models: StableDiffusionModels, tok: ClipTokenizer, captions: string[]): Tensor {
+function encodeText(
+  models: StableDiffusionModels,
+  tok: ClipTokenizer,
+  captions: string[],
+  clipSkip: number,
+): Tensor {
   const T = models.textEncoder.config.maxPositions;
   const ids = captions.flatMap((c) => tok.encode(c, { maxLength: T }).ids);
-  return models.textEncoder.forward(ids, [captions.length, T]);
+  return models.textEncoder.forward(ids, [captions.length, T], { clipSkip });
 }
 
 /** The tokenizer, after checking that every size fits the model's downsampling. */
@@ -242,10 +291,17 @@ function checkModel(
   models: StableDiffusionModels,
   configs: readonly DatasetConfig[],
   prompts: readonly SamplePrompt[],
+  clipSkip: number,
 ): ClipTokenizer {
   if (!models.tokenizer) {
     throw new ConfigError(
       "The base model has no tokenizer folder; use a diffusers folder with tokenizer/",
+    );
+  }
+  const layers = models.textEncoder.config.layers;
+  if (clipSkip < 1 || clipSkip > layers || !Number.isInteger(clipSkip)) {
+    throw new ConfigError(
+      `clip_skip is ${clipSkip}, but this text encoder has ${layers} layers; use 1 to ${layers}`,
     );
   }
   const factor = downsamplingFactor(models.unet.config, models.vae.config);
@@ -283,8 +339,6 @@ export async function train(
   callbacks: TrainCallbacks = {},
 ): Promise<TrainResult> {
   const say = callbacks.message ?? (() => {});
-  const seed = options.seed ?? 42;
-  const name = options.outputName ?? "last";
   if ((options.trainDataDir === undefined) === (options.datasetConfig === undefined)) {
     throw new ConfigError(
       "Give either trainDataDir (kohya folders) or datasetConfig (a dataset TOML)",
@@ -313,15 +367,53 @@ export async function train(
   const models = await loadStableDiffusion(options.pretrainedModelNameOrPath, {
     weightDType: options.weightDType ?? "auto",
   });
-  let tok: ClipTokenizer;
+  const live: { dispose(): void }[] = [];
   try {
-    tok = checkModel(models, configs, prompts);
-    await ensureWritableDir(options.outputDir);
-    if (options.logDir !== undefined) await ensureWritableDir(options.logDir);
+    return await trainLoaded({ options, callbacks, models, configs, datasets, prompts, live });
   } catch (e) {
+    for (const x of live.reverse()) x.dispose();
     for (const m of [models.unet, models.vae, models.textEncoder]) m.dispose();
     throw e;
   }
+}
+
+interface Loaded {
+  options: TrainOptions;
+  callbacks: TrainCallbacks;
+  models: StableDiffusionModels;
+  configs: DatasetConfig[];
+  datasets: LoadedDataset[];
+  prompts: SamplePrompt[];
+  /** What to dispose when the run fails (besides the models). */
+  live: { dispose(): void }[];
+}
+
+function blockLrWeights(o: TrainOptions): BlockLrWeights | undefined {
+  if (o.downLrWeight === undefined && o.midLrWeight === undefined && o.upLrWeight === undefined) {
+    return undefined;
+  }
+  const list = (v: readonly number[] | string | undefined, flag: string) =>
+    v === undefined ? undefined : parseBlockLrWeight(typeof v === "string" ? v : v.join(), flag);
+  const down = list(o.downLrWeight, "down_lr_weight"), up = list(o.upLrWeight, "up_lr_weight");
+  return {
+    ...(down ? { down } : {}),
+    ...(up ? { up } : {}),
+    ...(o.midLrWeight !== undefined ? { mid: o.midLrWeight } : {}),
+    ...(o.blockLrZeroThreshold !== undefined ? { zeroThreshold: o.blockLrZeroThreshold } : {}),
+  };
+}
+
+/** The run once the data is read and the models are loaded. */
+async function trainLoaded(
+  { options, callbacks, models, configs, datasets, prompts, live }: Loaded,
+): Promise<TrainResult> {
+  const say = callbacks.message ?? (() => {});
+  const seed = options.seed ?? 42;
+  const name = options.outputName ?? "last";
+  const clipSkip = options.clipSkip ?? 1;
+  const tok = checkModel(models, configs, prompts, clipSkip);
+  await ensureWritableDir(options.outputDir);
+  if (options.logDir !== undefined) await ensureWritableDir(options.logDir);
   const vaeFactor = 2 ** (models.vae.config.blockOutChannels.length - 1);
 
   const plan = makePlan(
@@ -334,6 +426,10 @@ export async function train(
         ? { convRank: options.convDim, convAlpha: options.convAlpha ?? 1 }
         : {}),
       textEncoder: !options.networkTrainUnetOnly,
+      ...(options.blockDims ? { blockDims: options.blockDims } : {}),
+      ...(options.blockAlphas ? { blockAlphas: options.blockAlphas } : {}),
+      ...(options.convBlockDims ? { convBlockDims: options.convBlockDims } : {}),
+      ...(options.convBlockAlphas ? { convBlockAlphas: options.convBlockAlphas } : {}),
     },
   );
   const network = LoraNetwork.fromPlan(
@@ -341,16 +437,43 @@ export async function train(
       ? { unet: models.unet }
       : { unet: models.unet, textEncoder: models.textEncoder },
     plan,
-    { generator: new Generator(seed + 104729) },
+    {
+      generator: new Generator(seed + 104729),
+      dropout: options.networkDropout ?? 0,
+      rankDropout: options.rankDropout ?? 0,
+      moduleDropout: options.moduleDropout ?? 0,
+    },
   );
+  live.push(network);
   const trainTE = !options.networkTrainUnetOnly;
   const saved = options.resume !== undefined ? await readTrainState(options.resume) : undefined;
   if (saved) network.loadStateDict(saved.weights, { strict: false });
   const named = new Map(
     network.namedParameters().filter(([, p]) => p.trainable).map(([n, p]) => [n, p.value]),
   );
-  const lr = options.unetLr ?? options.learningRate ?? 1e-4;
-  const optimizer = new AdamW([...named.values()], { lr, maxGradNorm: options.maxGradNorm ?? 1 });
+  const baseLr = options.learningRate ?? 1e-4;
+  const lr = options.unetLr ?? baseLr;
+  const blocks = blockLrWeights(options);
+  const groups: LrGroupOptions = {
+    unetLr: lr,
+    textEncoderLr: options.textEncoderLr ?? baseLr,
+    ...(blocks ? { blocks } : {}),
+    loraplusUnet: options.loraplusUnetLrRatio ?? options.loraplusLrRatio ?? 1,
+    loraplusTextEncoder: options.loraplusTextEncoderLrRatio ?? options.loraplusLrRatio ?? 1,
+  };
+  const rates = new Map<unknown, number>();
+  for (const a of network.adapters) {
+    for (const [pname, p] of a.adapter.namedParameters()) {
+      rates.set(p.value, parameterLr(a.component, a.path, pname, groups));
+    }
+  }
+  // the optimizer's rate is the schedule's factor; each parameter's own rate is its scale
+  const optimizer = new AdamW([...named.values()], {
+    lr: 1,
+    maxGradNorm: options.maxGradNorm ?? 1,
+    lrScales: [...named.values()].map((p) => rates.get(p) ?? lr),
+  });
+  live.push(optimizer);
   if (saved) optimizer.loadState(saved.optimizer);
 
   // data: pixels, or latents from the cache
@@ -423,7 +546,7 @@ export async function train(
     optimizer,
     (x, t, c) => models.unet.forward(x, t, c),
     new Generator(seed),
-    lrAt,
+    sched,
     {
       prediction: options.vParameterization ? "v_prediction" : "epsilon",
       noiseOffset: options.noiseOffset ?? 0,
@@ -435,6 +558,7 @@ export async function train(
       gradientAccumulationSteps: accum,
     },
   );
+  live.push(stepper);
   if (saved) {
     stepper.loadState(saved.state.stepper);
     loader.seek(saved.state.loader);
@@ -476,7 +600,10 @@ export async function train(
     try {
       for (const [i, p] of prompts.entries()) {
         const [cond, uncond] = noGrad(
-          () => [encodeText(models, tok, [p.prompt]), encodeText(models, tok, [p.negativePrompt])],
+          () => [
+            encodeText(models, tok, [p.prompt], clipSkip),
+            encodeText(models, tok, [p.negativePrompt], clipSkip),
+          ],
         );
         let latents: Tensor | undefined, img: Tensor | undefined;
         try {
@@ -556,8 +683,8 @@ export async function train(
         ? tensor(batch.pixels, [B, models.vae.config.latentChannels, h / vaeFactor, w / vaeFactor])
         : encodeLatents(batch.pixels, B, batch.size);
       const context = trainTE
-        ? encodeText(models, tok, batch.captions)
-        : noGrad(() => encodeText(models, tok, batch.captions));
+        ? encodeText(models, tok, batch.captions, clipSkip)
+        : noGrad(() => encodeText(models, tok, batch.captions, clipSkip));
       return await Promise.resolve([latents, context]);
     },
     lrAt,
