@@ -8,6 +8,7 @@
 import type { Tensor } from "../ops/tensor.ts";
 import { Generator, randn } from "../ops/rng.ts";
 import { scale as scaleOp } from "../ops/unary.ts";
+import { add, mul, sub } from "../ops/binary.ts";
 import { catBatch, firstNonFiniteStep, markNonFinite, nonFiniteFlag } from "../ops/lincomb.ts";
 import { ArgumentError, fmtShape, ShapeError } from "../ops/errors.ts";
 import { noGrad } from "../ops/autograd.ts";
@@ -138,6 +139,24 @@ export interface SampleOptions extends SamplerOptions {
   sigmaSchedule?: SigmaScheduleName | string;
   /** The noise of a stochastic k-diffusion sampler (default: drawn from the seed). */
   noiseSource?: NoiseSource;
+  /**
+   * img2img: the starting latents (already multiplied by the VAE's scaling factor), shape of the
+   * sample. Runs the k-diffusion path (diffusers-style names map to their k-diffusion twins).
+   */
+  initLatent?: Tensor;
+  /**
+   * img2img strength in [0, 1] (default 1): as AUTOMATIC1111, with
+   * `t_enc = floor(min(strength, 0.999) steps)`, the last `t_enc + 1` steps of the full
+   * `steps`-step schedule (`sigmas[steps - t_enc - 1:]`), from `initLatent + sigma noise`; 0
+   * returns `initLatent` unchanged, 1 is text-to-image (pure noise).
+   */
+  strength?: number;
+  /**
+   * Inpainting mask, 1 where to repaint, broadcastable to the sample (e.g. `[1, 1, h, w]`):
+   * every denoised estimate is blended with `initLatent` as `init + mask (D - init)` (A1111's
+   * latent blending for ordinary checkpoints).
+   */
+  mask?: Tensor;
 }
 
 /**
@@ -147,11 +166,11 @@ export interface SampleOptions extends SamplerOptions {
 export function kChoice(
   spec: string,
   sigmaSchedule: string | undefined,
+  force = false,
 ): SamplerChoice | undefined {
   if (sigmaSchedule !== undefined) checkName(sigmaSchedule, SIGMA_SCHEDULES, "sigma schedule");
-  if (sigmaSchedule === undefined && (SAMPLER_NAMES as readonly string[]).includes(spec)) {
-    return undefined;
-  }
+  const legacy = (SAMPLER_NAMES as readonly string[]).includes(spec);
+  if (sigmaSchedule === undefined && legacy && !force) return undefined;
   let choice: SamplerChoice;
   if (spec === "euler_a") choice = { sampler: "euler_ancestral", schedule: "normal" };
   else if (spec === "dpmpp_2m_karras") choice = { sampler: "dpmpp_2m", schedule: "karras" };
@@ -189,7 +208,13 @@ export async function sample(denoiser: Denoiser, options: SampleOptions): Promis
   const generator = options.seed !== undefined ? new Generator(options.seed) : options.generator;
   const samplerOptions: SamplerOptions = generator ? { ...options, generator } : options;
   const spec = options.sampler ?? "euler";
-  const choice = typeof spec === "string" ? kChoice(spec, options.sigmaSchedule) : undefined;
+  const img2img = options.initLatent !== undefined || options.mask !== undefined;
+  if (img2img && typeof spec !== "string") {
+    throw new ArgumentError("img2img and inpainting need a sampler name, not a sampler instance");
+  }
+  const choice = typeof spec === "string"
+    ? kChoice(spec, options.sigmaSchedule, img2img)
+    : undefined;
   if (choice) {
     return await sampleK(denoiser, choice, { ...options, ...(generator ? { generator } : {}) });
   }
@@ -359,9 +384,41 @@ async function sampleK(
   const steps = options.steps ?? 25;
   checkSteps(steps, schedule.trainSteps);
   const prediction = checkName(options.prediction ?? "epsilon", PREDICTIONS, "prediction type");
-  const sigmas = sigmaSchedule(choice.schedule, steps, { schedule });
-  const shape = options.noise?.shape ?? options.shape;
+  const full = sigmaSchedule(choice.schedule, steps, { schedule });
+  const init = options.initLatent, mask = options.mask;
+  const strength = options.strength ?? 1;
+  if (!(strength >= 0 && strength <= 1)) {
+    throw new ArgumentError(`The img2img strength must be from 0 to 1, got ${strength}`);
+  }
+  if (mask && !init) throw new ArgumentError("An inpainting mask needs an initLatent");
+  if (strength < 1 && !init) {
+    throw new ArgumentError(`Strength ${strength} needs an initLatent (img2img); or use 1`);
+  }
+  const shape = options.noise?.shape ?? options.shape ?? init?.shape;
   if (!shape) throw new ArgumentError("sample() needs a shape or an initial noise tensor");
+  if (init && init.shape.join() !== shape.join()) {
+    throw new ShapeError(
+      `The initLatent ${fmtShape(init.shape)} and the sample ${
+        fmtShape(shape)
+      } must have one shape`,
+    );
+  }
+  if (mask) {
+    const ok = mask.shape.length === shape.length &&
+      mask.shape.every((d, i) => d === 1 || d === shape[i]) &&
+      mask.shape.slice(2).join() === shape.slice(2).join();
+    if (!ok) {
+      throw new ShapeError(
+        `The mask ${fmtShape(mask.shape)} does not fit the latents ${fmtShape(shape)}; give a ` +
+          `mask of the image's size (latents [.., .., ${shape.slice(2).join(", ")}])`,
+      );
+    }
+  }
+  if (init && strength === 0) return noGrad(() => scaleOp(init, 1));
+  // A1111: sigmas[steps - t_enc - 1:], t_enc + 1 steps
+  const sigmas = init && strength < 1
+    ? full.slice(steps - Math.floor(Math.min(strength, 0.999) * steps) - 1)
+    : full;
   const checkEvery = options.checkEvery ?? 0;
   if (!Number.isInteger(checkEvery) || checkEvery < 0) {
     throw new ArgumentError(`checkEvery must be a whole number >= 0, got ${checkEvery}`);
@@ -382,7 +439,9 @@ async function sampleK(
   };
   const x0 = noGrad(() => {
     const n = options.noise ?? randn(shape, generator ? { generator } : {});
-    const x = scaleOp(n, sigmas[0]!);
+    const x = init && strength < 1
+      ? combine(n, [[init, 1], [n, sigmas[0]!]])
+      : scaleOp(n, sigmas[0]!);
     if (n !== options.noise) n.dispose();
     return x;
   });
@@ -394,7 +453,15 @@ async function sampleK(
         using out = await model.call(xin, schedule.sigmaToT(sigma));
         markNonFinite(out, flag, step);
         const [a, b] = sigmaDenoiseCoefs(prediction, sigma);
-        return noGrad(() => combine(x, [[x, a], [out, b]]));
+        const d = noGrad(() => combine(x, [[x, a], [out, b]]));
+        if (!mask || !init) return d;
+        // init + mask (D - init)
+        return noGrad(() => {
+          using diff = sub(d, init);
+          using md = mul(diff, mask);
+          d.dispose();
+          return add(init, md);
+        });
       },
       x0,
       sigmas,
