@@ -9,7 +9,7 @@ import { SAMPLER_NAMES } from "../schedule/sampler.ts";
 import { A1111_SAMPLER_LABELS, K_SAMPLER_NAMES } from "../schedule/k_samplers.ts";
 import { SIGMA_SCHEDULES } from "../schedule/sigma_schedules.ts";
 import { loadStableDiffusion } from "../nn/loaders_fs.ts";
-import { escapeControls } from "../nn/_untrusted.ts";
+import { escapeControls, quote } from "../nn/_untrusted.ts";
 import {
   choiceOption,
   formatOptions,
@@ -23,6 +23,10 @@ import { encodeImage, imageFormat } from "./_image.ts";
 import { checkOutputPath, writeFileAtomic } from "./_output.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
 import { textToImage } from "./text_to_image.ts";
+import { decodeImage } from "./_image_read.ts";
+import { formatInfotext, jpegWithUserComment, pngWithText, readInfotext } from "./_parameters.ts";
+import { infotextFields, valuesFromInfotext } from "./_sample_params.ts";
+import { readImageFile } from "./_img2img.ts";
 import { applyLoraSpecs, LORA_MODES, parseLoraSpec } from "./_lora_spec.ts";
 
 /** The options of `sample`: parsed from this table, and its help printed from it. */
@@ -95,6 +99,27 @@ export const SAMPLE_OPTIONS = {
     help: "lowrank keeps each LoRA's factors beside the base weights (default); copy holds the " +
       "effective weights of the adapted layers (a merged model's speed, more GPU memory)",
   },
+  "init-image": {
+    type: "string",
+    value: "<png|jpg>",
+    help: "img2img: start from this image (its size is the default --width and --height)",
+  },
+  strength: {
+    type: "string",
+    value: "<0..1>",
+    help: "img2img denoising strength: 0 returns the image, 1 ignores it (default 0.75)",
+  },
+  mask: {
+    type: "string",
+    value: "<png|jpg>",
+    help: "inpainting: white repaints, black keeps; the init image's size (needs --init-image)",
+  },
+  "from-image": {
+    type: "string",
+    value: "<png|jpg>",
+    help: "re-run the settings an image carries (A1111 parameters, as this command writes " +
+      "them); options given here override them",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const satisfies OptionTable;
 
@@ -142,11 +167,30 @@ function progress(t0: number): (step: number, total: number) => void {
  * ```
  */
 export async function sampleCommand(args: string[]): Promise<number> {
-  const values = parseOptions(args, SAMPLE_OPTIONS, "sample");
-  if (values.help) {
+  const parsed = parseOptions(args, SAMPLE_OPTIONS, "sample");
+  if (parsed.help) {
     console.log(SAMPLE_HELP);
     return 0;
   }
+  const fromPath = parsed["from-image"];
+  const values = fromPath === undefined ? parsed : {
+    ...valuesFromInfotext(
+      await readInfotext(await readImageFile(fromPath, "from-image"), quote(fromPath)),
+    ),
+    ...Object.fromEntries(Object.entries(parsed).filter(([, v]) => v !== undefined)),
+  } as typeof parsed;
+  const initPath = values["init-image"], maskPath = values.mask;
+  const initImage = initPath === undefined
+    ? undefined
+    : await decodeImage(await readImageFile(initPath, "init-image"), quote(initPath));
+  const mask = maskPath === undefined
+    ? undefined
+    : await decodeImage(await readImageFile(maskPath, "mask"), quote(maskPath));
+  if (mask && !initImage) throw new UsageError("--mask needs --init-image (the image to inpaint)");
+  if (values.strength !== undefined && !initImage) {
+    throw new UsageError("--strength needs --init-image (the image to start from)");
+  }
+  const strength = numberOption("strength", values.strength, 0.75, { min: 0, max: 1 });
   if (!values.model || values.prompt === undefined) {
     throw new UsageError("sample needs --model and --prompt");
   }
@@ -163,8 +207,8 @@ export async function sampleCommand(args: string[]): Promise<number> {
     why: "the noise generator's 53-bit seed",
   });
   const side = { min: 8, max: MAX_SIDE, why: "the VAE's 8x latent factor up to 8192" };
-  const width = intOption("width", values.width, 512, side);
-  const height = intOption("height", values.height, 512, side);
+  const width = intOption("width", values.width, initImage?.width ?? 512, side);
+  const height = intOption("height", values.height, initImage?.height ?? 512, side);
   const cfg = numberOption("cfg", values.cfg, 7, { min: 0, max: 100 });
   const sampler = choiceOption("sampler", values.sampler, "dpmpp_2m_karras", SAMPLER_CHOICES);
   const sigmaSchedule = values.schedule === undefined
@@ -196,9 +240,30 @@ export async function sampleCommand(args: string[]): Promise<number> {
       scheduler,
       onStep: progress(performance.now()),
       onWarning: (w) => console.error(`warning: ${escapeControls(w)}`),
+      ...(initImage ? { initImage, strength } : {}),
+      ...(mask ? { mask } : {}),
     });
     Deno.stderr.writeSync(new TextEncoder().encode("\n"));
-    await writeFileAtomic(out, await encodeImage(image, format));
+    const info = formatInfotext(
+      values.prompt,
+      values.negative ?? "",
+      infotextFields({
+        steps,
+        sampler,
+        schedule: sigmaSchedule,
+        cfg,
+        seed,
+        width,
+        height,
+        model: values.model.replace(/\/+$/u, "").split("/").pop()!.replace(/\.[^.]*$/u, ""),
+        strength: initImage ? strength : undefined,
+      }),
+    );
+    const bytes = await encodeImage(image, format);
+    await writeFileAtomic(
+      out,
+      format === "png" ? pngWithText(bytes, "parameters", info) : jpegWithUserComment(bytes, info),
+    );
   } finally {
     for (const m of [models.unet, models.vae, models.textEncoder]) m.dispose();
   }

@@ -13,6 +13,7 @@ import { NonFiniteError, type SamplerOptions } from "../schedule/sampler.ts";
 import { sample } from "../schedule/sample.ts";
 import type { StableDiffusionModels } from "../nn/loaders_fs.ts";
 import { encodePromptPair } from "../nn/prompt_encode.ts";
+import { encodeImage, latentMask } from "./_img2img.ts";
 import type { RgbImage } from "./_image.ts";
 
 /** Options of {@link textToImage}. */
@@ -41,6 +42,12 @@ export interface TextToImageOptions {
   onStep?: (step: number, steps: number) => void;
   /** Called with each prompt-syntax warning (unbalanced brackets, read leniently). */
   onWarning?: (message: string) => void;
+  /** img2img: the starting image, `width x height`. */
+  initImage?: RgbImage;
+  /** img2img strength in [0, 1] (default 0.75 with an init image). */
+  strength?: number;
+  /** Inpainting: white = repaint, the init image's size. */
+  mask?: RgbImage;
 }
 
 /** Maps decoded pixels `[1, C, H, W]` in [-1, 1] to RGB bytes; throws on NaN or infinity. */
@@ -110,7 +117,24 @@ export async function textToImage(
   );
   warnings.forEach((w) => options.onWarning?.(w));
   let latents: Tensor | undefined, img: Tensor | undefined;
+  let initLatent: Tensor | undefined, mask: Tensor | undefined;
   try {
+    const init = options.initImage, m = options.mask;
+    if (init && (init.width !== width || init.height !== height)) {
+      throw new ArgumentError(
+        `The init image is ${init.width}x${init.height} but the output is ${width}x${height}; ` +
+          "resize the image or drop --width and --height",
+      );
+    }
+    if (m && (!init || m.width !== init.width || m.height !== init.height)) {
+      throw new ArgumentError(
+        `The mask is ${m.width}x${m.height}${
+          init ? ` but the init image is ${init.width}x${init.height}` : " without an init image"
+        }; give a mask of the init image's size`,
+      );
+    }
+    if (init) initLatent = encodeImage(models.vae, init);
+    if (m) mask = latentMask(m, vaeFactor);
     latents = await sample(
       (x, t, ctx) => noGrad(() => models.unet.forward(x, t, ctx!)),
       {
@@ -124,12 +148,14 @@ export async function textToImage(
         negativeContext: uncond,
         guidanceScale: options.cfg ?? 7,
         onStep: (info) => options.onStep?.(info.step + 1, info.steps),
+        ...(initLatent ? { initLatent, strength: options.strength ?? 0.75 } : {}),
+        ...(mask ? { mask } : {}),
       },
     );
     const z = latents;
     img = scope(() => noGrad(() => models.vae.decode(scale(z, 1 / models.vae.scalingFactor))));
     return toRgb(await img.toArray(), img.shape[1]!, width, height);
   } finally {
-    for (const t of [cond, uncond, latents, img]) t?.dispose();
+    for (const t of [cond, uncond, latents, img, initLatent, mask]) t?.dispose();
   }
 }
