@@ -176,6 +176,7 @@ Deno.test("mod.ts train (kohya flags) writes a LoRA that mod.ts sample --lora ap
       "--text_encoder_lr",
       "5e-4",
       "--cache_latents",
+      "--gradient_checkpointing",
       "--weight-dtype",
       "f32",
       "--seed",
@@ -238,6 +239,11 @@ Deno.test("mod.ts train: bad input is one clear error naming it, and nothing is 
       [[...base, "--output-dir", join(root, "file", "out")], 1, "is not writable"],
       [[...base, ...out, "--resolution", "30"], 1, "use 28 or 32 instead of 30"],
       [[...base, ...out, "--resolution", "16", "--clip-skip", "3"], 1, "has 2 layers"],
+      [
+        [...base, ...out, "--gradient_checkpointing", "--network_dropout", "0.1"],
+        1,
+        "Gradient checkpointing with network dropouts",
+      ],
     ];
     for (const [args, code, text] of cases) {
       const r = await run(args);

@@ -229,6 +229,7 @@ export function trainOptions(v: Values): TrainOptions {
   str("min-timestep", (s) => o.minTimestep = whole("min-timestep", s, 0));
   str("max-timestep", (s) => o.maxTimestep = whole("max-timestep", s));
   bool("v-parameterization", () => o.vParameterization = true);
+  bool("gradient-checkpointing", () => o.gradientCheckpointing = true);
   str("weight-dtype", (s) => o.weightDType = choice("weight-dtype", s, ["auto", "f32", "f16"]));
   str("save-every-n-steps", (s) => o.saveEveryNSteps = whole("save-every-n-steps", s));
   str("save-every-n-epochs", (s) => o.saveEveryNEpochs = whole("save-every-n-epochs", s));

@@ -150,7 +150,7 @@ export const TRAIN_OPTION_GROUPS = {
     },
     "gradient-checkpointing": {
       type: B,
-      help: "accepted for kohya configs; activations are kept (see README)",
+      help: "recompute the U-Net's mid and up blocks in the backward pass (less memory)",
     },
     xformers: { type: B, help: "accepted for kohya configs; attention is always our own" },
     sdpa: { type: B, help: "accepted for kohya configs; attention is always our own" },

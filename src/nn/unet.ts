@@ -4,6 +4,7 @@
  * @module
  */
 import { Module, ModuleList } from "./module.ts";
+import { checkpoint } from "../ops/autograd.ts";
 import { silu } from "../ops/unary.ts";
 import { scope } from "../ops/scope.ts";
 import { ArgumentError, fmtShape, ShapeError } from "../ops/errors.ts";
@@ -220,6 +221,12 @@ export type UNetOptions = InitOptions;
 export class UNet2DConditionModel extends Module {
   /** The architecture. */
   readonly config: UNetConfig;
+  /**
+   * Gradient checkpointing (kohya's `--gradient_checkpointing`): the mid block and each up block
+   * keep no activations in the forward pass and run again in the backward pass. Down blocks,
+   * whose skip outputs are many tensors, keep theirs.
+   */
+  gradientCheckpointing = false;
 
   /** A new U-Net with random weights (load weights with `loadSafetensors` or a loader). */
   constructor(config: Partial<UNetConfig> = {}, options: UNetOptions = {}) {
@@ -329,9 +336,22 @@ export class UNet2DConditionModel extends Module {
         h = r.h;
         skips.push(...r.skips);
       }
-      h = this.child<UNetMidBlock2DCrossAttn>("mid_block").forward(h, temb, context);
+      const mid = this.child<UNetMidBlock2DCrossAttn>("mid_block");
+      const ckpt = this.gradientCheckpointing;
+      h = ckpt
+        ? checkpoint((a, t, ctx) => mid.forward(a, t, ctx), [h, temb, context])
+        : mid.forward(h, temb, context);
       for (const blk of this.child<ModuleList<CrossAttnUpBlock2D | UpBlock2D>>("up_blocks")) {
-        h = blk.forward(h, skips, temb, context);
+        if (!ckpt) h = blk.forward(h, skips, temb, context);
+        else {
+          const own = skips.splice(skips.length - blk.layers);
+          h = checkpoint((a, t, ctx, ...s) => blk.forward(a, s, t, ctx), [
+            h,
+            temb,
+            context,
+            ...own,
+          ]);
+        }
       }
       h = silu(this.child<NormLayer>("conv_norm_out").forward(h));
       return this.child<Conv2d>("conv_out").forward(h);

@@ -146,6 +146,8 @@ export interface TrainOptions {
   rankDropout?: number;
   /** Probability of skipping an adapter for a step (module_dropout network arg). */
   moduleDropout?: number;
+  /** Recompute the U-Net's mid and up blocks in the backward pass to save memory. */
+  gradientCheckpointing?: boolean;
   /** Condition on the hidden state N layers from the end of CLIP (kohya's --clip_skip; 1). */
   clipSkip?: number;
   /** Text put before every caption. */
@@ -344,6 +346,13 @@ export async function train(
       "Give either trainDataDir (kohya folders) or datasetConfig (a dataset TOML)",
     );
   }
+  const dropouts = options.networkDropout || options.rankDropout || options.moduleDropout;
+  if (options.gradientCheckpointing && dropouts) {
+    throw new ConfigError(
+      "Gradient checkpointing with network dropouts would draw other dropout masks when it " +
+        "recomputes; drop one of them",
+    );
+  }
   // the data first: every bad image or caption is named before the model loads or files appear
   const settings = datasetSettings(options);
   const configs: DatasetConfig[] = options.datasetConfig !== undefined
@@ -415,6 +424,7 @@ async function trainLoaded(
   await ensureWritableDir(options.outputDir);
   if (options.logDir !== undefined) await ensureWritableDir(options.logDir);
   const vaeFactor = 2 ** (models.vae.config.blockOutChannels.length - 1);
+  if (options.gradientCheckpointing) models.unet.gradientCheckpointing = true;
 
   const plan = makePlan(
     models.unet.config,
