@@ -1,7 +1,8 @@
 // `mod.ts sample` with the k-diffusion samplers: an AUTOMATIC1111 label and a --schedule run end
 // to end on a tiny random model folder; a bad schedule or sampler is a usage error listing the
 // valid names.
-import { equal, notDeepEqual, ok } from "node:assert/strict";
+import { deepEqual, equal, notDeepEqual, ok } from "node:assert/strict";
+import { decodeImage, pngText } from "../src/cli/_image_read.ts";
 import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { tinyModels } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
@@ -45,14 +46,12 @@ Deno.test("mod.ts sample takes A1111 sampler labels and ComfyUI schedules", asyn
     ok(a.stderr.includes("3/3"), a.stderr);
     const b = await run(args("b.png", "--sampler", "dpmpp_2m_sde", "--schedule", "karras"));
     equal(b.code, 0, b.stderr);
-    // the same sampler, schedule and seed: the same image
-    equal(
-      (await Deno.readFile(`${dir}/a.png`)).join(),
-      (await Deno.readFile(`${dir}/b.png`)).join(),
-    );
+    // the same sampler, schedule and seed: the same pixels (the parameters name them differently)
+    const px = async (f: string) => (await decodeImage(await Deno.readFile(`${dir}/${f}`))).rgb;
+    deepEqual(await px("a.png"), await px("b.png"));
     const c = await run(args("c.png", "--sampler", "dpmpp_2m_sde", "--schedule", "beta"));
     equal(c.code, 0, c.stderr);
-    notDeepEqual(await Deno.readFile(`${dir}/a.png`), await Deno.readFile(`${dir}/c.png`));
+    notDeepEqual(await px("a.png"), await px("c.png"));
     const bad = await run(args("d.png", "--schedule", "karas"));
     equal(bad.code, 2);
     ok(bad.stderr.includes("karras") && bad.stderr.includes("sgm_uniform"), bad.stderr);
@@ -66,6 +65,22 @@ Deno.test("mod.ts sample takes A1111 sampler labels and ComfyUI schedules", asyn
     ok(w.stderr.includes("warning: Prompt: 1 unclosed bracket"), w.stderr);
     const long = await run(args("l.png", "--prompt", "a photo of a cat a photo of a (dog:1.3)"));
     equal(long.code, 0, long.stderr);
+    // batches: image k uses seed + k (A1111), each written numbered, --out holds the grid
+    const g = await run(args("g.png", "--batch-size", "2", "--n-iter", "2", "--seed", "10"));
+    equal(g.code, 0, g.stderr);
+    const grid = await decodeImage(await Deno.readFile(`${dir}/g.png`));
+    equal(`${grid.width}x${grid.height}`, "32x32");
+    const one = await run(args("one.png", "--seed", "11"));
+    equal(one.code, 0, one.stderr);
+    const img1 = await decodeImage(await Deno.readFile(`${dir}/g-00001.png`));
+    deepEqual(img1.rgb, (await decodeImage(await Deno.readFile(`${dir}/one.png`))).rgb);
+    // image 1 sits top right in the 2x2 grid
+    deepEqual(grid.rgb.subarray(3 * 16, 3 * 32), img1.rgb.subarray(0, 3 * 16));
+    ok(
+      (await pngText(await Deno.readFile(`${dir}/g-00003.png`))).get("parameters")!.includes(
+        "Seed: 13",
+      ),
+    );
     const help = await run(["sample", "--help"]);
     ok(help.stdout.includes("--schedule") && help.stdout.includes("uni_pc"), help.stdout);
   } finally {

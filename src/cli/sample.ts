@@ -19,7 +19,7 @@ import {
   parseOptions,
   UsageError,
 } from "./_args.ts";
-import { encodeImage, imageFormat } from "./_image.ts";
+import { encodeImage, imageFormat, type RgbImage } from "./_image.ts";
 import { checkOutputPath, writeFileAtomic } from "./_output.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
 import { textToImage } from "./text_to_image.ts";
@@ -27,6 +27,7 @@ import { decodeImage } from "./_image_read.ts";
 import { formatInfotext, jpegWithUserComment, pngWithText, readInfotext } from "./_parameters.ts";
 import { infotextFields, valuesFromInfotext } from "./_sample_params.ts";
 import { readImageFile } from "./_img2img.ts";
+import { imageGrid, numberedPath } from "./_grid.ts";
 import { applyLoraSpecs, LORA_MODES, parseLoraSpec } from "./_lora_spec.ts";
 
 /** The options of `sample`: parsed from this table, and its help printed from it. */
@@ -113,6 +114,18 @@ export const SAMPLE_OPTIONS = {
     type: "string",
     value: "<png|jpg>",
     help: "inpainting: white repaints, black keeps; the init image's size (needs --init-image)",
+  },
+  "batch-size": {
+    type: "string",
+    value: "<n>",
+    help: "images per batch, 1 to 64 (default 1); image k uses seed + k as in AUTOMATIC1111 " +
+      "(the images run one after another: no GPU batching yet)",
+  },
+  "n-iter": {
+    type: "string",
+    value: "<n>",
+    help: "batches, 1 to 100 (default 1); with more than one image each is written as " +
+      "<out>-00000.png, ... and --out holds their grid",
   },
   "from-image": {
     type: "string",
@@ -214,6 +227,16 @@ export async function sampleCommand(args: string[]): Promise<number> {
   const sigmaSchedule = values.schedule === undefined
     ? undefined
     : choiceOption("schedule", values.schedule, "normal", SIGMA_SCHEDULES);
+  const count = intOption("batch-size", values["batch-size"], 1, {
+    min: 1,
+    max: 64,
+    why: "64 images per batch",
+  }) * intOption("n-iter", values["n-iter"], 1, { min: 1, max: 100, why: "100 batches" });
+  if (seed + count - 1 > Number.MAX_SAFE_INTEGER) {
+    throw new UsageError(
+      `--seed ${seed} plus ${count - 1} images passes 2^53 - 1; use a lower seed`,
+    );
+  }
   const out = values.out ?? "out.png";
   const loras = (values.lora ?? []).map(parseLoraSpec);
   const loraMode = choiceOption("lora-mode", values["lora-mode"], "lowrank", LORA_MODES);
@@ -227,46 +250,60 @@ export async function sampleCommand(args: string[]): Promise<number> {
   );
   try {
     using _lora = await applyLoraSpecs(models, loras, { mode: loraMode });
-    const image = await textToImage(models, {
-      prompt: values.prompt,
-      negative: values.negative ?? "",
-      steps,
-      cfg,
-      sampler,
-      ...(sigmaSchedule ? { sigmaSchedule } : {}),
-      seed,
-      width,
-      height,
-      scheduler,
-      onStep: progress(performance.now()),
-      onWarning: (w) => console.error(`warning: ${escapeControls(w)}`),
-      ...(initImage ? { initImage, strength } : {}),
-      ...(mask ? { mask } : {}),
-    });
-    Deno.stderr.writeSync(new TextEncoder().encode("\n"));
-    const info = formatInfotext(
-      values.prompt,
-      values.negative ?? "",
-      infotextFields({
+    const model = values.model.replace(/\/+$/u, "").split("/").pop()!.replace(/\.[^.]*$/u, "");
+    const images: RgbImage[] = [];
+    const withInfo = async (image: RgbImage, seedK: number) => {
+      const info = formatInfotext(
+        values.prompt!,
+        values.negative ?? "",
+        infotextFields({
+          steps,
+          sampler,
+          schedule: sigmaSchedule,
+          cfg,
+          seed: seedK,
+          width,
+          height,
+          model,
+          strength: initImage ? strength : undefined,
+        }),
+      );
+      const bytes = await encodeImage(image, format);
+      return format === "png"
+        ? pngWithText(bytes, "parameters", info)
+        : jpegWithUserComment(bytes, info);
+    };
+    // A1111's seeds: image k of the run uses seed + k
+    for (let k = 0; k < count; k++) {
+      const image = await textToImage(models, {
+        prompt: values.prompt,
+        negative: values.negative ?? "",
         steps,
-        sampler,
-        schedule: sigmaSchedule,
         cfg,
-        seed,
+        sampler,
+        ...(sigmaSchedule ? { sigmaSchedule } : {}),
+        seed: seed + k,
         width,
         height,
-        model: values.model.replace(/\/+$/u, "").split("/").pop()!.replace(/\.[^.]*$/u, ""),
-        strength: initImage ? strength : undefined,
-      }),
-    );
-    const bytes = await encodeImage(image, format);
-    await writeFileAtomic(
-      out,
-      format === "png" ? pngWithText(bytes, "parameters", info) : jpegWithUserComment(bytes, info),
-    );
+        scheduler,
+        onStep: progress(performance.now()),
+        onWarning: (w) => k === 0 && console.error(`warning: ${escapeControls(w)}`),
+        ...(initImage ? { initImage, strength } : {}),
+        ...(mask ? { mask } : {}),
+      });
+      Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+      if (count > 1) await writeFileAtomic(numberedPath(out, k), await withInfo(image, seed + k));
+      images.push(image);
+    }
+    await writeFileAtomic(out, await withInfo(count > 1 ? imageGrid(images) : images[0]!, seed));
   } finally {
     for (const m of [models.unet, models.vae, models.textEncoder]) m.dispose();
   }
-  console.log(`wrote ${escapeControls(out)} (${width}x${height}, seed ${seed})`);
+  console.log(
+    count > 1
+      ? `wrote ${count} images ${escapeControls(numberedPath(out, 0))}.. and the grid ` +
+        `${escapeControls(out)} (${width}x${height}, seeds ${seed}..${seed + count - 1})`
+      : `wrote ${escapeControls(out)} (${width}x${height}, seed ${seed})`,
+  );
   return 0;
 }
