@@ -159,6 +159,7 @@ Deno.test("reportProfile() ends a started profile with a trace; the CLI takes --
       "--help",
       "--profile",
     ],
+    cwd: await Deno.makeTempDir(), // where a trace would go
     stdout: "null",
     stderr: "piped",
   }).output();
