@@ -81,6 +81,26 @@ Deno.test("mod.ts sample takes A1111 sampler labels and ComfyUI schedules", asyn
         "Seed: 13",
       ),
     );
+    // clip skip 2: another conditioning, recorded as A1111 records it, and re-run from the image
+    const cs = await run(args("cs.png", "--seed", "11", "--clip-skip", "2"));
+    equal(cs.code, 0, cs.stderr);
+    notDeepEqual(await px("cs.png"), await px("one.png"));
+    ok(
+      (await pngText(await Deno.readFile(`${dir}/cs.png`))).get("parameters")!.includes(
+        "Clip skip: 2",
+      ),
+    );
+    const again = await run([
+      "sample",
+      "--model",
+      `${dir}/model`,
+      "--from-image",
+      `${dir}/cs.png`,
+      "--out",
+      `${dir}/cs2.png`,
+    ]);
+    equal(again.code, 0, again.stderr);
+    deepEqual(await Deno.readFile(`${dir}/cs2.png`), await Deno.readFile(`${dir}/cs.png`));
     const help = await run(["sample", "--help"]);
     ok(help.stdout.includes("--schedule") && help.stdout.includes("uni_pc"), help.stdout);
   } finally {

@@ -27,6 +27,8 @@ export interface SampleSettings {
   height: number;
   /** The model's name (file or folder name). */
   model: string;
+  /** Clip skip (A1111 records it when above 1). */
+  clipSkip?: number | undefined;
   /** img2img strength, when an init image was used. */
   strength?: number | undefined;
 }
@@ -84,7 +86,7 @@ function a1111Sampler(sampler: string, schedule: string | undefined): [string, s
 
 /**
  * The infotext fields of a run, in A1111's order (`Steps, Sampler, Schedule type, CFG scale,
- * Seed, Size, Model, Denoising strength`), then ours.
+ * Seed, Size, Model, Clip skip, Denoising strength`), then ours.
  *
  * @example
  * ```ts
@@ -106,6 +108,7 @@ export function infotextFields(s: SampleSettings): InfoFields {
     ["Size", `${s.width}x${s.height}`],
     ["Model", s.model],
   ];
+  if (s.clipSkip !== undefined && s.clipSkip > 1) f.push(["Clip skip", String(s.clipSkip)]);
   if (s.strength !== undefined) f.push(["Denoising strength", String(s.strength)]);
   f.push(["Denoise sampler", s.sampler]);
   if (s.schedule) f.push(["Denoise schedule", s.schedule]);
@@ -124,6 +127,7 @@ export interface SampleValuesFromImage {
   sampler?: string;
   schedule?: string;
   strength?: string;
+  "clip-skip"?: string;
 }
 
 const SCHEDULE_FROM_LABEL: Record<string, string> = {
@@ -147,6 +151,7 @@ export function valuesFromInfotext(info: Infotext): SampleValuesFromImage {
   set("cfg", "CFG scale");
   set("seed", "Seed");
   set("strength", "Denoising strength");
+  set("clip-skip", "Clip skip");
   const size = /^(\d+)x(\d+)$/u.exec(f.get("Size") ?? "");
   if (size) [out.width, out.height] = [size[1]!, size[2]!];
   const ours = f.get("Denoise sampler");

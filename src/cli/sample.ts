@@ -115,6 +115,12 @@ export const SAMPLE_OPTIONS = {
     value: "<png|jpg>",
     help: "inpainting: white repaints, black keeps; the init image's size (needs --init-image)",
   },
+  "clip-skip": {
+    type: "string",
+    value: "<n>",
+    help: "use the text encoder's hidden state n layers from the end, 1 to its layers " +
+      "(default 1: the last; 2 is A1111's and kohya's common setting)",
+  },
   "batch-size": {
     type: "string",
     value: "<n>",
@@ -237,6 +243,11 @@ export async function sampleCommand(args: string[]): Promise<number> {
       `--seed ${seed} plus ${count - 1} images passes 2^53 - 1; use a lower seed`,
     );
   }
+  const clipSkip = intOption("clip-skip", values["clip-skip"], 1, {
+    min: 1,
+    max: 12,
+    why: "SD 1.x's 12 text-encoder layers",
+  });
   const out = values.out ?? "out.png";
   const loras = (values.lora ?? []).map(parseLoraSpec);
   const loraMode = choiceOption("lora-mode", values["lora-mode"], "lowrank", LORA_MODES);
@@ -265,6 +276,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
           width,
           height,
           model,
+          clipSkip,
           strength: initImage ? strength : undefined,
         }),
       );
@@ -283,6 +295,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
         sampler,
         ...(sigmaSchedule ? { sigmaSchedule } : {}),
         seed: seed + k,
+        clipSkip,
         width,
         height,
         scheduler,

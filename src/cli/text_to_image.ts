@@ -42,6 +42,8 @@ export interface TextToImageOptions {
   onStep?: (step: number, steps: number) => void;
   /** Called with each prompt-syntax warning (unbalanced brackets, read leniently). */
   onWarning?: (message: string) => void;
+  /** Use the text encoder's hidden state this many layers from the end (default 1, the last). */
+  clipSkip?: number;
   /** img2img: the starting image, `width x height`. */
   initImage?: RgbImage;
   /** img2img strength in [0, 1] (default 0.75 with an init image). */
@@ -109,7 +111,8 @@ export async function textToImage(
   // every model call runs under noGrad itself: an async noGrad would end at the first await;
   // A1111's prompt syntax, chunks of the encoder's positions - 2 tokens
   const { cond, uncond, warnings } = await encodePromptPair(
-    (ids, shape) => noGrad(() => models.textEncoder.forward(ids, shape)),
+    (ids, shape) =>
+      noGrad(() => models.textEncoder.forward(ids, shape, { clipSkip: options.clipSkip ?? 1 })),
     tokenizer,
     options.prompt,
     options.negative ?? "",
