@@ -28,6 +28,10 @@ import { formatInfotext, jpegWithUserComment, pngWithText, readInfotext } from "
 import { infotextFields, valuesFromInfotext } from "./_sample_params.ts";
 import { readImageFile } from "./_img2img.ts";
 import { imageGrid, numberedPath } from "./_grid.ts";
+import { readOriginalConfig } from "./_ldm_fs.ts";
+import { createSchedule } from "../schedule/schedules.ts";
+import type { SamplerOptions } from "../schedule/sampler.ts";
+import type { LdmSettings } from "../nn/ldm_config.ts";
 import { applyLoraSpecs, LORA_MODES, parseLoraSpec } from "./_lora_spec.ts";
 
 /** The options of `sample`: parsed from this table, and its help printed from it. */
@@ -121,6 +125,12 @@ export const SAMPLE_OPTIONS = {
     help: "use the text encoder's hidden state n layers from the end, 1 to its layers " +
       "(default 1: the last; 2 is A1111's and kohya's common setting)",
   },
+  "original-config": {
+    type: "string",
+    value: "<yaml>",
+    help: "the LDM config of a single-file checkpoint (default: the .yaml beside it, if any); " +
+      "values the tensors determine must agree with it",
+  },
   "batch-size": {
     type: "string",
     value: "<n>",
@@ -157,6 +167,17 @@ const SAMPLER_CHOICES: readonly string[] = [
   ...K_SAMPLER_NAMES.filter((n) => !(SAMPLER_NAMES as readonly string[]).includes(n)),
   ...A1111_SAMPLER_LABELS.flatMap((l) => [l, `${l} Karras`, `${l} Exponential`]),
 ];
+
+/** The scheduler options with an LDM config's schedule and prediction type on top. */
+function withLdmSchedule(o: SamplerOptions, ldm: LdmSettings | undefined): SamplerOptions {
+  if (!ldm) return o;
+  const hasSchedule = Object.keys(ldm.schedule).length > 0;
+  return {
+    ...o,
+    ...(hasSchedule ? { schedule: createSchedule(ldm.schedule) } : {}),
+    ...(ldm.prediction ? { prediction: ldm.prediction } : {}),
+  };
+}
 
 /** The image side limit of `--width` / `--height`. */
 const MAX_SIDE = 8192;
@@ -213,7 +234,9 @@ export async function sampleCommand(args: string[]): Promise<number> {
   if (!values.model || values.prompt === undefined) {
     throw new UsageError("sample needs --model and --prompt");
   }
-  const scheduler = await readSchedulerOptions(values.model);
+  // a single file's LDM YAML (--original-config or the .yaml beside it), checked against it
+  const ldm = await readOriginalConfig(values.model, values["original-config"]);
+  const scheduler = withLdmSchedule(await readSchedulerOptions(values.model), ldm);
   const trainSteps = scheduler.schedule?.trainSteps ?? 1000;
   const steps = intOption("steps", values.steps, 25, {
     min: 1,
@@ -226,8 +249,13 @@ export async function sampleCommand(args: string[]): Promise<number> {
     why: "the noise generator's 53-bit seed",
   });
   const side = { min: 8, max: MAX_SIDE, why: "the VAE's 8x latent factor up to 8192" };
-  const width = intOption("width", values.width, initImage?.width ?? 512, side);
-  const height = intOption("height", values.height, initImage?.height ?? 512, side);
+  // default: the init image's size, else the model's own (sample size x VAE factor, after loading)
+  const widthOption = values.width === undefined
+    ? initImage?.width
+    : intOption("width", values.width, 0, side);
+  const heightOption = values.height === undefined
+    ? initImage?.height
+    : intOption("height", values.height, 0, side);
   const cfg = numberOption("cfg", values.cfg, 7, { min: 0, max: 100 });
   const sampler = choiceOption("sampler", values.sampler, "dpmpp_2m_karras", SAMPLER_CHOICES);
   const sigmaSchedule = values.schedule === undefined
@@ -243,7 +271,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
       `--seed ${seed} plus ${count - 1} images passes 2^53 - 1; use a lower seed`,
     );
   }
-  const clipSkip = intOption("clip-skip", values["clip-skip"], 1, {
+  const clipSkip = intOption("clip-skip", values["clip-skip"], ldm?.clipSkip ?? 1, {
     min: 1,
     max: 12,
     why: "SD 1.x's 12 text-encoder layers",
@@ -257,8 +285,13 @@ export async function sampleCommand(args: string[]): Promise<number> {
   await getDevice();
   const models = await loadStableDiffusion(
     values.model,
-    values.tokenizer ? { tokenizer: values.tokenizer } : {},
+    {
+      ...(values.tokenizer ? { tokenizer: values.tokenizer } : {}),
+      ...(ldm ? { unet: ldm.unet, vae: ldm.vae } : {}),
+    },
   );
+  const own = models.unet.config.sampleSize * 2 ** (models.vae.config.blockOutChannels.length - 1);
+  const width = widthOption ?? own, height = heightOption ?? own;
   try {
     using _lora = await applyLoraSpecs(models, loras, { mode: loraMode });
     const model = values.model.replace(/\/+$/u, "").split("/").pop()!.replace(/\.[^.]*$/u, "");
