@@ -1,13 +1,14 @@
 // The trainer's kohya options on the tiny model: the text encoder's own rate (0 freezes its
 // adapters), a block weight (mid_lr_weight 0 freezes the mid block), network dropouts handed to
 // the adapters, and clip skip (the hidden state N layers from the end, final LayerNorm applied).
-import { equal, ok } from "node:assert/strict";
+import { equal, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
-import { CLIPTextModel, getDevice } from "../mod.ts";
+import { CLIPTextModel, getDevice, memoryStats } from "../mod.ts";
 import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { LoraModule } from "../src/lora/lora_module.ts";
 import { train, type TrainOptions, type TrainResult } from "../src/train/trainer_fs.ts";
+import { ConfigError } from "../src/train/errors.ts";
 import { TINY_CLIP, tinyModels } from "./_sd_fixture.ts";
 import { assertClose } from "./_helpers.ts";
 
@@ -59,7 +60,7 @@ function dispose(r: TrainResult): void {
   for (const m of [r.models.unet, r.models.vae, r.models.textEncoder]) m.dispose();
 }
 
-Deno.test("train(): text-encoder rate, mid_lr_weight, dropouts and clip skip reach the run", async () => {
+Deno.test("train(): text-encoder rate, mid_lr_weight, dropouts, clip skip, f16 base reach the run", async () => {
   const root = await fixture();
   const base: TrainOptions = {
     pretrainedModelNameOrPath: join(root, "model"),
@@ -93,6 +94,7 @@ Deno.test("train(): text-encoder rate, mid_lr_weight, dropouts and clip skip rea
       networkDropout: 0.1,
       rankDropout: 0.05,
       clipSkip: 2,
+      weightDType: "auto", // f16 base weights where the adapter has shader-f16
     });
     ok(await moved(r, layer(0)), "the text encoder trains at the default rate");
     ok(!(await moved(r, layer(1))), "clip skip 2 leaves the last CLIP layer out of the graph");
@@ -101,7 +103,41 @@ Deno.test("train(): text-encoder rate, mid_lr_weight, dropouts and clip skip rea
     const lora = r.network.adapters.map((a) => a.adapter).filter((a) => a instanceof LoraModule);
     ok(lora.length > 0 && lora.every((a) => a.dropout === 0.1 && a.rankDropout === 0.05));
     equal(r.steps, 2);
+    const f16 = (await getDevice()).f16;
+    const proj = r.models.unet.namedParameters().filter(([n]) => n.endsWith("proj_in.weight"));
+    ok(proj.length > 0, "the U-Net has proj_in weights");
+    for (const [n, p] of proj) {
+      equal(p.value.dtype, f16 ? "f16" : "f32", `${n}: f16 where possible`);
+    }
+    ok(r.network.trainableParameters().every((p) => p.value.dtype === "f32"), "adapters stay f32");
     dispose(r);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("train(): a run that fails after loading frees the models and adapters", async () => {
+  const root = await fixture();
+  const base: TrainOptions = {
+    pretrainedModelNameOrPath: join(root, "model"),
+    trainDataDir: join(root, "train"),
+    outputDir: join(root, "out"),
+    resolution: 16,
+    maxTrainSteps: 1,
+    weightDType: "f32",
+  };
+  try {
+    const before = memoryStats().liveBytes;
+    // fails right after the load (resolution), and after the adapters exist (missing state)
+    await rejects(() => train({ ...base, resolution: 30 }), ConfigError);
+    // small caches come and go (KBs); the tiny model is MBs and rank-32 adapters about 800 KB
+    const bound = 256 << 10;
+    ok(memoryStats().liveBytes - before < bound, `${memoryStats().liveBytes - before} bytes left`);
+    await rejects(
+      () => train({ ...base, networkDim: 32, resume: join(root, "no-state") }),
+      ConfigError,
+    );
+    ok(memoryStats().liveBytes - before < bound, `${memoryStats().liveBytes - before} bytes left`);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
