@@ -218,6 +218,18 @@ Deno.test("mod.ts train: bad input is one clear error naming it, and nothing is 
     await Deno.writeTextFile(join(root, "file"), "x");
     await Deno.writeTextFile(join(root, "bad.toml"), "network_dim = 4\nlearning_rate = = 1\n");
     await Deno.writeTextFile(join(root, "unknown.toml"), "[net]\nnetwork_dim = 4\nwings = 2\n");
+    // data folders with one fault each: a truncated PNG, a caption in Latin-1, an empty folder,
+    // and a folder without the <repeats>_ prefix (skipped with a warning, then nothing is left)
+    const png = await Deno.readFile(join(root, "train", "3_cat", "0.png"));
+    const bad = (name: string) => join(root, "bad", name);
+    await Deno.mkdir(join(bad("cut"), "1_x"), { recursive: true });
+    await Deno.writeFile(join(bad("cut"), "1_x", "t.png"), png.slice(0, png.length >> 1));
+    await Deno.mkdir(join(bad("latin1"), "1_x"), { recursive: true });
+    await Deno.writeFile(join(bad("latin1"), "1_x", "c.png"), png);
+    await Deno.writeFile(join(bad("latin1"), "1_x", "c.txt"), new Uint8Array([0x63, 0x61, 0xe9]));
+    await Deno.mkdir(join(bad("empty"), "1_x"), { recursive: true });
+    await Deno.mkdir(join(bad("noprefix"), "cats"), { recursive: true });
+    await Deno.writeFile(join(bad("noprefix"), "cats", "c.png"), png);
     const before = await names(root);
     const base = [
       "train",
@@ -245,6 +257,13 @@ Deno.test("mod.ts train: bad input is one clear error naming it, and nothing is 
         "Gradient checkpointing with network dropouts",
       ],
     ];
+    const data = (name: string) => [...base, ...out, "--train-data-dir", bad(name)];
+    cases.push(
+      [data("cut"), 1, "t.png"],
+      [data("latin1"), 1, "c.txt"],
+      [data("empty"), 1, "1_x"],
+      [data("noprefix"), 1, "cats"],
+    );
     for (const [args, code, text] of cases) {
       const r = await run(args);
       equal(r.code, code, `${args.slice(-2).join(" ")}: ${r.stderr}`);

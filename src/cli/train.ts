@@ -33,7 +33,9 @@ Train on a real SD 1.x model, kohya style:
 
 Run "deno run -A mod.ts train --help" for every option`;
 
-type Values = OptionValues<typeof TRAIN_OPTIONS>;
+/** Parsed flags of `train`. */
+export type TrainValues = OptionValues<typeof TRAIN_OPTIONS>;
+export type { OptionValues, TrainOptions };
 
 const FLOAT = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
 
@@ -127,7 +129,7 @@ function networkArgs(list: readonly string[], o: TrainOptions): void {
 }
 
 /** The trainer's options from parsed flags (ranges checked; the model checks sizes later). */
-export function trainOptions(v: Values): TrainOptions {
+export function trainOptions(v: TrainValues): TrainOptions {
   const model = v["pretrained-model-name-or-path"], outputDir = v["output-dir"];
   if (model === undefined || outputDir === undefined) {
     throw new UsageError("train needs --pretrained-model-name-or-path and --output-dir");
@@ -148,11 +150,11 @@ export function trainOptions(v: Values): TrainOptions {
     choice("mixed-precision", v["mixed-precision"], ["no", "fp16", "bf16"]);
   }
   const o: TrainOptions = { pretrainedModelNameOrPath: model, outputDir };
-  const str = (k: keyof Values & string, set: (s: string) => void) => {
+  const str = (k: keyof TrainValues & string, set: (s: string) => void) => {
     const raw = v[k];
     if (typeof raw === "string") set(raw);
   };
-  const bool = (k: keyof Values & string, set: () => void) => v[k] === true && set();
+  const bool = (k: keyof TrainValues & string, set: () => void) => v[k] === true && set();
   str("train-data-dir", (s) => o.trainDataDir = s);
   str("reg-data-dir", (s) => o.regDataDir = s);
   str("dataset-config", (s) => o.datasetConfig = s);
@@ -250,7 +252,7 @@ export function trainOptions(v: Values): TrainOptions {
  * kohya's `--save_last_n_steps N` keeps the step files saved within the last N steps (with
  * saves every E steps that is N / E + 1 files); `--save_last_n_epochs N` keeps N epoch files.
  */
-function lastN(v: Values, o: TrainOptions): void {
+function lastN(v: TrainValues, o: TrainOptions): void {
   const steps = v["save-last-n-steps"], epochs = v["save-last-n-epochs"];
   if (steps !== undefined && epochs !== undefined) {
     throw new UsageError("Give one of --save-last-n-steps and --save-last-n-epochs");

@@ -7,7 +7,7 @@
  * @module
  */
 import { quote } from "../nn/_untrusted.ts";
-import { type OptionTable, UsageError } from "./_args.ts";
+import { type OptionSpec, type OptionTable, UsageError } from "./_args.ts";
 
 const S = "string" as const, B = "boolean" as const;
 
@@ -188,13 +188,17 @@ export const TRAIN_OPTION_GROUPS = {
   },
 } as const satisfies Record<string, OptionTable>;
 
-type Groups = typeof TRAIN_OPTION_GROUPS;
-type Merged = { [G in keyof Groups]: Groups[G] }[keyof Groups];
-type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends
+export type { OptionSpec, OptionTable };
+/** The option groups' type. */
+export type TrainOptionGroups = typeof TRAIN_OPTION_GROUPS;
+/** Any one group's table. */
+export type TrainOptionGroup = TrainOptionGroups[keyof TrainOptionGroups];
+/** Merges a union of tables into one. */
+export type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends
   (x: infer I) => void ? I : never;
 
 /** Every option of `train` in one table. */
-export const TRAIN_OPTIONS: UnionToIntersection<Merged> = Object.assign(
+export const TRAIN_OPTIONS: UnionToIntersection<TrainOptionGroup> = Object.assign(
   {},
   ...Object.values(TRAIN_OPTION_GROUPS),
 );

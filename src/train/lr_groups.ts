@@ -10,6 +10,8 @@
 import type { LoraComponent } from "../lora/file_types.ts";
 import { ConfigError } from "./errors.ts";
 
+export type { LoraComponent };
+
 /** kohya's `LoRANetwork.NUM_OF_BLOCKS`: down and up weights have 12 entries each. */
 export const LR_WEIGHT_BLOCKS = 12;
 
