@@ -1,8 +1,9 @@
 /**
  * The trainer's portable parts (web APIs only): kohya dataset configs and folder-name rules,
- * aspect buckets, caption augmentation, the seeded data loader, LR schedules, sample-prompt lines,
- * the training step with multi-resolution noise, the loop's plumbing, progress lines, loss-curve
- * SVG, the HTML report and checkpoint names. File-system parts are in `mod_fs.ts`.
+ * aspect buckets, caption augmentation, the seeded data loader, LR schedules and per-parameter
+ * rates (block weights, LoRA+), sample-prompt lines, the training step with multi-resolution
+ * noise, the loop's plumbing, progress lines, loss-curve SVG, the HTML report and checkpoint
+ * names. File-system parts are in `mod_fs.ts`.
  *
  * @example
  * ```ts
@@ -24,6 +25,7 @@ export * from "./toml.ts";
 export * from "./run_config.ts";
 export * from "./data_loader.ts";
 export * from "./lr_schedule.ts";
+export * from "./lr_groups.ts";
 export * from "./sample_prompts.ts";
 export * from "./multires_noise.ts";
 export * from "./train_step.ts";
