@@ -50,6 +50,11 @@ export const COMMANDS: readonly Command[] = [
     summary: "Train a LoRA, kohya style (see: mod.ts train --help)",
     run: async (args) => (await import("./train.ts")).trainCommand(args),
   },
+  {
+    name: "pretrain",
+    summary: "Pretrain the bundled mini SD on the procedural world (see: mod.ts pretrain --help)",
+    run: async (args) => (await import("./pretrain.ts")).pretrainCommand(args),
+  },
 ];
 
 /** Help text of the CLI. */

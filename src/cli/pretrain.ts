@@ -1,0 +1,129 @@
+/**
+ * `mod.ts pretrain`: pretrains the mini SD from scratch on the procedural world (the VAE, then
+ * the text encoder with the U-Net) and writes an f16 diffusers folder.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { ProceduralWorld } from "../eval/world.ts";
+import { writeCaptionTokenizer } from "../eval/caption_tokenizer_fs.ts";
+import { loadTokenizer } from "../nn/tokenizer_fs.ts";
+import { pretrain } from "../train/pretrain_fs.ts";
+import {
+  choiceOption,
+  formatOptions,
+  intOption,
+  numberOption,
+  type OptionTable,
+  parseOptions,
+} from "./_args.ts";
+
+/** The options of `pretrain`. */
+export const PRETRAIN_OPTIONS = {
+  stage: { type: "string", value: "<vae|unet|all>", help: "stages to run (default all)" },
+  steps: {
+    type: "string",
+    value: "<n>",
+    help:
+      "optimizer steps of the U-Net stage, and of the VAE stage unless --vae-steps (default 2000)",
+  },
+  "vae-steps": { type: "string", value: "<n>", help: "optimizer steps of the VAE stage" },
+  "batch-size": { type: "string", value: "<n>", help: "images per step (default 16)" },
+  out: {
+    type: "string",
+    value: "<dir>",
+    help: "run folder; the model goes to <dir>/model (default runs/mini_sd)",
+  },
+  seed: {
+    type: "string",
+    value: "<n>",
+    help: "seed of weights, noise and the image stream (default 1)",
+  },
+  resume: { type: "string", value: "<dir>", help: "continue from a state folder (<out>/state)" },
+  "save-every-n-steps": {
+    type: "string",
+    value: "<n>",
+    help: "save the resumable state every n steps (default 0: at the end of each stage)",
+  },
+  size: { type: "string", value: "<mini|tiny>", help: "model size (default mini; tiny for tests)" },
+  "vae-lr": { type: "string", value: "<x>", help: "VAE learning rate (default 0.001)" },
+  "unet-lr": {
+    type: "string",
+    value: "<x>",
+    help: "text encoder + U-Net learning rate (default 0.0003)",
+  },
+  "log-every": { type: "string", value: "<n>", help: "steps between progress lines (default 10)" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
+
+/** Help text of `pretrain`. */
+export const PRETRAIN_HELP: string = `Usage: deno run -A mod.ts pretrain [options]
+
+Pretrains the bundled mini Stable Diffusion (SD 1.x classes, 32x32 images, 8x8 latents) from
+scratch on the procedural world: the VAE (L1 + L2 reconstruction, KL weight 1e-6), then the text
+encoder with the U-Net (epsilon target, SD 1.x schedule). Writes <out>/model, an f16 diffusers
+folder whose weights record the command, steps, seeds and wall time; <out>/logs holds the loss
+curves and HTML reports, <out>/state the state --resume continues from exactly.
+
+Options:
+${formatOptions(PRETRAIN_OPTIONS)}`;
+
+/**
+ * Runs `pretrain` with its arguments; returns the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * await pretrainCommand(["--steps", "2000", "--out", "runs/mini_sd"]);
+ * ```
+ */
+export async function pretrainCommand(args: string[]): Promise<number> {
+  const v = parseOptions(args, PRETRAIN_OPTIONS, "pretrain");
+  if (v.help) {
+    console.log(PRETRAIN_HELP);
+    return 0;
+  }
+  const big = { min: 1, max: 1e9 };
+  const steps = intOption("steps", v.steps, 2000, big);
+  const out = v.out ?? "runs/mini_sd";
+  const seed = intOption("seed", v.seed, 1, { min: 0, max: 2 ** 31 });
+  const tokDir = join(out, "tokenizer");
+  await writeCaptionTokenizer(tokDir);
+  const tokenizerFiles: Record<string, string> = {};
+  for (
+    const name of ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"]
+  ) {
+    tokenizerFiles[name] = await Deno.readTextFile(join(tokDir, name));
+  }
+  const world = new ProceduralWorld({ seed });
+  const r = await pretrain(
+    (start, count) => {
+      const items = world.items(start, count);
+      return { rgb: items.map((i) => i.rgb), captions: items.map((i) => i.caption) };
+    },
+    {
+      stage: choiceOption("stage", v.stage, "all", ["vae", "unet", "all"] as const),
+      steps,
+      vaeSteps: intOption("vae-steps", v["vae-steps"], steps, big),
+      batchSize: intOption("batch-size", v["batch-size"], 16, { min: 1, max: 4096 }),
+      out,
+      seed,
+      ...(v.resume !== undefined ? { resume: v.resume } : {}),
+      saveEveryNSteps: intOption("save-every-n-steps", v["save-every-n-steps"], 0, {
+        min: 0,
+        max: 1e9,
+      }),
+      size: choiceOption("size", v.size, "mini", ["mini", "tiny"] as const),
+      vaeLr: numberOption("vae-lr", v["vae-lr"], 1e-3, { min: 0, max: 1 }),
+      unetLr: numberOption("unet-lr", v["unet-lr"], 3e-4, { min: 0, max: 1 }),
+      logEvery: intOption("log-every", v["log-every"], 10, big),
+      tokenizer: await loadTokenizer(tokDir),
+      tokenizerFiles,
+      command: ["deno run -A mod.ts pretrain", ...args].join(" "),
+    },
+  );
+  for (const l of r.losses) {
+    console.log(`${l.stage} stage: loss ${l.first.toFixed(4)} -> ${l.last.toFixed(4)}`);
+  }
+  if (r.model) console.log(`wrote ${r.model} (${r.wallSeconds.toFixed(1)} s)`);
+  return 0;
+}

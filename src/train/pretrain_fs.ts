@@ -1,0 +1,436 @@
+/**
+ * `mod.ts pretrain`'s engine (Deno): trains the mini SD from scratch in two stages on a
+ * deterministic stream of captioned images: the VAE, then the text encoder with the U-Net. Each
+ * stage prints the trainer's progress line, logs losses (JSONL, CSV, SVG curve, HTML report),
+ * saves resumable state folders, and the run ends with an f16 diffusers folder.
+ *
+ * Layout of `out`: `logs/vae/`, `logs/unet/` (losses and report), `state/` (the latest
+ * resumable state), `vae_stage.safetensors` (the trained VAE, f32, read by the second stage) and
+ * `model/` (the diffusers folder).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { AdamW } from "../ops/adamw.ts";
+import { noGrad } from "../ops/autograd.ts";
+import { tensor } from "../ops/creation.ts";
+import { getDevice } from "../ops/device.ts";
+import { Generator, manualSeed } from "../ops/rng.ts";
+import { scope } from "../ops/scope.ts";
+import type { Tensor } from "../ops/tensor.ts";
+import { CLIPTextModel } from "../nn/clip.ts";
+import type { Module } from "../nn/module.ts";
+import { SafetensorsReader, serializeSafetensors, toSafetensorsInputs } from "../nn/safetensors.ts";
+import type { ClipTokenizer } from "../nn/tokenizer.ts";
+import { UNet2DConditionModel } from "../nn/unet.ts";
+import { AutoencoderKL } from "../nn/vae.ts";
+import { ensureWritableDir, writeFileAtomic } from "./atomic_fs.ts";
+import { ConfigError } from "./errors.ts";
+import { miniSdConfig } from "./pretrain_config.ts";
+import { writeMiniSdFolder } from "./pretrain_save_fs.ts";
+import { UnetStageStepper } from "./pretrain_unet_step.ts";
+import { VaeStepper } from "./pretrain_vae_step.ts";
+import { formatProgress, LossSmoother, RateMeter } from "./progress.ts";
+import { RunLog, writeReport } from "./run_log_fs.ts";
+import { readTrainState, saveTrainState } from "./train_state_fs.ts";
+
+/** Items of the training stream: RGB bytes `[H, W, 3]` and a caption each. */
+export interface PretrainItems {
+  /** One image per item, row-major RGB bytes. */
+  rgb: Uint8Array[];
+  /** One caption per item. */
+  captions: string[];
+}
+
+/** The stream: items `start .. start + count - 1`, the same on every call. */
+export type PretrainSource = (start: number, count: number) => PretrainItems;
+
+/** Settings of {@link pretrain}. */
+export interface PretrainOptions {
+  /** Which stages to run. */
+  stage: "vae" | "unet" | "all";
+  /** Optimizer steps of the U-Net stage (and of the VAE stage unless `vaeSteps` is given). */
+  steps: number;
+  /** Optimizer steps of the VAE stage (default `steps`). */
+  vaeSteps?: number;
+  /** Images per step. */
+  batchSize: number;
+  /** Run folder. */
+  out: string;
+  /** Seed of weights, noise and data. */
+  seed: number;
+  /** A state folder to continue from. */
+  resume?: string;
+  /** Save state every n steps (default 0: only at the end of each stage). */
+  saveEveryNSteps?: number;
+  /** Model size (default `mini`). */
+  size?: "mini" | "tiny";
+  /** Image side (default 32). */
+  imageSize?: number;
+  /** Learning rates (defaults 1e-3 for the VAE, 3e-4 for the U-Net stage). */
+  vaeLr?: number;
+  /** The U-Net stage's learning rate. */
+  unetLr?: number;
+  /** Steps between loss readbacks and progress lines (default 10). */
+  logEvery?: number;
+  /** The tokenizer and its folder's files (written to `model/tokenizer/`). */
+  tokenizer: ClipTokenizer;
+  /** The tokenizer folder's files by name. */
+  tokenizerFiles: Record<string, string>;
+  /** The command line, recorded in the weights' metadata. */
+  command: string;
+  /** Where progress lines go (default `console.log`). */
+  print?: (line: string) => void;
+}
+
+/** What {@link pretrain} returns. */
+export interface PretrainResult {
+  /** The diffusers folder (when the U-Net stage finished). */
+  model: string | null;
+  /** Mean loss of the first and last logged interval of each stage run now. */
+  losses: { stage: "vae" | "unet"; first: number; last: number }[];
+  /** Wall time of this invocation in seconds. */
+  wallSeconds: number;
+}
+
+interface Extra {
+  stage: "vae" | "unet";
+  seed: number;
+  size: "mini" | "tiny";
+  batchSize: number;
+  imageSize: number;
+  scalingFactor: number;
+  wallSeconds: number;
+}
+
+/** Images in [-1, 1] as a `[B, 3, H, W]` tensor. */
+function imagesTensor(rgb: readonly Uint8Array[], side: number): Tensor {
+  const B = rgb.length, hw = side * side;
+  const out = new Float32Array(B * 3 * hw);
+  rgb.forEach((img, b) => {
+    if (img.length !== 3 * hw) {
+      throw new ConfigError(`Item ${b} of a batch has ${img.length} bytes; expected ${3 * hw}`);
+    }
+    for (let p = 0; p < hw; p++) {
+      for (let c = 0; c < 3; c++) out[(b * 3 + c) * hw + p] = img[p * 3 + c]! / 127.5 - 1;
+    }
+  });
+  return tensor(out, [B, 3, side, side]);
+}
+
+function named(m: Module, prefix: string): Map<string, Tensor> {
+  return new Map(
+    m.namedParameters().filter(([, p]) => p.trainable).map(([k, p]) => [
+      `${prefix}.${k}`,
+      p.value,
+    ]),
+  );
+}
+
+async function adopt(models: Record<string, Module>, weights: Map<string, Tensor>): Promise<void> {
+  for (const [prefix, m] of Object.entries(models)) {
+    const mine = new Map<string, Tensor>();
+    for (const [k, t] of weights) {
+      if (k.startsWith(prefix + ".")) mine.set(k.slice(prefix.length + 1), t);
+    }
+    m.loadStateDict(mine, { strict: false });
+  }
+  await Promise.resolve();
+}
+
+/**
+ * Pretrains the mini SD (see the module doc for the folder layout).
+ *
+ * @example
+ * ```ts ignore
+ * const r = await pretrain(world, { stage: "all", steps: 2000, batchSize: 16, out: "runs/mini", seed: 1, ... });
+ * console.log(r.model);
+ * ```
+ */
+export async function pretrain(
+  source: PretrainSource,
+  options: PretrainOptions,
+): Promise<PretrainResult> {
+  const t0 = performance.now();
+  const o = options;
+  const size = o.size ?? "mini";
+  const side = o.imageSize ?? 32;
+  const vaeSteps = o.vaeSteps ?? o.steps;
+  const logEvery = o.logEvery ?? 10;
+  const print = o.print ?? ((l: string) => console.log(l));
+  for (
+    const [k, v] of [["steps", o.steps], ["vae steps", vaeSteps], [
+      "batch size",
+      o.batchSize,
+    ]] as const
+  ) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new ConfigError(`The ${k} is ${v}; use a whole number >= 1`);
+    }
+  }
+  await ensureWritableDir(o.out);
+  await getDevice();
+  const cfg = miniSdConfig(size, o.tokenizer.vocabSize);
+  manualSeed(o.seed);
+  const vae = new AutoencoderKL(cfg.vae);
+  const te = new CLIPTextModel(cfg.textEncoder);
+  const unet = new UNet2DConditionModel(cfg.unet);
+  const losses: PretrainResult["losses"] = [];
+  let priorWall = 0;
+  let resumeStage: "vae" | "unet" | null = null;
+  let resumed: Awaited<ReturnType<typeof readTrainState>> | null = null;
+  if (o.resume) {
+    resumed = await readTrainState(o.resume);
+    const e = resumed.state.extra as unknown as Extra | undefined;
+    if (!e || (e.stage !== "vae" && e.stage !== "unet")) {
+      throw new ConfigError(
+        `${o.resume} is not a pretraining state; pass a folder from mod.ts pretrain`,
+      );
+    }
+    for (const k of ["seed", "size", "batchSize", "imageSize"] as const) {
+      const want = k === "seed"
+        ? o.seed
+        : k === "size"
+        ? size
+        : k === "batchSize"
+        ? o.batchSize
+        : side;
+      if (e[k] !== want) {
+        throw new ConfigError(
+          `The state in ${o.resume} was saved with ${k} ${
+            e[k]
+          }, not ${want}; resume with the same ${k}`,
+        );
+      }
+    }
+    resumeStage = e.stage;
+    priorWall = e.wallSeconds;
+    vae.config.scalingFactor = e.scalingFactor;
+  }
+  const wall = () => priorWall + (performance.now() - t0) / 1000;
+  const extra = (stage: "vae" | "unet"): Extra => ({
+    stage,
+    seed: o.seed,
+    size,
+    batchSize: o.batchSize,
+    imageSize: side,
+    scalingFactor: vae.scalingFactor,
+    wallSeconds: wall(),
+  });
+  const stateDir = join(o.out, "state");
+  const vaeFile = join(o.out, "vae_stage.safetensors");
+
+  const runVae = o.stage !== "unet" && resumeStage !== "unet";
+  if (runVae) {
+    const gen = new Generator(o.seed);
+    const opt = new AdamW(vae.trainableParameters().map((p) => p.value), { lr: o.vaeLr ?? 1e-3 });
+    const lr = o.vaeLr ?? 1e-3;
+    const stepper = new VaeStepper(vae, opt, gen, (s) => lr * Math.min(1, (s + 1) / 50));
+    if (resumed && resumeStage === "vae") {
+      await adopt({ vae }, resumed.weights);
+      opt.loadState(resumed.optimizer);
+      stepper.loadState({
+        step: resumed.state.current_step,
+        generatorOffset: resumed.state.stepper.generatorOffset,
+      });
+    }
+    const log = await RunLog.open(
+      join(o.out, "logs", "vae"),
+      resumed && resumeStage === "vae" ? { resumeStep: stepper.step } : {},
+    );
+    const r = await runStage("vae", vaeSteps, log, stepper, (step) => {
+      const items = source(step * o.batchSize, o.batchSize);
+      scope(() => stepper.run(imagesTensor(items.rgb, side)));
+    }, async () => {
+      await saveTrainState(stateDir, named(vae, "vae"), opt, {
+        current_epoch: 1,
+        current_step: stepper.step,
+        stepper: { step: stepper.step, micro: 0, generatorOffset: gen.offset },
+        loader: { epoch: 1, batch: stepper.step, rngOffset: 0 },
+        extra: { ...extra("vae") },
+      });
+    });
+    losses.push(r);
+    // LDM's scale_by_std: latents are scaled to unit standard deviation for the diffusion stage
+    vae.config.scalingFactor = await latentScale(
+      vae,
+      imagesTensor(source(0, o.batchSize).rgb, side),
+      o.seed,
+    );
+    await writeFileAtomic(
+      vaeFile,
+      serializeSafetensors(await toSafetensorsInputs(vae.stateDict()), {
+        scaling_factor: String(vae.scalingFactor),
+      }),
+    );
+    stepper.dispose();
+    opt.dispose();
+    if (o.stage === "all" || o.stage === "vae") {
+      await saveTrainState(stateDir, new Map(), new AdamW([]), {
+        current_epoch: 1,
+        current_step: 0,
+        stepper: { step: 0, micro: 0, generatorOffset: 0 },
+        loader: { epoch: 1, batch: 0, rngOffset: 0 },
+        extra: { ...extra("unet") },
+      });
+    }
+    await writeReport(log, {
+      title: "mini SD: VAE stage",
+      settings: settings(o, size, vaeSteps),
+      prompts: [],
+      samples: [],
+    });
+  }
+  let model: string | null = null;
+  if (o.stage !== "vae") {
+    await loadVae(vae, vaeFile);
+    vae.freeze();
+    const gen = new Generator(o.seed + 1);
+    const params = [...named(te, "text_encoder"), ...named(unet, "unet")];
+    const opt = new AdamW(params.map(([, t]) => t), { lr: o.unetLr ?? 3e-4 });
+    const lr = o.unetLr ?? 3e-4;
+    const stepper = new UnetStageStepper(
+      { vae, textEncoder: te, unet },
+      opt,
+      gen,
+      (s) => lr * Math.min(1, (s + 1) / 100),
+    );
+    const resuming = resumed !== null && resumeStage === "unet" && resumed.state.current_step > 0;
+    if (resuming) {
+      await adopt({ text_encoder: te, unet }, resumed!.weights);
+      opt.loadState(resumed!.optimizer);
+      stepper.loadState(resumed!.state.stepper);
+    }
+    const log = await RunLog.open(
+      join(o.out, "logs", "unet"),
+      resuming ? { resumeStep: stepper.step } : {},
+    );
+    const T = te.config.maxPositions;
+    const r = await runStage("unet", o.steps, log, stepper, (step) => {
+      const items = source(step * o.batchSize, o.batchSize);
+      const ids = items.captions.flatMap((c) => o.tokenizer.encode(c, { maxLength: T }).ids);
+      scope(() => stepper.run(imagesTensor(items.rgb, side), ids, [items.captions.length, T]));
+    }, async () => {
+      await saveTrainState(stateDir, new Map(params), opt, {
+        current_epoch: 1,
+        current_step: stepper.step,
+        stepper: stepper.state(),
+        loader: { epoch: 1, batch: stepper.step, rngOffset: 0 },
+        extra: { ...extra("unet") },
+      });
+    });
+    losses.push(r);
+    stepper.dispose();
+    opt.dispose();
+    await writeReport(log, {
+      title: "mini SD: text encoder + U-Net stage",
+      settings: settings(o, size, o.steps),
+      prompts: [],
+      samples: [],
+    });
+    model = join(o.out, "model");
+    await writeMiniSdFolder(model, { unet, vae, textEncoder: te }, o.tokenizerFiles, {
+      denoise_command: o.command,
+      denoise_seed: String(o.seed),
+      denoise_vae_steps: String(vaeSteps),
+      denoise_unet_steps: String(o.steps),
+      denoise_batch_size: String(o.batchSize),
+      denoise_wall_time_s: wall().toFixed(1),
+    });
+  }
+  for (const m of [vae, te, unet]) m.dispose();
+  return { model, losses, wallSeconds: (performance.now() - t0) / 1000 };
+
+  async function runStage(
+    stage: "vae" | "unet",
+    total: number,
+    log: RunLog,
+    stepper: { step: number; drainLoss(): Promise<{ mean: number; finite: boolean }> },
+    step: (i: number) => void,
+    save: () => Promise<void>,
+  ): Promise<{ stage: "vae" | "unet"; first: number; last: number }> {
+    const smooth = new LossSmoother();
+    const rate = new RateMeter();
+    let first = NaN, last = NaN;
+    rate.tick();
+    while (stepper.step < total) {
+      step(stepper.step);
+      rate.tick();
+      const s = stepper.step;
+      const saveNow = (o.saveEveryNSteps ?? 0) > 0 && s % o.saveEveryNSteps! === 0;
+      if (s % logEvery === 0 || s === total || saveNow) {
+        const l = await stepper.drainLoss();
+        if (!l.finite) {
+          throw new ConfigError(
+            `The ${stage} stage's loss became ${l.mean} at step ${s}; lower the learning rate`,
+          );
+        }
+        if (Number.isNaN(first)) first = l.mean;
+        last = l.mean;
+        smooth.add(l.mean);
+        const lr = stage === "vae" ? (o.vaeLr ?? 1e-3) : (o.unetLr ?? 3e-4);
+        await log.add({
+          step: s,
+          epoch: 1,
+          loss: l.mean,
+          smoothed: smooth.value,
+          lr,
+          elapsed: wall(),
+        });
+        print(
+          `${stage} ${
+            formatProgress({
+              step: s,
+              totalSteps: total,
+              epoch: 1,
+              totalEpochs: 1,
+              itPerSec: rate.perSecond,
+              loss: smooth.value,
+              lr,
+            })
+          }`,
+        );
+      }
+      if (saveNow && s < total) await save();
+    }
+    await save();
+    return { stage, first, last };
+  }
+}
+
+function settings(
+  o: PretrainOptions,
+  size: string,
+  steps: number,
+): Record<string, string | number> {
+  return { command: o.command, size, steps, batch_size: o.batchSize, seed: o.seed };
+}
+
+// x: [B, 3, H, W] -> 1 / std of the latents drawn for x
+async function latentScale(vae: AutoencoderKL, x: Tensor, seed: number): Promise<number> {
+  const z = noGrad(() =>
+    scope(() => vae.sample(vae.encode(x), { generator: new Generator(seed + 2) }))
+  );
+  const v = await z.toArray();
+  z.dispose();
+  x.dispose();
+  let m = 0;
+  for (const a of v) m += a;
+  m /= v.length;
+  let s = 0;
+  for (const a of v) s += (a - m) ** 2;
+  return 1 / Math.sqrt(s / v.length);
+}
+
+async function loadVae(vae: AutoencoderKL, file: string): Promise<void> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(file);
+  } catch {
+    throw new ConfigError(`${file} is missing; run the VAE stage first (--stage vae or all)`);
+  }
+  using r = await SafetensorsReader.fromBytes(bytes);
+  const sf = Number(r.metadata.scaling_factor);
+  if (Number.isFinite(sf) && sf > 0) vae.config.scalingFactor = sf;
+  await vae.loadSafetensors(r);
+}
