@@ -3,7 +3,7 @@
  * a safetensors file of f32 weights whose `__metadata__` holds the classifier's config and how it
  * was made (`denoise_classifier_config`, `denoise_command`, steps, seeds, held-out accuracy).
  *
- * Run `deno run -A src/eval/classifier_fs.ts --steps 600 --out models/attribute_classifier.safetensors`
+ * Run `deno run -A src/eval/classifier_fs.ts --steps 1000 --out models/attribute_classifier.safetensors`
  * to train one from scratch on the procedural stream and print its held-out accuracy.
  *
  * @module
@@ -83,7 +83,7 @@ if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      steps: { type: "string", default: "600" },
+      steps: { type: "string", default: "1000" },
       "batch-size": { type: "string", default: "32" },
       lr: { type: "string", default: "3e-3" },
       seed: { type: "string", default: "0" },
