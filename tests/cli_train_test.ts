@@ -139,7 +139,16 @@ Deno.test("kohya spellings: underscores, --logging_dir, nargs network_args, unsu
   throwsWith(() => parse(["--learning_rate", "fast"]), UsageError, "--learning-rate must be");
   throwsWith(() => parse(["--network_module", "lycoris.kohya"]), UsageError, "networks.lora");
   // kohya's save_last_n_steps counts steps: with saves every 10, the last 20 steps are 3 files
-  equal(parse(["--save_every_n_steps", "10", "--save_last_n_steps", "20"]).saveLastN, 3);
+  const keep = parse([
+    "--save_every_n_steps",
+    "10",
+    "--save_last_n_steps",
+    "20",
+    "--save_last_n_epochs",
+    "2",
+  ]);
+  equal(keep.saveLastNStepFiles, 3);
+  equal(keep.saveLastNEpochFiles, 2);
 });
 
 Deno.test("mod.ts train (kohya flags) writes a LoRA that mod.ts sample --lora applies", async () => {
@@ -177,6 +186,10 @@ Deno.test("mod.ts train (kohya flags) writes a LoRA that mod.ts sample --lora ap
       "5e-4",
       "--cache_latents",
       "--gradient_checkpointing",
+      "--save_every_n_steps",
+      "5",
+      "--save_last_n_steps",
+      "5",
       "--weight-dtype",
       "f32",
       "--seed",
@@ -185,7 +198,13 @@ Deno.test("mod.ts train (kohya flags) writes a LoRA that mod.ts sample --lora ap
     equal(r.code, 0, r.stderr);
     ok(r.stdout.includes("cat.safetensors (20 steps)"), r.stdout);
     ok(r.stderr.includes("20/20"), r.stderr); // the last progress line
-    deepEqual(await names(out), ["cat.safetensors"]);
+    // saves at steps 5, 10, 15 (20 is the final file); kohya's save_last_n_steps 5 at step 15
+    // removes the file of step 5 and keeps those of steps 10 and 15
+    deepEqual(await names(out), [
+      "cat-step00000010.safetensors",
+      "cat-step00000015.safetensors",
+      "cat.safetensors",
+    ]);
     const png = join(root, "s.png");
     const s = await run([
       "sample",

@@ -254,16 +254,13 @@ export function trainOptions(v: TrainValues): TrainOptions {
  */
 function lastN(v: TrainValues, o: TrainOptions): void {
   const steps = v["save-last-n-steps"], epochs = v["save-last-n-epochs"];
-  if (steps !== undefined && epochs !== undefined) {
-    throw new UsageError("Give one of --save-last-n-steps and --save-last-n-epochs");
-  }
-  if (epochs !== undefined) o.saveLastN = whole("save-last-n-epochs", epochs);
+  if (epochs !== undefined) o.saveLastNEpochFiles = whole("save-last-n-epochs", epochs);
   if (steps !== undefined) {
     const every = o.saveEveryNSteps;
     if (every === undefined) {
       throw new UsageError("--save-last-n-steps needs --save-every-n-steps");
     }
-    o.saveLastN = Math.floor(whole("save-last-n-steps", steps) / every) + 1;
+    o.saveLastNStepFiles = Math.floor(whole("save-last-n-steps", steps) / every) + 1;
   }
 }
 

@@ -196,6 +196,10 @@ export interface TrainOptions {
   saveEveryNEpochs?: number;
   /** Keep the newest N step / epoch files (default all). */
   saveLastN?: number;
+  /** Keep the newest N step files (overrides saveLastN for them). */
+  saveLastNStepFiles?: number;
+  /** Keep the newest N epoch files (overrides saveLastN for them). */
+  saveLastNEpochFiles?: number;
   /** Write a state folder with each save. */
   saveState?: boolean;
   /** Continue from a state folder. */
@@ -669,6 +673,11 @@ async function trainLoaded(
   });
   const kind = (at: CheckpointAt) =>
     at !== "final" && "epoch" in at ? "epoch" as const : "step" as const;
+  const keepFor = (at: CheckpointAt): number | undefined =>
+    at === "final"
+      ? undefined
+      : (kind(at) === "epoch" ? options.saveLastNEpochFiles : options.saveLastNStepFiles) ??
+        options.saveLastN;
 
   const result = await runTrainingLoop(stepper, loader, {
     maxTrainSteps: total,
@@ -704,9 +713,8 @@ async function trainLoaded(
         dtype: options.savePrecision === "fp16" ? "F16" : "F32",
         metadata: fileMetadata(at),
       });
-      if (at !== "final" && options.saveLastN !== undefined) {
-        await pruneCheckpoints(options.outputDir, name, kind(at), options.saveLastN);
-      }
+      const keep = keepFor(at);
+      if (keep !== undefined) await pruneCheckpoints(options.outputDir, name, kind(at), keep);
       say(`saved ${path}`);
       return path;
     },
@@ -719,8 +727,9 @@ async function trainLoaded(
         loader: loader.position(),
         extra: { seed, vaeGeneratorOffset: vaeGen.offset },
       });
-      if (at !== "final" && options.saveLastN !== undefined) {
-        await pruneCheckpoints(options.outputDir, name, kind(at), options.saveLastN, "-state");
+      const keep = keepFor(at);
+      if (keep !== undefined) {
+        await pruneCheckpoints(options.outputDir, name, kind(at), keep, "-state");
       }
       return dir;
     },
