@@ -127,15 +127,15 @@ function named(m: Module, prefix: string): Map<string, Tensor> {
   );
 }
 
-async function adopt(models: Record<string, Module>, weights: Map<string, Tensor>): Promise<void> {
+/** Puts saved weights in place (before an optimizer takes the parameters' tensors). */
+function adopt(models: Record<string, Module>, weights: Map<string, Tensor>): void {
   for (const [prefix, m] of Object.entries(models)) {
     const mine = new Map<string, Tensor>();
     for (const [k, t] of weights) {
       if (k.startsWith(prefix + ".")) mine.set(k.slice(prefix.length + 1), t);
     }
-    m.loadStateDict(mine, { strict: false });
+    m.loadStateDict(mine, { strict: false, copy: true });
   }
-  await Promise.resolve();
 }
 
 /**
@@ -222,16 +222,17 @@ export async function pretrain(
 
   const runVae = o.stage !== "unet" && resumeStage !== "unet";
   if (runVae) {
+    const resuming = resumed !== null && resumeStage === "vae";
+    if (resuming) adopt({ vae }, resumed!.weights);
     const gen = new Generator(o.seed);
     const opt = new AdamW(vae.trainableParameters().map((p) => p.value), { lr: o.vaeLr ?? 1e-3 });
     const lr = o.vaeLr ?? 1e-3;
     const stepper = new VaeStepper(vae, opt, gen, (s) => lr * Math.min(1, (s + 1) / 50));
-    if (resumed && resumeStage === "vae") {
-      await adopt({ vae }, resumed.weights);
-      opt.loadState(resumed.optimizer);
+    if (resuming) {
+      opt.loadState(resumed!.optimizer);
       stepper.loadState({
-        step: resumed.state.current_step,
-        generatorOffset: resumed.state.stepper.generatorOffset,
+        step: resumed!.state.current_step,
+        generatorOffset: resumed!.state.stepper.generatorOffset,
       });
     }
     const log = await RunLog.open(
@@ -285,6 +286,8 @@ export async function pretrain(
   if (o.stage !== "vae") {
     await loadVae(vae, vaeFile);
     vae.freeze();
+    const resuming = resumed !== null && resumeStage === "unet" && resumed.state.current_step > 0;
+    if (resuming) adopt({ text_encoder: te, unet }, resumed!.weights);
     const gen = new Generator(o.seed + 1);
     const params = [...named(te, "text_encoder"), ...named(unet, "unet")];
     const opt = new AdamW(params.map(([, t]) => t), { lr: o.unetLr ?? 3e-4 });
@@ -295,9 +298,7 @@ export async function pretrain(
       gen,
       (s) => lr * Math.min(1, (s + 1) / 100),
     );
-    const resuming = resumed !== null && resumeStage === "unet" && resumed.state.current_step > 0;
     if (resuming) {
-      await adopt({ text_encoder: te, unet }, resumed!.weights);
       opt.loadState(resumed!.optimizer);
       stepper.loadState(resumed!.state.stepper);
     }

@@ -1,0 +1,147 @@
+// mod.ts pretrain end to end on tiny models: the written f16 diffusers folder loads through our
+// loaders, samples an image and names the command in its metadata; a run killed after a saved
+// state and resumed ends with the same weights, bit for bit, as one uninterrupted run.
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { join } from "node:path";
+import { loadDiffusersFolder } from "../src/nn/loaders_fs.ts";
+import { SafetensorsFile } from "../src/nn/safetensors_fs.ts";
+import { readSchedulerOptions } from "../src/cli/scheduler_config.ts";
+import { textToImage } from "../src/cli/text_to_image.ts";
+import { pretrainCommand } from "../src/cli/pretrain.ts";
+import { ProceduralWorld } from "../src/eval/world.ts";
+import { learnCaptionTokenizer } from "../src/eval/caption_tokenizer.ts";
+import { mergesText, vocabJson } from "../src/eval/bpe_learn.ts";
+import { ClipTokenizer } from "../src/nn/tokenizer.ts";
+import { pretrain, type PretrainOptions } from "../src/train/pretrain_fs.ts";
+import "./_helpers.ts"; // acquires the GPU device
+
+async function tempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "denoise_pretrain_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("mod.ts pretrain writes an f16 diffusers folder that loads, samples and names its command", () =>
+  tempDir(async (dir) => {
+    const out = join(dir, "run");
+    const args = [
+      "--size",
+      "tiny",
+      "--steps",
+      "2",
+      "--batch-size",
+      "2",
+      "--out",
+      out,
+      "--seed",
+      "4",
+    ];
+    const log = console.log;
+    console.log = () => {};
+    try {
+      equal(await pretrainCommand(args), 0);
+    } finally {
+      console.log = log;
+    }
+    const model = join(out, "model");
+    for (
+      const f of ["model_index.json", "scheduler/scheduler_config.json", "tokenizer/vocab.json"]
+    ) {
+      ok((await Deno.stat(join(model, f))).isFile, `${f} missing`);
+    }
+    using f = await SafetensorsFile.open(
+      join(model, "unet", "diffusion_pytorch_model.safetensors"),
+    );
+    equal(f.info("conv_in.weight").dtype, "F16");
+    equal(f.metadata.denoise_command, ["deno run -A mod.ts pretrain", ...args].join(" "));
+    equal(f.metadata.denoise_seed, "4");
+    equal(f.metadata.denoise_unet_steps, "2");
+    ok(Number(f.metadata.denoise_wall_time_s) > 0);
+    const models = await loadDiffusersFolder(model);
+    try {
+      const img = await textToImage(models, {
+        prompt: "two red circles on blue",
+        steps: 2,
+        width: 32,
+        height: 32,
+        seed: 1,
+        scheduler: await readSchedulerOptions(model),
+      });
+      equal(img.rgb.length, 32 * 32 * 3);
+      // the VAE stage fixed the latent scale (LDM's scale_by_std), not SD's 0.18215
+      ok(models.vae.scalingFactor !== 0.18215 && models.vae.scalingFactor > 0);
+    } finally {
+      for (const m of [models.unet, models.vae, models.textEncoder]) m.dispose();
+    }
+  }));
+
+const bpe = learnCaptionTokenizer();
+const files = { "vocab.json": vocabJson(bpe), "merges.txt": mergesText(bpe) };
+const tokenizer = ClipTokenizer.fromText(files["vocab.json"], files["merges.txt"]);
+const world = new ProceduralWorld({ seed: 6 });
+const source = (start: number, count: number) => {
+  const items = world.items(start, count);
+  return { rgb: items.map((i) => i.rgb), captions: items.map((i) => i.caption) };
+};
+
+function options(out: string, extra: Partial<PretrainOptions> = {}): PretrainOptions {
+  return {
+    stage: "all",
+    steps: 4,
+    vaeSteps: 4,
+    batchSize: 2,
+    out,
+    seed: 3,
+    size: "tiny",
+    saveEveryNSteps: 2,
+    logEvery: 1,
+    tokenizer,
+    tokenizerFiles: files,
+    command: "test",
+    print: () => {},
+    ...extra,
+  };
+}
+
+async function weights(model: string): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for (
+    const p of ["unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model", "text_encoder/model"]
+  ) {
+    using f = await SafetensorsFile.open(join(model, `${p}.safetensors`));
+    for (const k of f.keys) out.set(`${p}:${k}`, await f.readRaw(k));
+  }
+  return out;
+}
+
+/** Throws from the progress line of `stage` step `step`: a kill right after that step. */
+function killAt(stage: string, step: number): (line: string) => void {
+  return (line) => {
+    if (line.startsWith(`${stage} step ${step}/`)) throw new Error("killed");
+  };
+}
+
+for (const stage of ["vae", "unet"] as const) {
+  Deno.test(`pretrain() killed in the ${stage} stage and resumed ends with the same weights`, () =>
+    tempDir(async (dir) => {
+      const whole = await pretrain(source, options(join(dir, "whole")));
+      const out = join(dir, "cut");
+      // the state of step 2 is saved, step 3 runs, then the run dies
+      let died = false;
+      await pretrain(source, options(out, { print: killAt(stage, 3) })).catch((e) => {
+        died = (e as Error).message === "killed";
+      });
+      ok(died, "the run was not killed");
+      const resumed = await pretrain(source, options(out, { resume: join(out, "state") }));
+      const a = await weights(whole.model!), b = await weights(resumed.model!);
+      deepEqual([...a.keys()], [...b.keys()]);
+      for (const [k, v] of a) deepEqual(b.get(k), v, `${k} differs after the resume`);
+      // the loss log keeps one record per step, the killed run's step 3 replaced
+      const lines = (await Deno.readTextFile(join(out, "logs", stage, "losses.jsonl"))).trim()
+        .split("\n").map((l) => JSON.parse(l).step);
+      deepEqual(lines, [1, 2, 3, 4]);
+    }));
+}
