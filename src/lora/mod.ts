@@ -14,6 +14,12 @@
  * @module
  */
 export * from "./file_types.ts";
+export type {
+  LoraModels,
+  LoraModelShapes,
+  LoraModuleKind,
+  LoraModuleShape,
+} from "./formats/model_shapes.ts";
 export * from "./tree.ts";
 export * from "./plan.ts";
 export * from "./block_weights.ts";

@@ -22,6 +22,7 @@ export * from "./tokenizer.ts";
 export * from "./module.ts";
 export type { InitOptions } from "./layers/_init.ts";
 export type { NormKind, NormLayer } from "./layers/_norm.ts";
+export type { LayerAdapter } from "./layers/adapter_hook.ts";
 export * from "./layers/linear.ts";
 export * from "./layers/conv2d.ts";
 export * from "./layers/group_norm.ts";

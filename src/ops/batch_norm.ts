@@ -139,8 +139,11 @@ export function batchNorm(
 
 /** Result of `batchNormRef`: the output and the updated running statistics. */
 export interface BatchNormRefResult {
+  /** The normalized output, shaped like `x`. */
   y: Float64Array;
+  /** The updated running mean, one per channel. */
   runningMean: Float64Array;
+  /** The updated running variance, one per channel. */
   runningVar: Float64Array;
 }
 

@@ -30,13 +30,14 @@ export {
 } from "./profiler.ts";
 export { profile, type ProfileOptions } from "./profile.ts";
 export { cachePacksOf, packCacheBytes, setPackCacheLimit } from "./pack_cache.ts";
-export { scope, untrack } from "./scope.ts";
+export { type Disposable, scope, untrack } from "./scope.ts";
 export { type DType, dtypeBytes, type GradNode, numel, Tensor } from "./tensor.ts";
 export * from "./creation.ts";
 export * from "./rng.ts";
 export * from "./autograd.ts";
 export * from "./broadcast.ts";
 export * from "./binary.ts";
+export { BINARY_EXPR, type BinaryOp } from "../wgsl/elementwise.ts";
 export * from "./unary.ts";
 export * from "./reduce.ts";
 export * from "./reshape.ts";

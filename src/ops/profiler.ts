@@ -39,8 +39,9 @@ export interface ProfileRecord {
   bytes: number;
   /** Issue order of the dispatch in this process. */
   seq: number;
-  /** Start and end in milliseconds since the profile began. */
+  /** Start in milliseconds since the profile began. */
   startMs: number;
+  /** End in milliseconds since the profile began. */
   endMs: number;
 }
 
@@ -48,7 +49,9 @@ export interface ProfileRecord {
 export interface ProfileRow {
   /** The aggregation key (kernel + shape class, op, or phase). */
   key: string;
+  /** Number of dispatches in the row. */
   calls: number;
+  /** Summed time of those dispatches in ms. */
   totalMs: number;
   /** Fraction of the total time, 0..1. */
   share: number;
@@ -62,9 +65,13 @@ export interface ProfileRow {
 export interface ProfileReport {
   /** `timestamp-query` (GPU time) or `cpu` (submit-to-done of each dispatch replayed alone). */
   source: "timestamp-query" | "cpu";
+  /** One record per dispatch. */
   records: ProfileRecord[];
+  /** Rows aggregated by kernel and shape class. */
   byKernel: ProfileRow[];
+  /** Rows aggregated by op. */
   byOp: ProfileRow[];
+  /** Rows aggregated by phase. */
   byPhase: ProfileRow[];
   /** Sum of all dispatch times in ms. */
   totalMs: number;

@@ -7,6 +7,7 @@
 
 /** Anything that can be disposed and tracked by a scope. */
 export interface Disposable {
+  /** Frees what the object holds. */
   dispose(): void;
 }
 

@@ -23,10 +23,15 @@ export type UnaryOp =
   | "gelu"
   | "quickGelu";
 
-interface UnaryRule {
+/** One unary op: its WGSL forward and derivative (in `x`, `p0`, `p1`) and their CPU references. */
+export interface UnaryRule {
+  /** WGSL expression of the forward. */
   f: string;
+  /** WGSL expression of the derivative. */
   df: string;
+  /** CPU reference of the forward. */
   ref: (x: number, p0: number, p1: number) => number;
+  /** CPU reference of the derivative. */
   dref: (x: number, p0: number, p1: number) => number;
 }
 

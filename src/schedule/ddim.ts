@@ -30,6 +30,7 @@ import {
 export class DDIMSampler extends VpSampler {
   /** Always `ddim`. */
   readonly name = "ddim" as const;
+  /** Sigma of each step's timestep, then the sigma of the last `alphasPrev`. */
   readonly sigmas: Float64Array;
   /** `alphas_cumprod` after each step. */
   readonly alphasPrev: Float64Array;

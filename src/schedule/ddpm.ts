@@ -22,6 +22,7 @@ import { checkIndex, combine, type SamplerOptions, type StepResult, VpSampler } 
 export class DDPMSampler extends VpSampler {
   /** Always `ddpm`. */
   readonly name = "ddpm" as const;
+  /** Sigma of each step's timestep, then 0 after the last. */
   readonly sigmas: Float64Array;
 
   /** Timesteps by diffusers' DDPM rule (`leading` spacing, offset 1 by default). */

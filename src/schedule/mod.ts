@@ -51,8 +51,10 @@ export {
   type SamplerName,
   type SamplerOptions,
   sigmaDenoiseCoefs,
+  SigmaSampler,
   type StepResult,
   vpCoefs,
+  VpSampler,
 } from "./sampler.ts";
 export { DDPMSampler } from "./ddpm.ts";
 export { DDIMSampler } from "./ddim.ts";

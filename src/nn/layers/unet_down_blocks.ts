@@ -46,7 +46,7 @@ export interface DownBlockOutput {
  * A down block: `resnets.N` (each followed by `attentions.N` when `attention` is true) and,
  * unless it is the last block, `downsamplers.0` (3x3 stride-2 conv).
  */
-class DownBlockBase extends Module {
+export class DownBlockBase extends Module {
   /** Whether the block has cross-attention transformers. */
   readonly hasAttention: boolean;
 

@@ -22,7 +22,7 @@ import { resnetOptions, transformer } from "./_unet_common.ts";
  * Channels follow diffusers: ResNet N takes `(N == 0 ? prevOutChannels : outChannels)` plus the
  * skip's channels (`inChannels` for the last layer, else `outChannels`).
  */
-class UpBlockBase extends Module {
+export class UpBlockBase extends Module {
   /** Whether the block has cross-attention transformers. */
   readonly hasAttention: boolean;
   /** ResNet layers (skips consumed). */
