@@ -44,9 +44,13 @@ export interface KernelSpec {
 
 /** A built kernel: its WGSL source and its params layout. */
 export interface BuiltKernel {
+  /** Short name, used in error messages and profiles. */
   name: string;
+  /** The WGSL source. */
   code: string;
+  /** Uniform params, each a 4-byte scalar, in order. */
   params: [string, ParamType][];
+  /** Storage bindings, in binding order. */
   bindings: BindingSpec[];
 }
 
