@@ -30,7 +30,7 @@ const candidates = {
   mini: MINI_SD_SIZES.mini,
   wide: {
     ...MINI_SD_SIZES.mini,
-    vae: { ...MINI_SD_SIZES.mini.vae, blockOutChannels: [32, 64, 128] },
+    vae: { ...MINI_SD_SIZES.mini.vae, blockOutChannels: [32, 64, 64] },
     unet: { ...MINI_SD_SIZES.mini.unet, blockOutChannels: [96, 192] },
   },
   deep: {

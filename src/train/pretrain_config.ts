@@ -24,10 +24,11 @@ export interface MiniSdConfig {
 /** Named sizes: `mini` is the shipped model, `tiny` the one tests train in seconds. */
 export const MINI_SD_SIZES: Readonly<Record<"mini" | "tiny", MiniSdConfig>> = Object.freeze({
   mini: {
+    // [32, 64, 64] measured 11.5 s per batch-16 step against 4.1 s for this one
     vae: {
-      blockOutChannels: [32, 64, 64],
+      blockOutChannels: [16, 32, 32],
       layersPerBlock: 1,
-      normNumGroups: 16,
+      normNumGroups: 8,
       latentChannels: 4,
     },
     textEncoder: {
