@@ -60,6 +60,11 @@ Deno.test("mod.ts pretrain writes an f16 diffusers folder that loads, samples an
     equal(f.metadata.denoise_seed, "4");
     equal(f.metadata.denoise_unet_steps, "2");
     ok(Number(f.metadata.denoise_wall_time_s) > 0);
+    for (const stage of ["vae", "unet"]) {
+      for (const name of ["report.html", "loss_curve.svg", "losses.jsonl", "losses.csv"]) {
+        ok((await Deno.stat(join(out, "logs", stage, name))).size > 0, `${stage}/${name} missing`);
+      }
+    }
     const models = await loadDiffusersFolder(model);
     try {
       const img = await textToImage(models, {
