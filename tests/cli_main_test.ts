@@ -6,7 +6,7 @@ import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { parseSafetensors } from "../src/nn/safetensors.ts";
 import { writeSafetensors } from "../src/nn/safetensors_fs.ts";
-import { crc32 } from "../src/cli/_image.ts";
+import { crc32 } from "../src/eval/_png_chunk.ts";
 import { tinyModels } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
 

@@ -4,7 +4,7 @@
 import { deepEqual, equal, notDeepEqual, ok } from "node:assert/strict";
 import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { decodeImage, pngText } from "../src/cli/_image_read.ts";
-import { encodePng } from "../src/cli/_image.ts";
+import { encodeImage } from "../src/cli/_image.ts";
 import { tinyModels } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
 
@@ -74,7 +74,7 @@ Deno.test("img2img, inpainting and --from-image through mod.ts sample", async ()
 
     // img2img on a 16x16 gradient: its size is the default output size
     const rgb = Uint8Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 7) % 256);
-    await Deno.writeFile(`${dir}/in.png`, await encodePng({ width: 16, height: 16, rgb }));
+    await Deno.writeFile(`${dir}/in.png`, await encodeImage({ width: 16, height: 16, rgb }, "png"));
     const i2i = (out: string, ...extra: string[]) =>
       run([
         ...base,
@@ -124,7 +124,10 @@ Deno.test("img2img, inpainting and --from-image through mod.ts sample", async ()
     // inpainting with a black mask keeps the image (up to the VAE round trip): strength 0.5
     // and strength 0 then decode the same latents
     const black = new Uint8Array(16 * 16 * 3);
-    await Deno.writeFile(`${dir}/keep.png`, await encodePng({ width: 16, height: 16, rgb: black }));
+    await Deno.writeFile(
+      `${dir}/keep.png`,
+      await encodeImage({ width: 16, height: 16, rgb: black }, "png"),
+    );
     r = await i2i("k.png", "--strength", "0.5", "--mask", `${dir}/keep.png`);
     equal(r.code, 0, r.stderr);
     deepEqual(await pixels("k.png"), s0);
@@ -132,7 +135,7 @@ Deno.test("img2img, inpainting and --from-image through mod.ts sample", async ()
     // bad input
     await Deno.writeFile(
       `${dir}/small.png`,
-      await encodePng({ width: 8, height: 8, rgb: new Uint8Array(192) }),
+      await encodeImage({ width: 8, height: 8, rgb: new Uint8Array(192) }, "png"),
     );
     r = await i2i("x.png", "--mask", `${dir}/small.png`);
     equal(r.code, 1);

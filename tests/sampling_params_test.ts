@@ -2,7 +2,7 @@
 // and a JPEG EXIF UserComment, written and read back; A1111's documented PNG Info text parses.
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import jpeg from "jpeg-js";
-import { encodeJpeg, encodePng } from "../src/cli/_image.ts";
+import { encodeImage, encodeJpeg } from "../src/cli/_image.ts";
 import { decodeImage, ImageReadError, pngText } from "../src/cli/_image_read.ts";
 import {
   formatInfotext,
@@ -83,17 +83,17 @@ const IMG = { width: 3, height: 2, rgb: Uint8Array.from({ length: 18 }, (_, i) =
 
 Deno.test("a PNG carries the parameters chunk and still decodes to the same pixels", async () => {
   const text = formatInfotext("a cat", "", [["Steps", "3"], ["Seed", "1"], ["Size", "3x2"]]);
-  const png = pngWithText(await encodePng(IMG), "parameters", text);
+  const png = pngWithText(await encodeImage(IMG, "png"), "parameters", text);
   equal((await pngText(png)).get("parameters"), text);
   deepEqual(await decodeImage(png), IMG);
   // non-Latin-1 text goes in an iTXt chunk as UTF-8
   const uni = pngWithText(
-    await encodePng(IMG),
+    await encodeImage(IMG, "png"),
     "parameters",
     "猫 (cat)\nSteps: 3, Seed: 1, Size: 3x2",
   );
   equal((await readInfotext(uni, "uni")).prompt, "猫 (cat)");
-  const plain = await encodePng(IMG);
+  const plain = await encodeImage(IMG, "png");
   await rejects(() => readInfotext(plain, "plain.png"), ImageReadError);
 });
 
@@ -112,6 +112,6 @@ Deno.test("damaged or foreign files are clear errors", async () => {
     ok(e instanceof ImageReadError && e.message.includes("neither a PNG nor a JPEG"), e.message);
     return true;
   });
-  const png = await encodePng(IMG);
+  const png = await encodeImage(IMG, "png");
   await rejects(() => decodeImage(png.subarray(0, 40)), ImageReadError);
 });

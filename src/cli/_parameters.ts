@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { crc32 } from "./_image.ts";
+import { pngChunk } from "../eval/_png_chunk.ts";
 import { ImageReadError, pngChunks, pngText } from "./_image_read.ts";
 
 /** One `key: value` of the last infotext line, in order. */
@@ -87,16 +87,6 @@ export function parseInfotext(text: string): Infotext {
     fields.set(m[1]!, v);
   }
   return { prompt, negative, fields };
-}
-
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  v.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
 }
 
 /**
