@@ -59,6 +59,8 @@ Deno.test("parameterLr(): block weights, zero threshold, LoRA+ on lora_up, text-
   };
   equal(blockLrWeight("down_blocks.0.attentions.0.proj_in", o.blocks), 0); // 1/11 < 0.2
   equal(blockLrWeight("down_blocks.1.attentions.0.proj_in", o.blocks), 4 / 11);
+  // kohya keeps a weight only when it is above the threshold: one equal to it becomes 0.
+  equal(blockLrWeight("mid_block.attentions.0.proj_in", { mid: 0.2, zeroThreshold: 0.2 }), 0);
   equal(parameterLr("unet", "mid_block.attentions.0.proj_in", "lora_down", o), 0.5e-4);
   equal(parameterLr("unet", "mid_block.attentions.0.proj_in", "lora_up", o), 0.5e-4 * 16);
   equal(parameterLr("unet", "up_blocks.1.attentions.0.proj_in", "lora_up", o), 1e-4 * 16);

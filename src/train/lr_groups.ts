@@ -88,7 +88,10 @@ export function parseBlockLrWeight(text: string, flag: string): number[] {
   return out;
 }
 
-/** Block weights of the U-Net's rates; zero-threshold as kohya's `block_lr_zero_threshold`. */
+/**
+ * Block weights of the U-Net's rates; zero-threshold as kohya's `block_lr_zero_threshold`. A block
+ * whose weight is 0 gets no adapter at all (kohya's `remove_block_dims_and_alphas`).
+ */
 export interface BlockLrWeights {
   /** 12 weights of the down blocks (index 0 has no LoRA module in SD). */
   down?: readonly number[];
@@ -96,7 +99,7 @@ export interface BlockLrWeights {
   mid?: number;
   /** 12 weights of the up blocks. */
   up?: readonly number[];
-  /** Weights below this count as 0 (default 0). */
+  /** Weights at or below this count as 0, as kohya's (default 0). */
   zeroThreshold?: number;
 }
 
@@ -116,7 +119,7 @@ export function blockLrWeight(path: string, w: BlockLrWeights): number {
   if (b < LR_WEIGHT_BLOCKS) v = w.down?.[b] ?? 1;
   else if (b === LR_WEIGHT_BLOCKS) v = w.mid ?? 1;
   else v = w.up?.[b - LR_WEIGHT_BLOCKS - 1] ?? 1;
-  return v < (w.zeroThreshold ?? 0) ? 0 : v;
+  return v <= (w.zeroThreshold ?? 0) ? 0 : v;
 }
 
 /** The rates of a run's parameter groups. */

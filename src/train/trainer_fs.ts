@@ -48,6 +48,7 @@ import { diskLatentStore } from "./latent_cache_fs.ts";
 import { runTrainingLoop, stepsForEpochs } from "./loop.ts";
 import { lrSchedule } from "./lr_schedule.ts";
 import {
+  blockLrWeight,
   type BlockLrWeights,
   type LrGroupOptions,
   parameterLr,
@@ -430,6 +431,7 @@ async function trainLoaded(
   const vaeFactor = 2 ** (models.vae.config.blockOutChannels.length - 1);
   if (options.gradientCheckpointing) models.unet.gradientCheckpointing = true;
 
+  const blocks = blockLrWeights(options);
   const plan = makePlan(
     models.unet.config,
     options.networkTrainUnetOnly ? null : models.textEncoder.config,
@@ -446,6 +448,12 @@ async function trainLoaded(
       ...(options.convBlockAlphas ? { convBlockAlphas: options.convBlockAlphas } : {}),
     },
   );
+  // kohya creates no module in a block whose rate weight is 0, so none is trained or saved.
+  if (blocks) {
+    plan.entries = plan.entries.filter((e) =>
+      e.component !== "unet" || blockLrWeight(e.path, blocks) !== 0
+    );
+  }
   const network = LoraNetwork.fromPlan(
     options.networkTrainUnetOnly
       ? { unet: models.unet }
@@ -467,7 +475,6 @@ async function trainLoaded(
   );
   const baseLr = options.learningRate ?? 1e-4;
   const lr = options.unetLr ?? baseLr;
-  const blocks = blockLrWeights(options);
   const groups: LrGroupOptions = {
     unetLr: lr,
     textEncoderLr: options.textEncoderLr ?? baseLr,
