@@ -10,12 +10,8 @@ import { type ClipTextConfig, clipTextConfig, clipTextConfigFromDiffusers } from
 import { type UNetConfig, unetConfig, unetConfigFromDiffusers } from "../nn/unet.ts";
 import { inferClipTextConfig, inferUNetConfig } from "../nn/checkpoint_keys.ts";
 import { SafetensorsFile } from "../nn/safetensors_fs.ts";
-import {
-  loadStableDiffusion,
-  saveDiffusersFolder,
-  type SaveModels,
-  saveSingleFile,
-} from "../nn/loaders_fs.ts";
+import { saveDiffusersFolderAtomic } from "../nn/diffusers_save_fs.ts";
+import { loadStableDiffusion, type SaveModels, saveSingleFile } from "../nn/loaders_fs.ts";
 import type { LoraEntry, LoraFileContents } from "../lora/file_types.ts";
 import { makePlan, PLAN_PRESETS, type PlanOptions, type PlanPreset } from "../lora/plan.ts";
 import { configShapes, type ModuleInfo, textEncoderTree, unetTree } from "../lora/tree.ts";
@@ -368,7 +364,7 @@ async function mergeCommand(args: string[]): Promise<number> {
     if (folder) {
       const tok = await readTokenizerFiles(v.model);
       if (tok) save.tokenizerFiles = tok;
-      await writeFolderAtomic(out, save);
+      await saveDiffusersFolderAtomic(out, save);
     } else await saveSingleFile(out, save);
     console.log(
       `merged ${specs.length} LoRA file(s) into ${deltas.length} modules; wrote ${
@@ -391,18 +387,6 @@ async function readTokenizerFiles(
     };
   } catch {
     return null;
-  }
-}
-
-/** Writes a diffusers folder beside `out`, then renames it into place (nothing half-written). */
-async function writeFolderAtomic(out: string, models: SaveModels): Promise<void> {
-  const tmp = `${out}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  try {
-    await saveDiffusersFolder(tmp, models);
-    await Deno.rename(tmp, out);
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
   }
 }
 

@@ -15,25 +15,18 @@ import { type SafetensorsInput, toSafetensorsInputs } from "./safetensors.ts";
 import { SafetensorsFile, writeSafetensors } from "./safetensors_fs.ts";
 import type { ClipTokenizer } from "./tokenizer.ts";
 import { loadTokenizer } from "./tokenizer_fs.ts";
+import type { SaveModels } from "./diffusers_save_fs.ts";
 import {
   UNet2DConditionModel,
   type UNetConfig,
   unetConfig,
   unetConfigFromDiffusers,
-  unetConfigToDiffusers,
 } from "./unet.ts";
-import {
-  AutoencoderKL,
-  type VaeConfig,
-  vaeConfig,
-  vaeConfigFromDiffusers,
-  vaeConfigToDiffusers,
-} from "./vae.ts";
+import { AutoencoderKL, type VaeConfig, vaeConfig, vaeConfigFromDiffusers } from "./vae.ts";
 import {
   type ClipTextConfig,
   clipTextConfig,
   clipTextConfigFromDiffusers,
-  clipTextConfigToDiffusers,
   CLIPTextModel,
 } from "./clip.ts";
 import {
@@ -297,45 +290,6 @@ export async function loadStableDiffusion(
   return info.isDirectory ? loadDiffusersFolder(path, options) : loadSingleFile(path, options);
 }
 
-/** The models to save (a tokenizer folder's files may be copied along). */
-export interface SaveModels {
-  /** The denoiser. */
-  unet: UNet2DConditionModel;
-  /** The image autoencoder. */
-  vae: AutoencoderKL;
-  /** The CLIP text encoder. */
-  textEncoder: CLIPTextModel;
-  /** Tokenizer files to write to `tokenizer/` (diffusers folders only). */
-  tokenizerFiles?: { vocab: string; merges: string };
-}
-
-/** Writes a diffusers folder (configs, safetensors weights, optional tokenizer files). */
-export async function saveDiffusersFolder(dir: string, models: SaveModels): Promise<void> {
-  const parts: [string, Module, Record<string, unknown>, string][] = [
-    ["unet", models.unet, unetConfigToDiffusers(models.unet.config), "diffusion_pytorch_model"],
-    ["vae", models.vae, vaeConfigToDiffusers(models.vae.config), "diffusion_pytorch_model"],
-    [
-      "text_encoder",
-      models.textEncoder,
-      clipTextConfigToDiffusers(models.textEncoder.config),
-      "model",
-    ],
-  ];
-  for (const [sub, m, config, name] of parts) {
-    await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
-    await Deno.writeTextFile(`${dir}/${sub}/config.json`, JSON.stringify(config, null, 2) + "\n");
-    await writeSafetensors(
-      `${dir}/${sub}/${name}.safetensors`,
-      await toSafetensorsInputs(m.stateDict()),
-    );
-  }
-  if (models.tokenizerFiles) {
-    await Deno.mkdir(`${dir}/tokenizer`, { recursive: true });
-    await Deno.writeTextFile(`${dir}/tokenizer/vocab.json`, models.tokenizerFiles.vocab);
-    await Deno.writeTextFile(`${dir}/tokenizer/merges.txt`, models.tokenizerFiles.merges);
-  }
-}
-
 /** Writes one single-file original checkpoint holding the three models. */
 export async function saveSingleFile(path: string, models: SaveModels): Promise<void> {
   const out: Record<string, SafetensorsInput> = {};
@@ -360,3 +314,5 @@ export async function saveSingleFile(path: string, models: SaveModels): Promise<
   }
   await writeSafetensors(path, out);
 }
+
+export { saveDiffusersFolder, type SaveModels } from "./diffusers_save_fs.ts";

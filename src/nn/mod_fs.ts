@@ -16,3 +16,4 @@
 export * from "./safetensors_fs.ts";
 export * from "./tokenizer_fs.ts";
 export * from "./loaders_fs.ts";
+export * from "./diffusers_save_fs.ts";
