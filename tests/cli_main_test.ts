@@ -3,36 +3,17 @@
 // checked before any model is loaded, atomic PNG / JPEG output chosen by the extension, escaped
 // terminal output, and no Mesa XDG_RUNTIME_DIR warning.
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
-import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { parseSafetensors } from "../src/nn/safetensors.ts";
 import { writeSafetensors } from "../src/nn/safetensors_fs.ts";
 import { crc32 } from "../src/eval/_png_chunk.ts";
-import { tinyModels } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
+import { type CliRun, runCli as run, writeTinyModel } from "./_cli_fixtures.ts";
 
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
 const VERSION = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ).version;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MOD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env,
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function noStack(r: Run): void {
+function noStack(r: CliRun): void {
   ok(!/Uncaught|\n\s+at /.test(r.stderr), `stack trace printed:\n${r.stderr}`);
 }
 
@@ -160,9 +141,7 @@ async function readPng(bytes: Uint8Array): Promise<{ w: number; h: number; raw: 
 Deno.test("sample writes a PNG for .png, replacing an existing file atomically", async () => {
   const dir = await Deno.makeTempDir({ prefix: "denoise_cli_" });
   try {
-    const m = tinyModels(9);
-    await saveDiffusersFolder(`${dir}/model`, m);
-    [m.unet, m.vae, m.textEncoder].forEach((x) => x.dispose());
+    await writeTinyModel(`${dir}/model`, 9);
     const out = `${dir}/img.png`;
     const old = new TextEncoder().encode("precious old bytes");
     await Deno.writeFile(out, old);
@@ -197,9 +176,7 @@ Deno.test("sample writes a PNG for .png, replacing an existing file atomically",
 Deno.test("a tensor name holding escape codes reaches the terminal escaped", async () => {
   const dir = await Deno.makeTempDir({ prefix: "denoise_cli_" });
   try {
-    const m = tinyModels(9);
-    await saveDiffusersFolder(`${dir}/model`, m);
-    [m.unet, m.vae, m.textEncoder].forEach((x) => x.dispose());
+    await writeTinyModel(`${dir}/model`, 9);
     const path = `${dir}/model/unet/diffusion_pytorch_model.safetensors`;
     const { tensors } = parseSafetensors(await Deno.readFile(path));
     const inputs = Object.fromEntries(

@@ -2,21 +2,8 @@
 // requested size, the same bytes for the same seed, and a help text naming every option.
 import { deepEqual, equal, notDeepEqual, ok } from "node:assert/strict";
 import jpeg from "jpeg-js";
-import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
-import { tinyModels } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
-
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MOD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { runCli as run, writeTinyModel } from "./_cli_fixtures.ts";
 
 Deno.test("mod.ts sample --help lists every option", async () => {
   const r = await run(["sample", "--help"]);
@@ -45,9 +32,7 @@ Deno.test("mod.ts sample --help lists every option", async () => {
 Deno.test("mod.ts sample writes a JPEG of the requested size, the same bytes for a seed", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const m = tinyModels(9);
-    await saveDiffusersFolder(`${dir}/model`, m);
-    [m.unet, m.vae, m.textEncoder].forEach((x) => x.dispose());
+    await writeTinyModel(`${dir}/model`, 9);
     const args = (seed: number, out: string) => [
       "sample",
       "--model",

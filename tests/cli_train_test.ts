@@ -5,32 +5,17 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
-import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { normalizeTrainArgs } from "../src/cli/train_options.ts";
 import { trainOptions } from "../src/cli/train.ts";
 import { parseOptions, UsageError } from "../src/cli/_args.ts";
 import { TRAIN_OPTIONS } from "../src/cli/train_options.ts";
-import { tinyModels } from "./_sd_fixture.ts";
 import { throwsWith } from "./_train_helpers.ts";
 import "./_helpers.ts"; // acquires the GPU device
-
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MOD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { runCli as run, writeTinyModel } from "./_cli_fixtures.ts";
 
 async function fixture(): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "cli_train_" });
-  const m = tinyModels(5);
-  await saveDiffusersFolder(join(root, "model"), m);
-  for (const x of [m.unet, m.vae, m.textEncoder]) x.dispose();
+  await writeTinyModel(join(root, "model"), 5);
   const dir = join(root, "train", "3_cat");
   await Deno.mkdir(dir, { recursive: true });
   for (const [i, [w, h]] of [[24, 16], [16, 24]].entries()) {

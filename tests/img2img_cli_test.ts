@@ -2,30 +2,15 @@
 // strength 0 gives the VAE round trip of the input, 1 the text-to-image pixels; the parameters
 // chunk re-runs to the same bytes; bad masks and strengths are clear errors.
 import { deepEqual, equal, notDeepEqual, ok } from "node:assert/strict";
-import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { decodeImage, pngText } from "../src/cli/_image_read.ts";
 import { encodeImage } from "../src/cli/_image.ts";
-import { tinyModels } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
-
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MOD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { runCli as run, writeTinyModel } from "./_cli_fixtures.ts";
 
 Deno.test("img2img, inpainting and --from-image through mod.ts sample", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const m = tinyModels(9);
-    await saveDiffusersFolder(`${dir}/model`, m);
-    [m.unet, m.vae, m.textEncoder].forEach((x) => x.dispose());
+    await writeTinyModel(`${dir}/model`, 9);
     const base = ["sample", "--model", `${dir}/model`, "--prompt", "a cat", "--steps", "3"];
     const size = ["--width", "16", "--height", "16"];
     const pixels = async (f: string) => (await decodeImage(await Deno.readFile(`${dir}/${f}`))).rgb;

@@ -17,8 +17,8 @@ import { UsageError } from "../src/cli/_args.ts";
 import { assertClose, randomData } from "./_helpers.ts";
 import { TINY_CLIP, TINY_TOKENIZER, TINY_UNET } from "./_sd_fixture.ts";
 import { AutoencoderKL, CLIPTextModel, Generator, UNet2DConditionModel } from "../mod.ts";
+import { runCli as run } from "./_cli_fixtures.ts";
 
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
 const Q = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"; // [32, 32], in0 / IN01
 const FC1 = "text_model.encoder.layers.1.mlp.fc1"; // [64, 48]
 
@@ -235,15 +235,6 @@ Deno.test("lora plan prints kohya names and block counts; lora info describes a 
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-async function run(args: string[]): Promise<{ code: number; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MOD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-}
 
 Deno.test("mod.ts sample --lora changes the image, and multiplier 0 gives the base's bytes", async () => {
   const { dir } = await setup();

@@ -3,28 +3,13 @@
 // valid names.
 import { deepEqual, equal, notDeepEqual, ok } from "node:assert/strict";
 import { decodeImage, pngText } from "../src/cli/_image_read.ts";
-import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
-import { tinyModels } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
-
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MOD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { runCli as run, writeTinyModel } from "./_cli_fixtures.ts";
 
 Deno.test("mod.ts sample takes A1111 sampler labels and ComfyUI schedules", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const m = tinyModels(9);
-    await saveDiffusersFolder(`${dir}/model`, m);
-    [m.unet, m.vae, m.textEncoder].forEach((x) => x.dispose());
+    await writeTinyModel(`${dir}/model`, 9);
     const args = (out: string, ...extra: string[]) => [
       "sample",
       "--model",

@@ -10,6 +10,7 @@ import { checkAgainstTensors, LdmConfigError, ldmSettings } from "../src/nn/ldm_
 import { decodeImage } from "../src/cli/_image_read.ts";
 import { TINY_TOKENIZER } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
+import { runCli as run } from "./_cli_fixtures.ts";
 
 // CompVis/stable-diffusion configs/stable-diffusion/v1-inference.yaml, abridged (its structure:
 // comments, quoted strings, flow and block lists, booleans, exponents)
@@ -131,16 +132,6 @@ Deno.test("an LDM config gives SD 1.x's U-Net, VAE and schedule; SD 2.x-v's head
   );
   throws(() => ldmSettings(parseYaml("model:\n  target: x\n"), "bad"), LdmConfigError);
 });
-
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-async function run(args: string[]): Promise<{ code: number; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MOD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-}
 
 // a tiny model LDM's fixed choices fit (32 norm groups, CLIP width divisible by 12 heads)
 const TINY_YAML = `model:
