@@ -3,17 +3,14 @@
 // in 10 with "corrupted size vs. prev_size"). bench/exit_after_error.ts runs the 20-in-a-row
 // check; here a few runs, and a probe that the device really is destroyed.
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
-import { tinyModels } from "./_sd_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
+import { writeTinyModel } from "./_cli_fixtures.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
 /** A tiny model folder whose U-Net config asks for [64, 128] channels on [32, 64] weights. */
 async function wrongChannelsModel(dir: string): Promise<string> {
-  const m = tinyModels(9);
-  await saveDiffusersFolder(`${dir}/model`, m);
-  [m.unet, m.vae, m.textEncoder].forEach((x) => x.dispose());
+  await writeTinyModel(`${dir}/model`, 9);
   const path = `${dir}/model/unet/config.json`;
   const c = JSON.parse(await Deno.readTextFile(path));
   await Deno.writeTextFile(path, JSON.stringify({ ...c, block_out_channels: [64, 128] }));

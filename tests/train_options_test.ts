@@ -5,12 +5,12 @@ import { equal, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
 import { CLIPTextModel, getDevice, memoryStats } from "../mod.ts";
-import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { LoraModule } from "../src/lora/lora_module.ts";
 import { train, type TrainOptions, type TrainResult } from "../src/train/trainer_fs.ts";
 import { ConfigError } from "../src/train/errors.ts";
-import { TINY_CLIP, tinyModels } from "./_sd_fixture.ts";
+import { TINY_CLIP } from "./_sd_fixture.ts";
 import { assertClose } from "./_helpers.ts";
+import { writeTinyModel } from "./_cli_fixtures.ts";
 
 await getDevice();
 
@@ -29,9 +29,7 @@ Deno.test("clipSkip N conditions on the hidden state N layers from the end", asy
 
 async function fixture(): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "train_opts_" });
-  const m = tinyModels(11);
-  await saveDiffusersFolder(join(root, "model"), m);
-  for (const x of [m.unet, m.vae, m.textEncoder]) x.dispose();
+  await writeTinyModel(join(root, "model"), 11);
   const dir = join(root, "train", "2_cat");
   await Deno.mkdir(dir, { recursive: true });
   for (const i of [0, 1]) {

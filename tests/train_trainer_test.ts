@@ -6,13 +6,12 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
 import { getDevice } from "../mod.ts";
-import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { readLoraFile } from "../src/lora/formats/read_fs.ts";
 import { modelShapes } from "../src/lora/formats/model_shapes.ts";
 import { train } from "../src/train/trainer_fs.ts";
 import { ConfigError } from "../src/train/errors.ts";
-import { tinyModels } from "./_sd_fixture.ts";
 import { rejectsWith } from "./_train_helpers.ts";
+import { writeTinyModel } from "./_cli_fixtures.ts";
 
 await getDevice();
 
@@ -29,9 +28,7 @@ async function image(path: string, w: number, h: number, seed: number): Promise<
 
 async function fixture(): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "train_e2e_" });
-  const m = tinyModels(3);
-  await saveDiffusersFolder(join(root, "model"), m);
-  for (const x of [m.unet, m.vae, m.textEncoder]) x.dispose();
+  await writeTinyModel(join(root, "model"), 3);
   const dog = join(root, "train", "5_sks dog");
   await Deno.mkdir(dog, { recursive: true });
   await image(join(dog, "a.png"), 40, 32, 1);
