@@ -10,7 +10,14 @@ import { escapeControls, quote } from "../nn/_untrusted.ts";
 import { readUtf8 } from "../train/folders_fs.ts";
 import { configArgs, parseRunConfig } from "../train/run_config.ts";
 import { train, type TrainOptions } from "../train/trainer_fs.ts";
-import { formatOptions, intOption, type OptionValues, parseOptions, UsageError } from "./_args.ts";
+import {
+  choiceOption,
+  formatOptions,
+  intOption,
+  type OptionValues,
+  parseOptions,
+  UsageError,
+} from "./_args.ts";
 import {
   KNOWN_TRAIN_FLAGS,
   normalizeTrainArgs,
@@ -57,11 +64,6 @@ const whole = (name: string, raw: string, min = 1): number =>
 function intList(name: string, raw: string): number[] {
   return raw.split(",").map((s) => whole(name, s.trim(), 0));
 }
-
-const choice = <C extends string>(name: string, raw: string, valid: readonly C[]): C => {
-  if ((valid as readonly string[]).includes(raw)) return raw as C;
-  throw new UsageError(`--${name} must be ${valid.join(" or ")}; got ${quote(raw)}`);
-};
 
 /** kohya's `--network_args` keys, written into the options. */
 function networkArgs(list: readonly string[], o: TrainOptions): void {
@@ -137,18 +139,11 @@ export function trainOptions(v: TrainValues): TrainOptions {
   if ((v["train-data-dir"] === undefined) === (v["dataset-config"] === undefined)) {
     throw new UsageError("train needs one of --train-data-dir (kohya folders) or --dataset-config");
   }
-  if (v["network-module"] !== undefined) {
-    choice("network-module", v["network-module"], ["networks.lora"]);
-  }
-  if (v["optimizer-type"] !== undefined) {
-    choice("optimizer-type", v["optimizer-type"], ["AdamW", "adamw"]);
-  }
-  if (v["save-model-as"] !== undefined) {
-    choice("save-model-as", v["save-model-as"], ["safetensors"]);
-  }
-  if (v["mixed-precision"] !== undefined) {
-    choice("mixed-precision", v["mixed-precision"], ["no", "fp16", "bf16"]);
-  }
+  // kohya flags whose only supported values are these: checked, nothing to set
+  choiceOption("network-module", v["network-module"], "networks.lora", ["networks.lora"]);
+  choiceOption("optimizer-type", v["optimizer-type"], "AdamW", ["AdamW", "adamw"]);
+  choiceOption("save-model-as", v["save-model-as"], "safetensors", ["safetensors"]);
+  choiceOption("mixed-precision", v["mixed-precision"], "no", ["no", "fp16", "bf16"]);
   const o: TrainOptions = { pretrainedModelNameOrPath: model, outputDir };
   const str = (k: keyof TrainValues & string, set: (s: string) => void) => {
     const raw = v[k];
@@ -159,7 +154,10 @@ export function trainOptions(v: TrainValues): TrainOptions {
   str("reg-data-dir", (s) => o.regDataDir = s);
   str("dataset-config", (s) => o.datasetConfig = s);
   str("output-name", (s) => o.outputName = s);
-  str("save-precision", (s) => o.savePrecision = choice("save-precision", s, ["float", "fp16"]));
+  str(
+    "save-precision",
+    (s) => o.savePrecision = choiceOption("save-precision", s, "float", ["float", "fp16"]),
+  );
   str("resolution", (s) => {
     const parts = s.split(",").map((p) => whole("resolution", p.trim()));
     if (parts.length > 2) throw new UsageError(`--resolution is <px> or <w,h>; got ${quote(s)}`);
@@ -232,7 +230,10 @@ export function trainOptions(v: TrainValues): TrainOptions {
   str("max-timestep", (s) => o.maxTimestep = whole("max-timestep", s));
   bool("v-parameterization", () => o.vParameterization = true);
   bool("gradient-checkpointing", () => o.gradientCheckpointing = true);
-  str("weight-dtype", (s) => o.weightDType = choice("weight-dtype", s, ["auto", "f32", "f16"]));
+  str(
+    "weight-dtype",
+    (s) => o.weightDType = choiceOption("weight-dtype", s, "auto", ["auto", "f32", "f16"]),
+  );
   str("save-every-n-steps", (s) => o.saveEveryNSteps = whole("save-every-n-steps", s));
   str("save-every-n-epochs", (s) => o.saveEveryNEpochs = whole("save-every-n-epochs", s));
   lastN(v, o);
