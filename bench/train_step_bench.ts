@@ -11,7 +11,8 @@
 //   deno run -A bench/train_step_bench.ts [--cases small16,small1,sd1,sdfwd2] [--steps 5]
 //     [--warmup 1] [--no-peer] [--profile]
 // Prints median ms per step (of --steps after --warmup), peak GPU bytes, and the ratio to
-// PyTorch measured in the same run (bench/peers/torch_train_step.py, Debian's python3-torch).
+// PyTorch measured in the same run (bench/peers/torch_train_step.py, Debian's python3-torch;
+// DENOISE_PEER_PYTHON names another interpreter, DENOISE_PEER_DEVICE=cuda runs it on the GPU).
 // `--profile` also prints the per-kernel profile of one step per case.
 // Under `deno bench` it registers the batch-1 small step only.
 import { parseArgs } from "node:util";
@@ -190,16 +191,28 @@ interface PeerResult {
 
 async function runPeer(cases: string[], steps: number, warmup: number): Promise<PeerResult[]> {
   const script = new URL("./peers/torch_train_step.py", import.meta.url).pathname;
+  const python = Deno.env.get("DENOISE_PEER_PYTHON") ?? "/usr/bin/python3";
+  const device = Deno.env.get("DENOISE_PEER_DEVICE") ?? "cpu";
   let out: Deno.CommandOutput;
   try {
-    out = await new Deno.Command("/usr/bin/python3", {
-      args: [script, "--cases", cases.join(","), "--steps", `${steps}`, "--warmup", `${warmup}`],
+    out = await new Deno.Command(python, {
+      args: [
+        script,
+        "--cases",
+        cases.join(","),
+        "--steps",
+        `${steps}`,
+        "--warmup",
+        `${warmup}`,
+        "--device",
+        device,
+      ],
       stdout: "piped",
       stderr: "inherit",
     }).output();
   } catch {
     console.log(
-      "PyTorch peer skipped: /usr/bin/python3 was not found; `apt-get install python3-torch`",
+      `PyTorch peer skipped: ${python} was not found; \`apt-get install python3-torch\``,
     );
     return [];
   }

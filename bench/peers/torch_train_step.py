@@ -1,7 +1,7 @@
 # PyTorch peer of bench/train_step_bench.ts: the same U-Net architectures written in plain
 # PyTorch (diffusers' UNet2DConditionModel structure, our own code), timed the same way.
 #   /usr/bin/python3 bench/peers/torch_train_step.py --cases small16,small1,sd1,sdfwd2 \
-#     [--steps 5] [--warmup 1]
+#     [--steps 5] [--warmup 1] [--device cuda]
 # Prints one JSON line per case: {"name", "params", "medianMs", "steps"}. Exit code 3 when torch
 # is missing (Debian: apt-get install python3-torch).
 import argparse
@@ -222,20 +222,26 @@ def main():
     ap.add_argument("--cases", default="small16,small1")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
+    if a.device != "cpu":
+        torch.set_default_device(a.device)
+    sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
     for name in a.cases.split(","):
         m, step = case(name)
         for _ in range(a.warmup):
             step()
+        sync()
         times = []
         for _ in range(a.steps):
             t0 = time.perf_counter()
             step()
+            sync()
             times.append((time.perf_counter() - t0) * 1000)
         print(json.dumps({"name": name, "params": count(m), "medianMs": statistics.median(times),
                           "steps": times}), flush=True)
-        print(f"torch {torch.__version__} ({torch.get_num_threads()} threads) {name}: "
+        print(f"torch {torch.__version__} ({a.device}, {torch.get_num_threads()} threads) {name}: "
               f"{count(m)} params, median {statistics.median(times):.0f} ms", file=sys.stderr)
 
 

@@ -32,6 +32,8 @@ import { UnetStageStepper } from "./pretrain_unet_step.ts";
 import { VaeStepper } from "./pretrain_vae_step.ts";
 import { formatProgress, LossSmoother, RateMeter } from "./progress.ts";
 import { RunLog, writeReport } from "./run_log_fs.ts";
+import { lrSchedule } from "./lr_schedule.ts";
+import { Rng } from "./random.ts";
 import { readTrainState, saveTrainState } from "./train_state_fs.ts";
 
 /** Items of the training stream: RGB bytes `[H, W, 3]` and a caption each. */
@@ -71,6 +73,8 @@ export interface PretrainOptions {
   vaeLr?: number;
   /** The U-Net stage's learning rate. */
   unetLr?: number;
+  /** Share of captions replaced by "" in the U-Net stage, for classifier-free guidance (default 0.1). */
+  captionDropout?: number;
   /** Steps between loss readbacks and progress lines (default 10). */
   logEvery?: number;
   /** The tokenizer and its folder's files (written to `model/tokenizer/`). */
@@ -226,8 +230,8 @@ export async function pretrain(
     if (resuming) adopt({ vae }, resumed!.weights);
     const gen = new Generator(o.seed);
     const opt = new AdamW(vae.trainableParameters().map((p) => p.value), { lr: o.vaeLr ?? 1e-3 });
-    const lr = o.vaeLr ?? 1e-3;
-    const stepper = new VaeStepper(vae, opt, gen, (s) => lr * Math.min(1, (s + 1) / 50));
+    const lrAt = stageLr(o.vaeLr ?? 1e-3, vaeSteps, 50);
+    const stepper = new VaeStepper(vae, opt, gen, lrAt);
     if (resuming) {
       opt.loadState(resumed!.optimizer);
       stepper.loadState({
@@ -239,7 +243,7 @@ export async function pretrain(
       join(o.out, "logs", "vae"),
       resumed && resumeStage === "vae" ? { resumeStep: stepper.step } : {},
     );
-    const r = await runStage("vae", vaeSteps, log, stepper, (step) => {
+    const r = await runStage("vae", vaeSteps, lrAt, log, stepper, (step) => {
       const items = source(step * o.batchSize, o.batchSize);
       scope(() => stepper.run(imagesTensor(items.rgb, side)));
     }, async () => {
@@ -291,13 +295,8 @@ export async function pretrain(
     const gen = new Generator(o.seed + 1);
     const params = [...named(te, "text_encoder"), ...named(unet, "unet")];
     const opt = new AdamW(params.map(([, t]) => t), { lr: o.unetLr ?? 3e-4 });
-    const lr = o.unetLr ?? 3e-4;
-    const stepper = new UnetStageStepper(
-      { vae, textEncoder: te, unet },
-      opt,
-      gen,
-      (s) => lr * Math.min(1, (s + 1) / 100),
-    );
+    const lrAt = stageLr(o.unetLr ?? 3e-4, o.steps, 100);
+    const stepper = new UnetStageStepper({ vae, textEncoder: te, unet }, opt, gen, lrAt);
     if (resuming) {
       opt.loadState(resumed!.optimizer);
       stepper.loadState(resumed!.state.stepper);
@@ -307,10 +306,15 @@ export async function pretrain(
       resuming ? { resumeStep: stepper.step } : {},
     );
     const T = te.config.maxPositions;
-    const r = await runStage("unet", o.steps, log, stepper, (step) => {
-      const items = source(step * o.batchSize, o.batchSize);
-      const ids = items.captions.flatMap((c) => o.tokenizer.encode(c, { maxLength: T }).ids);
-      scope(() => stepper.run(imagesTensor(items.rgb, side), ids, [items.captions.length, T]));
+    const dropout = o.captionDropout ?? 0.1;
+    const r = await runStage("unet", o.steps, lrAt, log, stepper, (step) => {
+      const first = step * o.batchSize;
+      const items = source(first, o.batchSize);
+      const captions = items.captions.map((c, i) =>
+        dropsCaption(o.seed, first + i, dropout) ? "" : c
+      );
+      const ids = captions.flatMap((c) => o.tokenizer.encode(c, { maxLength: T }).ids);
+      scope(() => stepper.run(imagesTensor(items.rgb, side), ids, [captions.length, T]));
     }, async () => {
       await saveTrainState(stateDir, new Map(params), opt, {
         current_epoch: 1,
@@ -336,6 +340,8 @@ export async function pretrain(
       denoise_vae_steps: String(vaeSteps),
       denoise_unet_steps: String(o.steps),
       denoise_batch_size: String(o.batchSize),
+      denoise_caption_dropout: String(dropout),
+      denoise_lr_schedule: "cosine",
       denoise_wall_time_s: wall().toFixed(1),
     });
   }
@@ -345,6 +351,7 @@ export async function pretrain(
   async function runStage(
     stage: "vae" | "unet",
     total: number,
+    lrAt: (step: number) => number,
     log: RunLog,
     stepper: { step: number; drainLoss(): Promise<{ mean: number; finite: boolean }> },
     step: (i: number) => void,
@@ -369,7 +376,7 @@ export async function pretrain(
         if (Number.isNaN(first)) first = l.mean;
         last = l.mean;
         smooth.add(l.mean);
-        const lr = stage === "vae" ? (o.vaeLr ?? 1e-3) : (o.unetLr ?? 3e-4);
+        const lr = lrAt(s - 1);
         await log.add({
           step: s,
           epoch: 1,
@@ -397,6 +404,21 @@ export async function pretrain(
     await save();
     return { stage, first, last };
   }
+}
+
+/** Base learning rate times a cosine decay to 0 after `warmup` steps (a tenth of short runs). */
+function stageLr(base: number, total: number, warmup: number): (step: number) => number {
+  const f = lrSchedule({
+    name: "cosine",
+    totalSteps: total,
+    warmup: Math.min(warmup, Math.floor(total / 10)),
+  });
+  return (s) => base * f(s);
+}
+
+/** Whether item `index` trains with the empty caption (a pure function of seed and index). */
+function dropsCaption(seed: number, index: number, p: number): boolean {
+  return p > 0 && new Rng((seed * 1_000_003 + index) >>> 0).next() < p;
 }
 
 function settings(
