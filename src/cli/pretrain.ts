@@ -40,6 +40,12 @@ export const PRETRAIN_OPTIONS = {
     help: "seed of weights, noise and the image stream (default 1)",
   },
   resume: { type: "string", value: "<dir>", help: "continue from a state folder (<out>/state)" },
+  init: {
+    type: "string",
+    value: "<dir>",
+    help:
+      "start from a model folder this command wrote (fresh optimizer and schedule; with --stage unet its VAE stays as it is)",
+  },
   "save-every-n-steps": {
     type: "string",
     value: "<n>",
@@ -61,7 +67,8 @@ export const PRETRAIN_HELP: string = `Usage: deno run -A mod.ts pretrain [option
 
 Pretrains the bundled mini Stable Diffusion (SD 1.x classes, 32x32 images, 8x8 latents) from
 scratch on the procedural world: the VAE (L1 + L2 reconstruction, KL weight 1e-6), then the text
-encoder with the U-Net (epsilon target, SD 1.x schedule). Writes <out>/model, an f16 diffusers
+encoder with the U-Net (epsilon target, SD 1.x schedule, 10% empty captions for classifier-free
+guidance); each stage warms up, then decays its learning rate on a cosine. Writes <out>/model, an f16 diffusers
 folder whose weights record the command, steps, seeds and wall time; <out>/logs holds the loss
 curves and HTML reports, <out>/state the state --resume continues from exactly.
 
@@ -108,6 +115,7 @@ export async function pretrainCommand(args: string[]): Promise<number> {
       out,
       seed,
       ...(v.resume !== undefined ? { resume: v.resume } : {}),
+      ...(v.init !== undefined ? { init: v.init } : {}),
       saveEveryNSteps: intOption("save-every-n-steps", v["save-every-n-steps"], 0, {
         min: 0,
         max: 1e9,

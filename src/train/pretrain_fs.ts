@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { AdamW } from "../ops/adamw.ts";
 import { noGrad } from "../ops/autograd.ts";
 import { tensor } from "../ops/creation.ts";
-import { getDevice } from "../ops/device.ts";
+import { deviceInfo, getDevice } from "../ops/device.ts";
 import { Generator, manualSeed } from "../ops/rng.ts";
 import { scope } from "../ops/scope.ts";
 import type { Tensor } from "../ops/tensor.ts";
@@ -63,6 +63,13 @@ export interface PretrainOptions {
   seed: number;
   /** A state folder to continue from. */
   resume?: string;
+  /**
+   * A mini SD folder this command wrote (e.g. the shipped one) whose weights start the run
+   * instead of random ones, with a fresh optimizer and learning-rate schedule. With `stage`
+   * `unet` its VAE is used frozen as it is. The weights' metadata then lists every piece of
+   * the model's training (`denoise_history`).
+   */
+  init?: string;
   /** Save state every n steps (default 0: only at the end of each stage). */
   saveEveryNSteps?: number;
   /** Model size (default `mini`). */
@@ -180,6 +187,10 @@ export async function pretrain(
   const te = new CLIPTextModel(cfg.textEncoder);
   const unet = new UNet2DConditionModel(cfg.unet);
   const losses: PretrainResult["losses"] = [];
+  if (o.init && o.resume) {
+    throw new ConfigError("Pass --init or --resume, not both: --resume continues a run exactly");
+  }
+  const history = o.init ? await initFromFolder(o.init, { vae, textEncoder: te, unet }) : [];
   let priorWall = 0;
   let resumeStage: "vae" | "unet" | null = null;
   let resumed: Awaited<ReturnType<typeof readTrainState>> | null = null;
@@ -288,7 +299,7 @@ export async function pretrain(
   }
   let model: string | null = null;
   if (o.stage !== "vae") {
-    await loadVae(vae, vaeFile);
+    if (!(o.init && o.stage === "unet")) await loadVae(vae, vaeFile);
     vae.freeze();
     const resuming = resumed !== null && resumeStage === "unet" && resumed.state.current_step > 0;
     if (resuming) adopt({ text_encoder: te, unet }, resumed!.weights);
@@ -334,10 +345,20 @@ export async function pretrain(
       samples: [],
     });
     model = join(o.out, "model");
+    const piece: TrainingPiece = {
+      command: o.command,
+      adapter: deviceInfo().description,
+      vae_steps: o.stage === "unet" && o.init ? 0 : vaeSteps,
+      unet_steps: o.steps,
+      batch_size: o.batchSize,
+      wall_time_s: Number(wall().toFixed(1)),
+    };
     await writeMiniSdFolder(model, { unet, vae, textEncoder: te }, o.tokenizerFiles, {
       denoise_command: o.command,
+      denoise_adapter: piece.adapter,
+      denoise_history: JSON.stringify([...history, piece]),
       denoise_seed: String(o.seed),
-      denoise_vae_steps: String(vaeSteps),
+      denoise_vae_steps: String(piece.vae_steps),
       denoise_unet_steps: String(o.steps),
       denoise_batch_size: String(o.batchSize),
       denoise_caption_dropout: String(dropout),
@@ -443,6 +464,66 @@ async function latentScale(vae: AutoencoderKL, x: Tensor, seed: number): Promise
   let s = 0;
   for (const a of v) s += (a - m) ** 2;
   return 1 / Math.sqrt(s / v.length);
+}
+
+/** One invocation of `pretrain` that trained a model, as its weights' metadata lists them. */
+interface TrainingPiece {
+  command: string;
+  adapter: string;
+  vae_steps: number;
+  unet_steps: number;
+  batch_size: number;
+  wall_time_s: number;
+}
+
+/**
+ * Loads a mini SD folder's weights into the three models (f16 files widen to the f32 training
+ * weights) and returns the training pieces its U-Net's metadata lists.
+ */
+async function initFromFolder(
+  dir: string,
+  models: { vae: AutoencoderKL; textEncoder: CLIPTextModel; unet: UNet2DConditionModel },
+): Promise<TrainingPiece[]> {
+  const parts: [string, Module][] = [
+    ["vae/diffusion_pytorch_model.safetensors", models.vae],
+    ["text_encoder/model.safetensors", models.textEncoder],
+    ["unet/diffusion_pytorch_model.safetensors", models.unet],
+  ];
+  let meta: Record<string, string> = {};
+  for (const [file, m] of parts) {
+    const path = join(dir, file);
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(path);
+    } catch {
+      throw new ConfigError(`${path} is missing; --init takes a folder written by mod.ts pretrain`);
+    }
+    using r = await SafetensorsReader.fromBytes(bytes);
+    try {
+      await m.loadSafetensors(r);
+    } catch (e) {
+      throw new ConfigError(
+        `${path} does not fit this size's model (${(e as Error).message}); pass the --size it ` +
+          "was trained with",
+      );
+    }
+    meta = r.metadata;
+  }
+  const vaeConfig = JSON.parse(await Deno.readTextFile(join(dir, "vae", "config.json")));
+  if (typeof vaeConfig.scaling_factor === "number") {
+    models.vae.config.scalingFactor = vaeConfig.scaling_factor;
+  }
+  if (meta.denoise_history) return JSON.parse(meta.denoise_history) as TrainingPiece[];
+  return meta.denoise_command
+    ? [{
+      command: meta.denoise_command,
+      adapter: meta.denoise_adapter ?? "unrecorded",
+      vae_steps: Number(meta.denoise_vae_steps),
+      unet_steps: Number(meta.denoise_unet_steps),
+      batch_size: Number(meta.denoise_batch_size),
+      wall_time_s: Number(meta.denoise_wall_time_s),
+    }]
+    : [];
 }
 
 async function loadVae(vae: AutoencoderKL, file: string): Promise<void> {
