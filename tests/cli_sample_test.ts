@@ -24,9 +24,10 @@ Deno.test("mod.ts sample --help lists every option", async () => {
       "dpmpp_2m_karras",
     ]
   ) ok(r.stdout.includes(o), o);
-  const bad = await run(["sample", "--prompt", "a cat"]);
+  // --model defaults to the bundled mini model; --prompt has no default
+  const bad = await run(["sample", "--steps", "2"]);
   equal(bad.code, 2);
-  ok(bad.stderr.includes("--model"));
+  ok(bad.stderr.includes("--prompt"));
 });
 
 Deno.test("mod.ts sample writes a JPEG of the requested size, the same bytes for a seed", async () => {

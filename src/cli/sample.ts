@@ -33,6 +33,7 @@ import { createSchedule } from "../schedule/schedules.ts";
 import type { SamplerOptions } from "../schedule/sampler.ts";
 import type { LdmSettings } from "../nn/ldm_config.ts";
 import { applyLoraSpecs, LORA_MODES, parseLoraSpec } from "./_lora_spec.ts";
+import { bundledModelDir } from "./bundled.ts";
 
 /** The options of `sample`: parsed from this table, and its help printed from it. */
 export const SAMPLE_OPTIONS = {
@@ -40,7 +41,8 @@ export const SAMPLE_OPTIONS = {
     type: "string",
     value: "<path>",
     help: "diffusers folder (unet/, vae/, text_encoder/, tokenizer/, optional scheduler/) or a " +
-      "single-file .safetensors checkpoint (required)",
+      "single-file .safetensors checkpoint (default: the bundled mini model, models/mini_sd, " +
+      "32x32)",
   },
   prompt: { type: "string", value: "<text>", help: "what to draw (required)" },
   negative: { type: "string", value: "<text>", help: 'negative prompt (default "")' },
@@ -154,9 +156,10 @@ export const SAMPLE_OPTIONS = {
 
 /** Help text of `sample`. */
 export const SAMPLE_HELP: string =
-  `Usage: deno run -A mod.ts sample --model <folder|file> --prompt <text> [options]
+  `Usage: deno run -A mod.ts sample [--model <folder|file>] --prompt <text> [options]
 
-Generates an image from a prompt with a Stable Diffusion 1.x checkpoint.
+Generates an image from a prompt with a Stable Diffusion 1.x checkpoint; without --model, with
+the bundled mini model (e.g. --prompt "two small red circles on a blue background").
 
 Options:
 ${formatOptions(SAMPLE_OPTIONS)}`;
@@ -231,12 +234,11 @@ export async function sampleCommand(args: string[]): Promise<number> {
     throw new UsageError("--strength needs --init-image (the image to start from)");
   }
   const strength = numberOption("strength", values.strength, 0.75, { min: 0, max: 1 });
-  if (!values.model || values.prompt === undefined) {
-    throw new UsageError("sample needs --model and --prompt");
-  }
+  if (values.prompt === undefined) throw new UsageError("sample needs --prompt");
+  const modelPath = values.model ?? bundledModelDir();
   // a single file's LDM YAML (--original-config or the .yaml beside it), checked against it
-  const ldm = await readOriginalConfig(values.model, values["original-config"]);
-  const scheduler = withLdmSchedule(await readSchedulerOptions(values.model), ldm);
+  const ldm = await readOriginalConfig(modelPath, values["original-config"]);
+  const scheduler = withLdmSchedule(await readSchedulerOptions(modelPath), ldm);
   const trainSteps = scheduler.schedule?.trainSteps ?? 1000;
   const steps = intOption("steps", values.steps, 25, {
     min: 1,
@@ -284,7 +286,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
 
   await getDevice();
   const models = await loadStableDiffusion(
-    values.model,
+    modelPath,
     {
       ...(values.tokenizer ? { tokenizer: values.tokenizer } : {}),
       ...(ldm ? { unet: ldm.unet, vae: ldm.vae } : {}),
@@ -294,7 +296,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
   const width = widthOption ?? own, height = heightOption ?? own;
   try {
     using _lora = await applyLoraSpecs(models, loras, { mode: loraMode });
-    const model = values.model.replace(/\/+$/u, "").split("/").pop()!.replace(/\.[^.]*$/u, "");
+    const model = modelPath.replace(/\/+$/u, "").split("/").pop()!.replace(/\.[^.]*$/u, "");
     const images: RgbImage[] = [];
     const withInfo = async (image: RgbImage, seedK: number) => {
       const info = formatInfotext(

@@ -1,0 +1,45 @@
+/**
+ * Paths of what ships in the repository: the mini SD that `sample`, `eval` and the `train`
+ * demo use when no `--model` is given, its concept sets and the attribute classifier.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { UsageError } from "./_args.ts";
+
+function shipped(relative: string, what: string): string {
+  const url = new URL(`../../${relative}`, import.meta.url);
+  if (url.protocol !== "file:") {
+    throw new UsageError(
+      `The bundled ${what} is only on disk in a clone of the repository (this copy runs from ` +
+        `${url.origin}); clone it, or pass the path of your own`,
+    );
+  }
+  return fileURLToPath(url);
+}
+
+/**
+ * The shipped mini SD diffusers folder (`models/mini_sd`).
+ *
+ * @example
+ * ```ts
+ * import { bundledModelDir } from "./bundled.ts";
+ * console.log(bundledModelDir().endsWith("mini_sd")); // true
+ * ```
+ */
+export function bundledModelDir(): string {
+  return shipped("models/mini_sd", "mini model");
+}
+
+/**
+ * The shipped attribute classifier (`models/attribute_classifier.safetensors`).
+ *
+ * @example
+ * ```ts
+ * import { bundledClassifierPath } from "./bundled.ts";
+ * console.log(bundledClassifierPath().endsWith(".safetensors")); // true
+ * ```
+ */
+export function bundledClassifierPath(): string {
+  return shipped("models/attribute_classifier.safetensors", "attribute classifier");
+}
