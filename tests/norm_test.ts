@@ -22,18 +22,22 @@ const shifted = (i: number, n: number) =>
     ? Float64Array.from(randomData(n, 5), (v, j) => 0.3 + v * (1 + (j % 7) / 3))
     : Float64Array.from(randomData(n, 40 + i), (v) => 1 + 0.5 * v);
 
-const groupCases: [number[], number][] = [
+// one element per group (the [1, 6] case): the exact input gradient is 0, but the kernel forms
+// it as rstd * (a - b) with rstd = EPS^-1/2 ~ 316 and a ~ b ~ |dy| ~ 1, so one f32 rounding of
+// a - b (6e-8) shows as up to ~2e-5; an NVIDIA H200 (Vulkan) gave -1.04e-5 there, over the
+// default floor of 1e-6 that llvmpipe happens to meet. That case takes 5e-5 (gradTol 0.05).
+const groupCases: [number[], number, number?][] = [
   [[2, 6, 5, 3], 3],
   [[1, 4, 7], 2],
   [[3, 8, 3, 5], 1],
   [[2, 4, 9, 11], 2], // rows of 198 elements: more than one workgroup stride
-  [[1, 6], 6],
+  [[1, 6], 6, 0.05],
   [[2, 4, 97, 101], 2], // long rows take the 256-wide workgroup
 ];
 // both kernel variants on every machine (one workgroup per row; one invocation per row where
 // the row fits its 16384-element limit)
 const variants = ["workgroup", "thread"] as const;
-for (const [shape, g] of groupCases) {
+for (const [shape, g, gradTol] of groupCases) {
   const C = shape[1]!;
   const L = shape.slice(1).reduce((a, d) => a * d, 1) / g;
   for (const variant of variants.filter((v) => v === "workgroup" || L <= 16384)) {
@@ -45,6 +49,7 @@ for (const [shape, g] of groupCases) {
         data: shifted,
         atol: 2e-5,
         rtol: 2e-4,
+        ...(gradTol ? { gradTol } : {}),
       }));
   }
 }
@@ -82,6 +87,7 @@ for (const shape of layerCases) {
         data: shifted,
         atol: 2e-5,
         rtol: 2e-4,
+        ...(gradTol ? { gradTol } : {}),
       }));
   }
 }
