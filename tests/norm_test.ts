@@ -87,7 +87,6 @@ for (const shape of layerCases) {
         data: shifted,
         atol: 2e-5,
         rtol: 2e-4,
-        ...(gradTol ? { gradTol } : {}),
       }));
   }
 }
