@@ -10,6 +10,7 @@ import { noGrad } from "../ops/autograd.ts";
 import { tensor } from "../ops/creation.ts";
 import { scope } from "../ops/scope.ts";
 import type { StableDiffusionModels } from "../nn/loaders_fs.ts";
+import type { SamplerOptions } from "../schedule/sampler.ts";
 import { type AttributeClassifier, CLASSIFIER_CLASSES } from "../eval/classifier.ts";
 import { measureColours } from "../eval/colour_measure.ts";
 import { coverageMap } from "../eval/coverage.ts";
@@ -180,6 +181,8 @@ export interface GenerationSettings {
   sampler?: string;
   /** Image side (default 32). */
   side?: number;
+  /** The model's noise schedule and prediction type (default SD 1.x: epsilon). */
+  scheduler?: SamplerOptions;
   /** Called after each image. */
   onImage?: (done: number, total: number) => void;
 }
@@ -211,6 +214,7 @@ export async function generateAndScore(
       seed: c.seed,
       width: side,
       height: side,
+      ...(settings.scheduler ? { scheduler: settings.scheduler } : {}),
     });
     images.push(img.rgb);
     settings.onImage?.(images.length, cases.length);

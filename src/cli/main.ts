@@ -55,6 +55,11 @@ export const COMMANDS: readonly Command[] = [
     summary: "Pretrain the bundled mini SD on the procedural world (see: mod.ts pretrain --help)",
     run: async (args) => (await import("./pretrain.ts")).pretrainCommand(args),
   },
+  {
+    name: "eval",
+    summary: "Measure a mini SD against issue 11's targets (see: mod.ts eval --help)",
+    run: async (args) => (await import("./eval.ts")).evalCommand(args),
+  },
 ];
 
 /** Help text of the CLI. */
