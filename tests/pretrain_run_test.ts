@@ -150,3 +150,51 @@ for (const stage of ["vae", "unet"] as const) {
       deepEqual(lines, [1, 2, 3, 4]);
     }));
 }
+
+Deno.test("pretrain() --init with the decoder stage changes only the VAE decoder and lists both pieces", () =>
+  tempDir(async (dir) => {
+    await pretrain(source, options(join(dir, "base"), { steps: 2, vaeSteps: 2, command: "first" }));
+    const base = join(dir, "base", "model");
+    const r = await pretrain(
+      source,
+      options(join(dir, "tuned"), { stage: "decoder", init: base, vaeSteps: 3, command: "second" }),
+    );
+    const before = await weights(base), after = await weights(r.model!);
+    let decoderMoved = false;
+    for (const [k, v] of before) {
+      const same = deepEqualBytes(v, after.get(k)!);
+      if (/^vae\/[^:]*:(decoder|post_quant_conv)\./.test(k)) decoderMoved ||= !same;
+      else ok(same, `${k} changed`);
+    }
+    ok(decoderMoved, "the decoder did not train");
+    const scale = async (m: string) =>
+      JSON.parse(await Deno.readTextFile(join(m, "vae", "config.json"))).scaling_factor;
+    equal(await scale(r.model!), await scale(base));
+    using f = await SafetensorsFile.open(
+      join(r.model!, "unet", "diffusion_pytorch_model.safetensors"),
+    );
+    const history = JSON.parse(f.metadata.denoise_history!) as { command: string }[];
+    deepEqual(history.map((p) => p.command), ["first", "second"]);
+  }));
+
+Deno.test("pretrain() refuses --stage decoder without --init, and --init with --resume", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (
+      const [extra, want] of [
+        [{ stage: "decoder" }, /pass --init/],
+        [{ init: dir, resume: dir }, /not both/],
+      ] as const
+    ) {
+      let message = "";
+      await pretrain(source, options(join(dir, "x"), extra)).catch((e) => message = e.message);
+      ok(want.test(message), message);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function deepEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}

@@ -20,7 +20,12 @@ import {
 
 /** The options of `pretrain`. */
 export const PRETRAIN_OPTIONS = {
-  stage: { type: "string", value: "<vae|unet|all>", help: "stages to run (default all)" },
+  stage: {
+    type: "string",
+    value: "<vae|unet|all|decoder>",
+    help: "stages to run (default all); decoder (with --init) fine-tunes only the VAE's decoder, " +
+      "keeping the latents the U-Net learned",
+  },
   steps: {
     type: "string",
     value: "<n>",
@@ -108,7 +113,7 @@ export async function pretrainCommand(args: string[]): Promise<number> {
       return { rgb: items.map((i) => i.rgb), captions: items.map((i) => i.caption) };
     },
     {
-      stage: choiceOption("stage", v.stage, "all", ["vae", "unet", "all"] as const),
+      stage: choiceOption("stage", v.stage, "all", ["vae", "unet", "all", "decoder"] as const),
       steps,
       vaeSteps: intOption("vae-steps", v["vae-steps"], steps, big),
       batchSize: intOption("batch-size", v["batch-size"], 16, { min: 1, max: 4096 }),

@@ -49,8 +49,11 @@ export type PretrainSource = (start: number, count: number) => PretrainItems;
 
 /** Settings of {@link pretrain}. */
 export interface PretrainOptions {
-  /** Which stages to run. */
-  stage: "vae" | "unet" | "all";
+  /**
+   * Which stages to run: `decoder` (with `init`) trains only the VAE's decoder, so the latents
+   * the U-Net learned stay exactly as they were, and writes the model folder.
+   */
+  stage: "vae" | "unet" | "all" | "decoder";
   /** Optimizer steps of the U-Net stage (and of the VAE stage unless `vaeSteps` is given). */
   steps: number;
   /** Optimizer steps of the VAE stage (default `steps`). */
@@ -190,6 +193,10 @@ export async function pretrain(
   if (o.init && o.resume) {
     throw new ConfigError("Pass --init or --resume, not both: --resume continues a run exactly");
   }
+  const decoderOnly = o.stage === "decoder";
+  if (decoderOnly && !o.init) {
+    throw new ConfigError("--stage decoder fine-tunes a trained VAE; pass --init <model folder>");
+  }
   const history = o.init ? await initFromFolder(o.init, { vae, textEncoder: te, unet }) : [];
   let priorWall = 0;
   let resumeStage: "vae" | "unet" | null = null;
@@ -239,6 +246,7 @@ export async function pretrain(
   if (runVae) {
     const resuming = resumed !== null && resumeStage === "vae";
     if (resuming) adopt({ vae }, resumed!.weights);
+    if (decoderOnly) { for (const m of ["encoder", "quant_conv"]) vae.child(m).freeze(); }
     const gen = new Generator(o.seed);
     const opt = new AdamW(vae.trainableParameters().map((p) => p.value), { lr: o.vaeLr ?? 1e-3 });
     const lrAt = stageLr(o.vaeLr ?? 1e-3, vaeSteps, 50);
@@ -268,11 +276,14 @@ export async function pretrain(
     });
     losses.push(r);
     // LDM's scale_by_std: latents are scaled to unit standard deviation for the diffusion stage
-    vae.config.scalingFactor = await latentScale(
-      vae,
-      imagesTensor(source(0, o.batchSize).rgb, side),
-      o.seed,
-    );
+    // (a decoder-only stage keeps the encoder, so the factor the U-Net learned with stays)
+    if (!decoderOnly) {
+      vae.config.scalingFactor = await latentScale(
+        vae,
+        imagesTensor(source(0, o.batchSize).rgb, side),
+        o.seed,
+      );
+    }
     await writeFileAtomic(
       vaeFile,
       serializeSafetensors(await toSafetensorsInputs(vae.stateDict()), {
@@ -298,7 +309,8 @@ export async function pretrain(
     });
   }
   let model: string | null = null;
-  if (o.stage !== "vae") {
+  let dropout = 0;
+  if (o.stage !== "vae" && !decoderOnly) {
     if (!(o.init && o.stage === "unet")) await loadVae(vae, vaeFile);
     vae.freeze();
     const resuming = resumed !== null && resumeStage === "unet" && resumed.state.current_step > 0;
@@ -317,7 +329,7 @@ export async function pretrain(
       resuming ? { resumeStep: stepper.step } : {},
     );
     const T = te.config.maxPositions;
-    const dropout = o.captionDropout ?? 0.1;
+    dropout = o.captionDropout ?? 0.1;
     const r = await runStage("unet", o.steps, lrAt, log, stepper, (step) => {
       const first = step * o.batchSize;
       const items = source(first, o.batchSize);
@@ -344,12 +356,14 @@ export async function pretrain(
       prompts: [],
       samples: [],
     });
+  }
+  if (o.stage !== "vae") {
     model = join(o.out, "model");
     const piece: TrainingPiece = {
       command: o.command,
       adapter: deviceInfo().description,
       vae_steps: o.stage === "unet" && o.init ? 0 : vaeSteps,
-      unet_steps: o.steps,
+      unet_steps: decoderOnly ? 0 : o.steps,
       batch_size: o.batchSize,
       wall_time_s: Number(wall().toFixed(1)),
     };
@@ -359,7 +373,7 @@ export async function pretrain(
       denoise_history: JSON.stringify([...history, piece]),
       denoise_seed: String(o.seed),
       denoise_vae_steps: String(piece.vae_steps),
-      denoise_unet_steps: String(o.steps),
+      denoise_unet_steps: String(piece.unet_steps),
       denoise_batch_size: String(o.batchSize),
       denoise_caption_dropout: String(dropout),
       denoise_lr_schedule: "cosine",
