@@ -7,33 +7,18 @@
 #   4. time 30 steps of each pretraining stage, then pick the step counts that fill the budget
 #      (40% VAE, 60% text encoder + U-Net) and run the mini SD pretraining with them;
 #   5. bring back the model folder, logs and state as tars under $OUT, and every log.
-# Carry .gl and .device (see bench/RESULTS.md, "Pretraining on an H200", for how they are made):
+# Carry .gl and .device (bench/device/_setup.sh says how to make them):
 #   bash bench/device/h200_pretrain.sh <seconds for the whole script> [batch size]
 set -u
 BUDGET=${1:-520}
 BATCH=${2:-64}
 START=$SECONDS
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
 say() { echo "[$((SECONDS - START)) s] $*"; }
 left() { echo $((BUDGET - (SECONDS - START))); }
 
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-mkdir -p /tmp/bin /tmp/dd
-xz -T0 -dc .device/deno.xz >/tmp/bin/deno && chmod +x /tmp/bin/deno
-xz -T0 -dc .device/deno_dir.tar.xz | tar -C /tmp/dd -xf -
-export PATH=/tmp/bin:$PATH DENO_DIR=/tmp/dd DENO_NO_UPDATE_CHECK=1
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f $icd ] && export VK_DRIVER_FILES=$icd
-nvidia-smi -L
-deno --version | head -1
+# shellcheck source=bench/device/_setup.sh
+source bench/device/_setup.sh
 say "setup done"
-deno run --cached-only -A mod.ts info 2>&1 | tee "$OUT/info.log"
-if ! grep -q "NVIDIA\|H200\|nvidia" "$OUT/info.log" || grep -q "(software)" "$OUT/info.log"; then
-  say "WebGPU did not find the NVIDIA adapter; stopping"
-  exit 1
-fi
 
 DENOISE_PEER_PYTHON=python3 DENOISE_PEER_DEVICE=cuda timeout 100 \
   deno run --cached-only -A bench/train_step_bench.ts --cases small16,small1 --steps 5 \
