@@ -65,6 +65,9 @@ Deno.test("mod.ts pretrain writes an f16 diffusers folder that loads, samples an
         ok((await Deno.stat(join(out, "logs", stage, name))).size > 0, `${stage}/${name} missing`);
       }
     }
+    // the U-Net stage's report shows the 8 sample prompts drawn when it ended
+    const report = await Deno.readTextFile(join(out, "logs", "unet", "report.html"));
+    equal(report.match(/src="data:image\/jpeg;base64,/g)?.length, 8);
     const models = await loadDiffusersFolder(model);
     try {
       const img = await textToImage(models, {

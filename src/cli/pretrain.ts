@@ -130,6 +130,8 @@ export async function pretrainCommand(args: string[]): Promise<number> {
       unetLr: numberOption("unet-lr", v["unet-lr"], 3e-4, { min: 0, max: 1 }),
       logEvery: intOption("log-every", v["log-every"], 10, big),
       tokenizer: await loadTokenizer(tokDir),
+      // captions of a stream the training never reads, drawn into the U-Net stage's report
+      samplePrompts: new ProceduralWorld({ seed: 99 }).items(0, 8).map((i) => i.caption),
       tokenizerFiles,
       command: ["deno run -A mod.ts pretrain", ...args].join(" "),
     },

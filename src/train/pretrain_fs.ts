@@ -31,7 +31,9 @@ import { writeMiniSdFolder } from "./pretrain_save_fs.ts";
 import { UnetStageStepper } from "./pretrain_unet_step.ts";
 import { VaeStepper } from "./pretrain_vae_step.ts";
 import { formatProgress, LossSmoother, RateMeter } from "./progress.ts";
+import type { ReportSample } from "./report_html.ts";
 import { RunLog, writeReport } from "./run_log_fs.ts";
+import { sampleJpeg } from "./sample_jpeg_fs.ts";
 import { lrSchedule } from "./lr_schedule.ts";
 import { Rng } from "./random.ts";
 import { readTrainState, saveTrainState } from "./train_state_fs.ts";
@@ -85,6 +87,8 @@ export interface PretrainOptions {
   unetLr?: number;
   /** Share of captions replaced by "" in the U-Net stage, for classifier-free guidance (default 0.1). */
   captionDropout?: number;
+  /** Prompts drawn into the U-Net stage's report when it ends (20 euler_a steps, CFG 5). */
+  samplePrompts?: readonly string[];
   /** Steps between loss readbacks and progress lines (default 10). */
   logEvery?: number;
   /** The tokenizer and its folder's files (written to `model/tokenizer/`). */
@@ -350,11 +354,25 @@ export async function pretrain(
     losses.push(r);
     stepper.dispose();
     opt.dispose();
+    const prompts = o.samplePrompts ?? [];
+    const samples: ReportSample[] = [];
+    for (const [i, prompt] of prompts.entries()) {
+      const jpeg = await sampleJpeg({ vae, textEncoder: te, unet }, o.tokenizer, {
+        prompt,
+        width: side,
+        height: side,
+        steps: 20,
+        seed: i,
+        cfgScale: 5,
+        sampler: "euler_a",
+      });
+      samples.push({ step: stepper.step, prompt: i, jpeg });
+    }
     await writeReport(log, {
       title: "mini SD: text encoder + U-Net stage",
       settings: settings(o, size, o.steps),
-      prompts: [],
-      samples: [],
+      prompts: [...prompts],
+      samples,
     });
   }
   if (o.stage !== "vae") {

@@ -7,7 +7,6 @@
  * @module
  */
 import { join } from "node:path";
-import sharp from "sharp";
 import { AdamW } from "../ops/adamw.ts";
 import { noGrad } from "../ops/autograd.ts";
 import { tensor } from "../ops/creation.ts";
@@ -17,7 +16,6 @@ import type { Tensor } from "../ops/tensor.ts";
 import { scale } from "../ops/unary.ts";
 import { loadStableDiffusion, type StableDiffusionModels } from "../nn/loaders_fs.ts";
 import type { ClipTokenizer } from "../nn/tokenizer.ts";
-import { sample } from "../schedule/sample.ts";
 import { makePlan } from "../lora/plan.ts";
 import { LoraNetwork } from "../lora/network.ts";
 import { writeLoraFile } from "../lora/formats/write_fs.ts";
@@ -57,6 +55,7 @@ import {
 import type { ProgressInfo } from "./progress.ts";
 import type { ReportSample } from "./report_html.ts";
 import { RunLog, writeReport } from "./run_log_fs.ts";
+import { encodeText, sampleJpeg } from "./sample_jpeg_fs.ts";
 import { parseSamplePrompts, type SamplePrompt } from "./sample_prompts.ts";
 import { readTrainState, saveTrainState } from "./train_state_fs.ts";
 import { TrainStepper } from "./train_step.ts";
@@ -269,28 +268,6 @@ function datasetSettings(o: TrainOptions): Settings {
   put("captionPrefix", o.captionPrefix);
   put("captionSuffix", o.captionSuffix);
   return s;
-}
-
-function toRgbBytes(px: Float32Array, C: number, w: number, h: number): Uint8Array {
-  const rgb = new Uint8Array(w * h * 3);
-  for (let i = 0; i < w * h; i++) {
-    for (let c = 0; c < 3; c++) {
-      const v = px[Math.min(c, C - 1) * w * h + i]!;
-      rgb[i * 3 + c] = Math.round(Math.min(Math.max((v + 1) * 127.5, 0), 255));
-    }
-  }
-  return rgb;
-}
-
-function encodeText(
-  models: StableDiffusionModels,
-  tok: ClipTokenizer,
-  captions: string[],
-  clipSkip: number,
-): Tensor {
-  const T = models.textEncoder.config.maxPositions;
-  const ids = captions.flatMap((c) => tok.encode(c, { maxLength: T }).ids);
-  return models.textEncoder.forward(ids, [captions.length, T], { clipSkip });
 }
 
 /** The tokenizer, after checking that every size fits the model's downsampling. */
@@ -620,42 +597,18 @@ async function trainLoaded(
     network.train(false);
     try {
       for (const [i, p] of prompts.entries()) {
-        const [cond, uncond] = noGrad(
-          () => [
-            encodeText(models, tok, [p.prompt], clipSkip),
-            encodeText(models, tok, [p.negativePrompt], clipSkip),
-          ],
+        const jpeg = await sampleJpeg(models, tok, {
+          ...p,
+          sampler: p.sampler ?? options.sampleSampler ?? "ddim",
+          seed: p.seed ?? seed + i,
+          clipSkip,
+        });
+        const file = join(
+          dir,
+          `${name}_${String(step).padStart(6, "0")}_${String(i).padStart(2, "0")}.jpg`,
         );
-        let latents: Tensor | undefined, img: Tensor | undefined;
-        try {
-          latents = await sample((x, t, ctx) => noGrad(() => models.unet.forward(x, t, ctx!)), {
-            shape: [1, models.unet.config.inChannels, p.height / vaeFactor, p.width / vaeFactor],
-            sampler: p.sampler ?? options.sampleSampler ?? "ddim",
-            steps: p.steps,
-            seed: p.seed ?? seed + i,
-            context: cond!,
-            negativeContext: uncond!,
-            guidanceScale: p.cfgScale,
-          });
-          const z = latents;
-          img = scope(() =>
-            noGrad(() => models.vae.decode(scale(z, 1 / models.vae.scalingFactor)))
-          );
-          const rgb = toRgbBytes(await img.toArray(), img.shape[1]!, p.width, p.height);
-          const jpeg = new Uint8Array(
-            await sharp(rgb, { raw: { width: p.width, height: p.height, channels: 3 } }).jpeg({
-              quality: 90,
-            }).toBuffer(),
-          );
-          const file = join(
-            dir,
-            `${name}_${String(step).padStart(6, "0")}_${String(i).padStart(2, "0")}.jpg`,
-          );
-          await writeFileAtomic(file, jpeg);
-          samples.push({ step, prompt: i, jpeg });
-        } finally {
-          for (const t of [cond, uncond, latents, img]) t?.dispose();
-        }
+        await writeFileAtomic(file, jpeg);
+        samples.push({ step, prompt: i, jpeg });
       }
     } finally {
       network.train(true);
