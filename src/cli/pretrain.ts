@@ -63,6 +63,12 @@ export const PRETRAIN_OPTIONS = {
     value: "<x>",
     help: "text encoder + U-Net learning rate (default 0.0003)",
   },
+  "min-snr-gamma": {
+    type: "string",
+    value: "<x>",
+    help:
+      "Min-SNR loss weighting of the U-Net stage, as kohya's --min_snr_gamma (default 5; 0 off)",
+  },
   "log-every": { type: "string", value: "<n>", help: "steps between progress lines (default 10)" },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const satisfies OptionTable;
@@ -72,10 +78,11 @@ export const PRETRAIN_HELP: string = `Usage: deno run -A mod.ts pretrain [option
 
 Pretrains the bundled mini Stable Diffusion (SD 1.x classes, 32x32 images, 8x8 latents) from
 scratch on the procedural world: the VAE (L1 + L2 reconstruction, KL weight 1e-6), then the text
-encoder with the U-Net (epsilon target, SD 1.x schedule, 10% empty captions for classifier-free
-guidance); each stage warms up, then decays its learning rate on a cosine. Writes <out>/model, an f16 diffusers
-folder whose weights record the command, steps, seeds and wall time; <out>/logs holds the loss
-curves and HTML reports, <out>/state the state --resume continues from exactly.
+encoder with the U-Net (epsilon target, SD 1.x schedule, Min-SNR-5 weighting, 10% empty captions
+for classifier-free guidance); each stage warms up, then decays its learning rate on a cosine.
+Writes <out>/model, an f16 diffusers folder whose weights record the command, steps, seeds, wall
+time and every earlier piece (--init); <out>/logs holds the loss curves and HTML reports (the U-Net
+stage's with samples), <out>/state the state --resume continues from exactly.
 
 Options:
 ${formatOptions(PRETRAIN_OPTIONS)}`;
@@ -128,6 +135,7 @@ export async function pretrainCommand(args: string[]): Promise<number> {
       size: choiceOption("size", v.size, "mini", ["mini", "tiny"] as const),
       vaeLr: numberOption("vae-lr", v["vae-lr"], 1e-3, { min: 0, max: 1 }),
       unetLr: numberOption("unet-lr", v["unet-lr"], 3e-4, { min: 0, max: 1 }),
+      minSnrGamma: numberOption("min-snr-gamma", v["min-snr-gamma"], 5, { min: 0, max: 1000 }),
       logEvery: intOption("log-every", v["log-every"], 10, big),
       tokenizer: await loadTokenizer(tokDir),
       // captions of a stream the training never reads, drawn into the U-Net stage's report

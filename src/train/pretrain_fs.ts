@@ -87,6 +87,11 @@ export interface PretrainOptions {
   unetLr?: number;
   /** Share of captions replaced by "" in the U-Net stage, for classifier-free guidance (default 0.1). */
   captionDropout?: number;
+  /**
+   * Min-SNR loss weighting of the U-Net stage (Hang et al. 2023; kohya's `--min_snr_gamma`),
+   * default 5; 0 turns it off. The logged loss is the weighted one.
+   */
+  minSnrGamma?: number;
   /** Prompts drawn into the U-Net stage's report when it ends (20 euler_a steps, CFG 5). */
   samplePrompts?: readonly string[];
   /** Steps between loss readbacks and progress lines (default 10). */
@@ -313,7 +318,7 @@ export async function pretrain(
     });
   }
   let model: string | null = null;
-  let dropout = 0;
+  let dropout = 0, minSnr = "";
   if (o.stage !== "vae" && !decoderOnly) {
     if (!(o.init && o.stage === "unet")) await loadVae(vae, vaeFile);
     vae.freeze();
@@ -323,7 +328,15 @@ export async function pretrain(
     const params = [...named(te, "text_encoder"), ...named(unet, "unet")];
     const opt = new AdamW(params.map(([, t]) => t), { lr: o.unetLr ?? 3e-4 });
     const lrAt = stageLr(o.unetLr ?? 3e-4, o.steps, 100);
-    const stepper = new UnetStageStepper({ vae, textEncoder: te, unet }, opt, gen, lrAt);
+    const gamma = o.minSnrGamma ?? 5;
+    const stepper = new UnetStageStepper(
+      { vae, textEncoder: te, unet },
+      opt,
+      gen,
+      lrAt,
+      gamma > 0 ? { minSnrGamma: gamma } : {},
+    );
+    minSnr = String(gamma);
     if (resuming) {
       opt.loadState(resumed!.optimizer);
       stepper.loadState(resumed!.state.stepper);
@@ -394,6 +407,7 @@ export async function pretrain(
       denoise_unet_steps: String(piece.unet_steps),
       denoise_batch_size: String(o.batchSize),
       denoise_caption_dropout: String(dropout),
+      denoise_min_snr_gamma: minSnr,
       denoise_lr_schedule: "cosine",
       denoise_wall_time_s: wall().toFixed(1),
     });

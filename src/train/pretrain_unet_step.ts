@@ -14,7 +14,12 @@ import { scale } from "../ops/unary.ts";
 import type { CLIPTextModel } from "../nn/clip.ts";
 import type { UNet2DConditionModel } from "../nn/unet.ts";
 import type { AutoencoderKL } from "../nn/vae.ts";
-import { type LossReport, type StepperState, TrainStepper } from "./train_step.ts";
+import {
+  type LossReport,
+  type StepperState,
+  type TrainStepOptions,
+  TrainStepper,
+} from "./train_step.ts";
 
 /** The three models of the stage (the VAE frozen). */
 export interface UnetStageModels {
@@ -41,12 +46,13 @@ export class UnetStageStepper {
   readonly #gen: Generator;
   readonly #stepper: TrainStepper;
 
-  /** `lrAt(step)` gives the learning rate of step `step` (0-based). */
+  /** `lrAt(step)` gives the learning rate of step `step` (0-based); `options` the loss's. */
   constructor(
     models: UnetStageModels,
     optimizer: AdamW,
     generator: Generator,
     lrAt: (step: number) => number,
+    options: TrainStepOptions = {},
   ) {
     this.#m = models;
     this.#gen = generator;
@@ -55,6 +61,7 @@ export class UnetStageStepper {
       (x, t, c) => models.unet.forward(x, t, c),
       generator,
       lrAt,
+      options,
     );
   }
 
