@@ -15,6 +15,7 @@ export * from "./src/schedule/mod.ts";
 export * from "./src/nn/mod.ts";
 export * from "./src/nn/mod_fs.ts";
 export * from "./src/lora/mod.ts";
+export * from "./src/adabn/mod.ts";
 export * from "./src/ops/profiler_fs.ts";
 
 if (import.meta.main) {
