@@ -24,21 +24,28 @@ import {
   TRAIN_OPTIONS,
   trainHelp,
 } from "./train_options.ts";
+import { DEMO, DEMO_OPTIONS, trainDemo } from "./train_demo.ts";
 
 /** Help text of `train`. */
-export const TRAIN_HELP: string = trainHelp(formatOptions);
+export const TRAIN_HELP: string =
+  `Usage: deno run -A mod.ts train            (no arguments: the bundled demo)
 
-/** What `train` with no arguments prints (the bundled demo arrives with the mini model). */
-export const TRAIN_NO_ARGS: string =
-  `The bundled demo model is not available yet (it arrives with the mini model).
-Train on a real SD 1.x model, kohya style:
+With no arguments, train runs the bundled demo: a LoRA for the shipped concept datasets/zqstar
+(five-pointed stars, trigger word "zqstar") on the shipped mini SD (models/mini_sd, 32x32), in a
+few minutes on a CPU. It writes the LoRA, before/after sample grids, the loss curve and an HTML
+report into ${DEMO.outputDir}/ and prints the measured effect. Demo flags: ${
+    Object.keys(DEMO_OPTIONS).map((k) => `--${k}`).join(", ")
+  }.
 
-  deno run -A mod.ts train --pretrained_model_name_or_path models/sd15 \\
-    --train_data_dir train_images --output_dir out --output_name my_lora \\
-    --resolution 512 --enable_bucket --network_dim 16 --network_alpha 8 \\
-    --learning_rate 1e-4 --max_train_steps 1600 --save_every_n_epochs 1
+For a real model, kohya style:
 
-Run "deno run -A mod.ts train --help" for every option`;
+  deno run -A mod.ts train --pretrained_model_name_or_path <diffusers folder | .safetensors> \\
+    --train_data_dir <dir with <repeats>_<trigger> folders> --output_dir <dir> \\
+    --output_name my_lora --resolution 512 --enable_bucket --network_dim 8 --network_alpha 4 \\
+    --learning_rate 1e-4 --train_batch_size 1 --max_train_steps 1600 --save_every_n_epochs 1 \\
+    --logging_dir <dir> --sample_prompts prompts.txt --sample_every_n_epochs 1
+
+${trainHelp(formatOptions)}`;
 
 /** Parsed flags of `train`. */
 export type TrainValues = OptionValues<typeof TRAIN_OPTIONS>;
@@ -289,14 +296,13 @@ async function withConfig(args: string[]): Promise<string[]> {
  * ```
  */
 export async function trainCommand(args: string[]): Promise<number> {
-  if (args.length === 0) {
-    console.error(TRAIN_NO_ARGS);
-    return 2;
-  }
   const normalized = normalizeTrainArgs(args);
   if (normalized.includes("--help") || normalized.includes("-h")) {
     console.log(TRAIN_HELP);
     return 0;
+  }
+  if (args.length === 0 || normalized.some((a) => a.startsWith("--demo-"))) {
+    return await trainDemo(args);
   }
   const values = parseOptions(await withConfig(normalized), TRAIN_OPTIONS, "train");
   const options = trainOptions(values);

@@ -1,0 +1,153 @@
+/**
+ * What the `train` demo measures: held-out prompts with the trigger word (does the concept show
+ * up?) and prompts without it (does the LoRA leave the rest of the model alone?), generated with
+ * the base model and with the LoRA from the same seeds, and scored by the attribute classifier.
+ *
+ * @module
+ */
+import { noGrad } from "../ops/autograd.ts";
+import { tensor } from "../ops/creation.ts";
+import { scope } from "../ops/scope.ts";
+import type { StableDiffusionModels } from "../nn/loaders_fs.ts";
+import type { LoraNetwork } from "../lora/network.ts";
+import type { AttributeClassifier } from "../eval/classifier.ts";
+import { IDENTITY_CONCEPT } from "../eval/concepts.ts";
+import { renderScene } from "../eval/render.ts";
+import {
+  type AttributeScores,
+  evaluationCases,
+  generateAndScore,
+  type GenerationCase,
+  type GenerationSettings,
+  scoreImages,
+} from "./_generation_measures.ts";
+
+/** World seed of the held-out trigger prompts (the concept set itself is seed 1001). */
+const CONCEPT_EVAL_SEED = 2001;
+/** World seed of the prompts without the trigger. */
+const PLAIN_EVAL_SEED = 9001;
+
+/** The demo's two prompt sets: with the trigger word and without it. */
+export interface DemoCases {
+  /** Held-out star scenes captioned with the trigger ("two large white zqstar shapes on blue"). */
+  concept: GenerationCase[];
+  /** Scenes of the pretraining world, captioned without the trigger. */
+  plain: GenerationCase[];
+}
+
+/**
+ * `n` prompts of each set, the same on every run (prompt `i` uses noise seed `i`).
+ *
+ * @example
+ * ```ts
+ * import { demoCases } from "./_demo_measure.ts";
+ * console.log(demoCases(2).concept[0]!.prompt.includes("zqstar")); // true
+ * ```
+ */
+export function demoCases(n: number): DemoCases {
+  return {
+    concept: evaluationCases({ ...IDENTITY_CONCEPT.world, seed: CONCEPT_EVAL_SEED }, n),
+    plain: evaluationCases({ seed: PLAIN_EVAL_SEED }, n),
+  };
+}
+
+/** One prompt set generated and scored with one model. */
+export interface ScoredSet {
+  /** RGB bytes `[side, side, 3]` per prompt. */
+  images: Uint8Array[];
+  /** Shares matching the prompts' scenes. */
+  scores: AttributeScores;
+}
+
+/** Both prompt sets, base model and LoRA. */
+export interface DemoMeasures {
+  /** With the trigger, base model. */
+  conceptBase: ScoredSet;
+  /** With the trigger, with the LoRA. */
+  conceptLora: ScoredSet;
+  /** Without the trigger, base model. */
+  plainBase: ScoredSet;
+  /** Without the trigger, with the LoRA. */
+  plainLora: ScoredSet;
+}
+
+/**
+ * Generates and scores both sets with the LoRA detached (the base model) and attached. The
+ * trigger set's shape score is the share of images the classifier calls a star. `onImage`
+ * counts images over all four sets.
+ *
+ * @example
+ * ```ts ignore
+ * const m = await measureDemo(r.models, r.network, classifier, demoCases(16), { steps: 12 });
+ * console.log(m.conceptBase.scores.shape, m.conceptLora.scores.shape);
+ * ```
+ */
+export async function measureDemo(
+  models: StableDiffusionModels,
+  network: LoraNetwork,
+  classifier: AttributeClassifier,
+  cases: DemoCases,
+  settings: GenerationSettings,
+): Promise<DemoMeasures> {
+  // settings.onImage counts over all four sets
+  const total = 2 * (cases.concept.length + cases.plain.length);
+  let before = 0;
+  const run = async (set: GenerationCase[]): Promise<ScoredSet> => {
+    const r = await generateAndScore(models, classifier, set, {
+      ...settings,
+      onImage: (done) => settings.onImage?.(before + done, total),
+    });
+    before += set.length;
+    return { images: r.images, scores: r.scores };
+  };
+  network.train(false);
+  network.detach();
+  const conceptBase = await run(cases.concept);
+  const plainBase = await run(cases.plain);
+  network.attach();
+  const conceptLora = await run(cases.concept);
+  const plainLora = await run(cases.plain);
+  return { conceptBase, conceptLora, plainBase, plainLora };
+}
+
+// scenes rendered [n, 3, side, side] in [-1, 1] -> VAE mean latents -> decoded -> RGB bytes
+/**
+ * The share of the cases' own scenes, rendered exactly and passed through the VAE (encode to
+ * the latent mean, decode), whose shape the classifier reads correctly: the most a LoRA on the
+ * U-Net and text encoder can reach, since every generated image comes out of this decoder.
+ *
+ * @example
+ * ```ts ignore
+ * console.log(await vaeCeiling(models, classifier, demoCases(16).concept, 32));
+ * ```
+ */
+export async function vaeCeiling(
+  models: StableDiffusionModels,
+  classifier: AttributeClassifier,
+  cases: readonly GenerationCase[],
+  side: number,
+): Promise<number> {
+  const n = cases.length, hw = side * side;
+  const renders = cases.map((c) => renderScene(c.scene));
+  const px = new Float32Array(n * 3 * hw);
+  renders.forEach((rgb, b) => {
+    for (let i = 0; i < hw; i++) {
+      for (let c = 0; c < 3; c++) px[(b * 3 + c) * hw + i] = rgb[i * 3 + c]! / 127.5 - 1;
+    }
+  });
+  using out = scope(() =>
+    noGrad(() => models.vae.decode(models.vae.encode(tensor(px, [n, 3, side, side])).mean))
+  );
+  const y = await out.toArray();
+  const images = renders.map((_, b) => {
+    const rgb = new Uint8Array(hw * 3);
+    for (let i = 0; i < hw; i++) {
+      for (let c = 0; c < 3; c++) {
+        const v = (y[(b * 3 + c) * hw + i]! + 1) * 127.5;
+        rgb[i * 3 + c] = Math.round(Math.min(Math.max(v, 0), 255));
+      }
+    }
+    return rgb;
+  });
+  return (await scoreImages(classifier, images, cases.map((c) => c.scene), side)).scores.shape;
+}
