@@ -16,6 +16,9 @@ import {
   writeSafetensors,
 } from "../mod.ts";
 import { writeLoraFile } from "../src/lora/formats/write_fs.ts";
+import { readLora } from "../src/lora/formats/read.ts";
+import { modelShapes } from "../src/lora/formats/model_shapes.ts";
+import { SafetensorsReader } from "../src/nn/safetensors.ts";
 import "./_helpers.ts";
 
 const CONFIG = {
@@ -99,6 +102,13 @@ Deno.test("AdaBN statistics saved in a LoRA file reload bit for bit and leave th
   const extra = after.keys.filter((k) => !kohya(k));
   assert.ok(extra.length > 0 && extra.every((k) => /^adabn_band[01]\./.test(k)), extra[0]);
   assert.equal(JSON.parse(after.metadata["denoise_adabn"]!).variance, "population");
+  // our own LoRA reader takes the file strictly (the statistics are not adapter keys): the same
+  // entries as without them
+  const entries = async (path: string) => {
+    using r = await SafetensorsReader.fromBytes(await Deno.readFile(path));
+    return (await readLora(r, modelShapes({ unet }))).entries.map((e) => e.path);
+  };
+  assert.deepEqual(await entries(outPath), await entries(loraPath));
 
   // Reload into a fresh AdaBN on a copy of the model: identical statistics and outputs.
   const loaded = await readAdabnStatistics(after);

@@ -43,6 +43,9 @@ interface Matched {
 const fmt = (s: readonly number[]): string => `[${s.join(", ")}]`;
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 
+/** Keys of AdaBN statistics (`adabn.` and `adabn_band<k>.`), skipped by {@link readLora}. */
+const ADABN_KEY = /^adabn(_band\d+)?\./;
+
 /**
  * Reads a LoRA file of any supported family and matches every key against the model. Throws
  * {@link LoraFileError} naming the keys for unknown or unmatched keys (a warning instead with
@@ -70,7 +73,9 @@ export async function readLora(
   options: ReadLoraOptions = {},
 ): Promise<LoraFileContents> {
   const file = reader.name;
-  const keys = reader.keys;
+  // AdaBN statistics ride in LoRA files under their own prefixes (src/adabn/file.ts); they are
+  // not adapter weights, so the reader leaves them to src/adabn
+  const keys = reader.keys.filter((k) => !ADABN_KEY.test(k));
   const metadata = { ...reader.metadata };
   const arch = foreignArchitecture(keys, metadata);
   if (arch) throw architectureError(file, arch);
