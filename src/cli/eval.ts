@@ -19,13 +19,7 @@ import { applyLoraSpecs, parseLoraSpec } from "./_lora_spec.ts";
 import { evaluationCases, generateAndScore, scoreImages } from "./_generation_measures.ts";
 import { type EvalReport, formatEvalTable, targetChecks } from "./_eval_report.ts";
 import { vaeReconstruction } from "./_eval_vae.ts";
-
-/** The shipped mini SD folder, `--model`'s default. */
-export const MINI_SD_PATH: string = new URL("../../models/mini_sd", import.meta.url).pathname;
-
-/** The shipped attribute classifier that reads shape, count and fill. */
-export const CLASSIFIER_PATH: string =
-  new URL("../../models/attribute_classifier.safetensors", import.meta.url).pathname;
+import { bundledClassifierPath, bundledModelDir } from "./bundled.ts";
 
 /** The sampler of every evaluation (issue 11's setting). */
 const SAMPLER = "euler_a";
@@ -113,7 +107,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     console.log(EVAL_HELP);
     return 0;
   }
-  const model = v.model ?? MINI_SD_PATH;
+  const model = v.model ?? bundledModelDir();
   const n = intOption("n", v.n, 64, {
     min: 2,
     max: 4096,
@@ -138,7 +132,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   let classifier: AttributeClassifier | undefined;
   let report: EvalReport;
   try {
-    classifier = await loadClassifier(CLASSIFIER_PATH);
+    classifier = await loadClassifier(bundledClassifierPath());
     const side = classifier.imageSize;
     const cases = evaluationCases({ seed }, n);
     const realImages = new ProceduralWorld({ seed }).items(0, n).map((it) => it.rgb);
