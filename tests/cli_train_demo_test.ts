@@ -31,6 +31,10 @@ Deno.test("mod.ts train --demo-steps 2 --demo-images 2 writes every demo output 
       r.stdout,
     );
     ok(/base model \d+%/.test(r.stdout), r.stdout);
+    ok(
+      /denoising loss on these 2 unseen scenes .*: base \d\.\d{4} -> LoRA \d\.\d{4}/.test(r.stdout),
+    );
+    ok(/ceiling: .* passed through the VAE read as a star in \d+%/.test(r.stdout), r.stdout);
     ok(/colour \d+% -> \d+%, background \d+% -> \d+%, shape/.test(r.stdout), r.stdout);
     ok(/mean attribute accuracy \d+% -> \d+% \([+-]\d+\.\d points\)/.test(r.stdout), r.stdout);
     ok(r.stderr.includes("--pretrained_model_name_or_path models/mini_sd"), r.stderr);

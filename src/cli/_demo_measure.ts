@@ -7,9 +7,13 @@
  */
 import { noGrad } from "../ops/autograd.ts";
 import { tensor } from "../ops/creation.ts";
+import { Generator, randn } from "../ops/rng.ts";
 import { scope } from "../ops/scope.ts";
+import type { Tensor } from "../ops/tensor.ts";
+import { scale } from "../ops/unary.ts";
 import type { StableDiffusionModels } from "../nn/loaders_fs.ts";
 import type { LoraNetwork } from "../lora/network.ts";
+import { createSchedule } from "../schedule/schedules.ts";
 import type { AttributeClassifier } from "../eval/classifier.ts";
 import { IDENTITY_CONCEPT } from "../eval/concepts.ts";
 import { renderScene } from "../eval/render.ts";
@@ -69,12 +73,17 @@ export interface DemoMeasures {
   plainBase: ScoredSet;
   /** Without the trigger, with the LoRA. */
   plainLora: ScoredSet;
+  /** Held-out denoising loss of the trigger set's scenes, base model. */
+  lossBase: number;
+  /** The same with the LoRA. */
+  lossLora: number;
 }
 
 /**
- * Generates and scores both sets with the LoRA detached (the base model) and attached. The
- * trigger set's shape score is the share of images the classifier calls a star. `onImage`
- * counts images over all four sets.
+ * Generates and scores both sets with the LoRA detached (the base model) and attached, and takes
+ * the held-out denoising loss of the trigger set's scenes with each. The trigger set's shape
+ * score is the share of images the classifier calls a star. `onImage` counts images over all
+ * four sets.
  *
  * @example
  * ```ts ignore
@@ -100,17 +109,74 @@ export async function measureDemo(
     before += set.length;
     return { images: r.images, scores: r.scores };
   };
+  const side = settings.side ?? 32;
   network.train(false);
   network.detach();
+  const lossBase = await heldOutLoss(models, cases.concept, side);
   const conceptBase = await run(cases.concept);
   const plainBase = await run(cases.plain);
   network.attach();
+  const lossLora = await heldOutLoss(models, cases.concept, side);
   const conceptLora = await run(cases.concept);
   const plainLora = await run(cases.plain);
-  return { conceptBase, conceptLora, plainBase, plainLora };
+  return { conceptBase, conceptLora, plainBase, plainLora, lossBase, lossLora };
 }
 
-// scenes rendered [n, 3, side, side] in [-1, 1] -> VAE mean latents -> decoded -> RGB bytes
+// cases' scenes -> [n, 3, side, side] in [-1, 1]
+function scenePixels(cases: readonly GenerationCase[], side: number): Tensor {
+  const hw = side * side, px = new Float32Array(cases.length * 3 * hw);
+  cases.forEach((c, b) => {
+    const rgb = renderScene(c.scene);
+    for (let i = 0; i < hw; i++) {
+      for (let ch = 0; ch < 3; ch++) px[(b * 3 + ch) * hw + i] = rgb[i * 3 + ch]! / 127.5 - 1;
+    }
+  });
+  return tensor(px, [cases.length, 3, side, side]);
+}
+
+/** Timesteps of the held-out loss (spread over the training range). */
+const HELD_OUT_TIMESTEPS = [100, 300, 500, 700, 900];
+
+// scenes -> z0 [n, C, h, w] (VAE mean, scaled); per timestep t: x_t = sqrt(ab) z0 +
+// sqrt(1 - ab) eps, loss = mean (unet(x_t, t, prompt) - eps)^2; mean over the timesteps
+/**
+ * The denoising loss (epsilon MSE, what training minimizes) on the cases' scenes with their
+ * prompts, at fixed timesteps with fixed noise: the same numbers for the same weights, so base
+ * and LoRA compare directly. The scenes are held out from training (another world seed).
+ *
+ * @example
+ * ```ts ignore
+ * console.log(await heldOutLoss(models, demoCases(16).concept, 32));
+ * ```
+ */
+export async function heldOutLoss(
+  models: StableDiffusionModels,
+  cases: readonly GenerationCase[],
+  side: number,
+): Promise<number> {
+  const n = cases.length, T = models.textEncoder.config.maxPositions;
+  const alphasCumprod = createSchedule().alphasCumprod;
+  const ids = cases.flatMap((c) => models.tokenizer!.encode(c.prompt, { maxLength: T }).ids);
+  using z0 = scope(() =>
+    noGrad(() => scale(models.vae.encode(scenePixels(cases, side)).mean, models.vae.scalingFactor))
+  );
+  using context = scope(() => noGrad(() => models.textEncoder.forward(ids, [n, T])));
+  const z = await z0.toArray(), generator = new Generator(0);
+  let total = 0;
+  for (const t of HELD_OUT_TIMESTEPS) {
+    using noise = randn(z0.shape, { generator });
+    const eps = await noise.toArray(), ab = alphasCumprod[t]!;
+    const xt = z.map((v, i) => Math.sqrt(ab) * v + Math.sqrt(1 - ab) * eps[i]!);
+    using pred = scope(() => noGrad(() => models.unet.forward(tensor(xt, z0.shape), t, context)));
+    const p = await pred.toArray();
+    let se = 0;
+    for (let i = 0; i < p.length; i++) se += (p[i]! - eps[i]!) ** 2;
+    total += se / p.length;
+  }
+  return total / HELD_OUT_TIMESTEPS.length;
+}
+
+// scenes rendered -> VAE mean latents -> decoded -> RGB bytes
 /**
  * The share of the cases' own scenes, rendered exactly and passed through the VAE (encode to
  * the latent mean, decode), whose shape the classifier reads correctly: the most a LoRA on the
@@ -127,19 +193,12 @@ export async function vaeCeiling(
   cases: readonly GenerationCase[],
   side: number,
 ): Promise<number> {
-  const n = cases.length, hw = side * side;
-  const renders = cases.map((c) => renderScene(c.scene));
-  const px = new Float32Array(n * 3 * hw);
-  renders.forEach((rgb, b) => {
-    for (let i = 0; i < hw; i++) {
-      for (let c = 0; c < 3; c++) px[(b * 3 + c) * hw + i] = rgb[i * 3 + c]! / 127.5 - 1;
-    }
-  });
+  const hw = side * side;
   using out = scope(() =>
-    noGrad(() => models.vae.decode(models.vae.encode(tensor(px, [n, 3, side, side])).mean))
+    noGrad(() => models.vae.decode(models.vae.encode(scenePixels(cases, side)).mean))
   );
   const y = await out.toArray();
-  const images = renders.map((_, b) => {
+  const images = cases.map((_, b) => {
     const rgb = new Uint8Array(hw * 3);
     for (let i = 0; i < hw; i++) {
       for (let c = 0; c < 3; c++) {

@@ -68,8 +68,8 @@ const mean = (s: AttributeScores): number =>
 
 /**
  * The measured effect as printable lines: the share of trigger prompts showing the concept (base
- * and LoRA), the VAE's ceiling on that share, and each attribute's accuracy without the trigger
- * (base, LoRA, change in points).
+ * and LoRA), their held-out denoising loss (base and LoRA), the VAE's ceiling on that share, and
+ * each attribute's accuracy without the trigger (base, LoRA, change in points).
  *
  * @example
  * ```ts ignore
@@ -90,8 +90,13 @@ export function effectLines(
     `concept: ${pct(share)} of ${n} prompts with "${trigger}" show a ${shape} with the LoRA ` +
     `(${Math.round(share * n)}/${n}), base model ${pct(base)} (${Math.round(base * n)}/${n}); ` +
     `target >= ${pct(CONCEPT_TARGET)}: ${met(share >= CONCEPT_TARGET)}`,
+    `held-out denoising loss on these ${n} unseen scenes (fixed timesteps and noise): base ` +
+    `${m.lossBase.toFixed(4)} -> LoRA ${m.lossLora.toFixed(4)} (${
+      points((m.lossLora - m.lossBase) / m.lossBase)
+    }%)`,
     `ceiling: the same scenes drawn exactly and passed through the VAE read as a ${shape} in ` +
-    `${pct(ceiling)}; every generated image comes out of that decoder, so a LoRA cannot do better`,
+    `${pct(ceiling)}; every generated image comes out of that decoder, so it bounds what a ` +
+    `LoRA on the U-Net and text encoder can show`,
     `without the trigger (${m.plainLora.scores.n} prompts), attribute accuracy base -> LoRA: ` +
     ATTRIBUTES.map((k) => `${k} ${pct(m.plainBase.scores[k])} -> ${pct(m.plainLora.scores[k])}`)
       .join(", "),

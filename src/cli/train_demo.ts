@@ -146,8 +146,8 @@ export async function trainDemo(args: string[]): Promise<number> {
   const classifier = await loadClassifier(bundledClassifierPath());
   err(
     `demo: a LoRA for "${IDENTITY_CONCEPT.trigger}" (five-pointed stars) on the bundled mini SD: ` +
-      `${steps} steps, batch ${DEMO.batchSize}, rank ${DEMO.rank}, 32x32; the same run, kohya ` +
-      `style:\n${demoCommand(steps, out)}`,
+      `${steps} steps, batch ${DEMO.batchSize}, rank ${DEMO.rank}, 32x32, into ${out}/; the ` +
+      `same run, kohya style:\n${demoCommand(steps, out)}`,
   );
   const r = await train(demoTrainOptions(out, steps), { progress: err, message: err });
   try {
