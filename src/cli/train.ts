@@ -24,7 +24,7 @@ import {
   TRAIN_OPTIONS,
   trainHelp,
 } from "./train_options.ts";
-import { DEMO, DEMO_OPTIONS, trainDemo } from "./train_demo.ts";
+import { DEMO, trainDemo } from "./train_demo.ts";
 
 /** Help text of `train`. */
 export const TRAIN_HELP: string =
@@ -33,9 +33,10 @@ export const TRAIN_HELP: string =
 With no arguments, train runs the bundled demo: a LoRA for the shipped concept datasets/zqstar
 (five-pointed stars, trigger word "zqstar") on the shipped mini SD (models/mini_sd, 32x32), in a
 few minutes on a CPU. It writes the LoRA, before/after sample grids, the loss curve and an HTML
-report into ${DEMO.outputDir}/ and prints the measured effect. Demo flags: ${
-    Object.keys(DEMO_OPTIONS).map((k) => `--${k}`).join(", ")
-  }.
+report into ${DEMO.outputDir}/ and prints the measured effect. A shorter demo (CI, a quick look):
+
+  deno run -A mod.ts train --demo-steps <n> --demo-images <n> --demo-sample-steps <n> \\
+    --output-dir <dir>
 
 For a real model, kohya style:
 
