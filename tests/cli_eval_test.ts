@@ -22,7 +22,7 @@ function oneErrorLine(r: CliRun): string {
 function checkFields(r: EvalReport, model: string): void {
   equal(r.model, model);
   deepEqual([r.n, r.seed, r.steps, r.cfg, r.sampler, r.side], [2, 99, 2, 5, "euler_a", 32]);
-  for (const s of [r.generated, r.real]) {
+  for (const s of [r.generated, r.real, r.reconstructed]) {
     equal(s.n, 2);
     for (const k of ["colour", "background", "shape", "count", "fill"] as const) {
       ok(s[k] >= 0 && s[k] <= 1, `${k}: ${s[k]}`);
@@ -76,7 +76,11 @@ Deno.test("mod.ts eval on a tiny model writes every measure as JSON; a LoRA move
     checkFields(withLora, model);
     deepEqual(withLora.loras, [spec]);
     // the LoRA adapts the U-Net only: the real images and their reconstructions are unchanged
-    deepEqual([withLora.real, withLora.vae], [report.real, report.vae]);
+    deepEqual([withLora.real, withLora.vae, withLora.reconstructed], [
+      report.real,
+      report.vae,
+      report.reconstructed,
+    ]);
     notEqual(withLora.classifierFrechet, report.classifierFrechet);
   } finally {
     await Deno.remove(dir, { recursive: true });

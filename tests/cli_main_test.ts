@@ -41,14 +41,6 @@ Deno.test("unknown options and commands exit 2 with one line and a help hint", a
   }
 });
 
-Deno.test("mod.ts train without arguments says the demo is not there yet (exit 2)", async () => {
-  const r = await run(["train"]);
-  equal(r.code, 2);
-  noStack(r);
-  ok(r.stderr.includes("not available yet"), r.stderr);
-  ok(r.stderr.includes("--pretrained_model_name_or_path"), r.stderr);
-});
-
 Deno.test("sample numbers are decimal only, in their stated ranges", async () => {
   const base = ["sample", "--model", "nowhere", "--prompt", "x"];
   for (

@@ -17,6 +17,7 @@ import { createSchedule } from "../schedule/schedules.ts";
 import type { AttributeClassifier } from "../eval/classifier.ts";
 import { IDENTITY_CONCEPT } from "../eval/concepts.ts";
 import { renderScene } from "../eval/render.ts";
+import { reconstructImages } from "./_eval_vae.ts";
 import {
   type AttributeScores,
   evaluationCases,
@@ -193,20 +194,10 @@ export async function vaeCeiling(
   cases: readonly GenerationCase[],
   side: number,
 ): Promise<number> {
-  const hw = side * side;
-  using out = scope(() =>
-    noGrad(() => models.vae.decode(models.vae.encode(scenePixels(cases, side)).mean))
+  const recs = await reconstructImages(
+    models.vae,
+    cases.map((c) => renderScene(c.scene)),
+    side,
   );
-  const y = await out.toArray();
-  const images = cases.map((_, b) => {
-    const rgb = new Uint8Array(hw * 3);
-    for (let i = 0; i < hw; i++) {
-      for (let c = 0; c < 3; c++) {
-        const v = (y[(b * 3 + c) * hw + i]! + 1) * 127.5;
-        rgb[i * 3 + c] = Math.round(Math.min(Math.max(v, 0), 255));
-      }
-    }
-    return rgb;
-  });
-  return (await scoreImages(classifier, images, cases.map((c) => c.scene), side)).scores.shape;
+  return (await scoreImages(classifier, recs, cases.map((c) => c.scene), side)).scores.shape;
 }

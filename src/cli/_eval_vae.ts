@@ -1,6 +1,6 @@
 /**
- * VAE reconstruction quality for `mod.ts eval`: each image encoded to its latent mean, decoded,
- * rounded to bytes, and compared with the original by PSNR and SSIM.
+ * VAE reconstructions for `mod.ts eval` and the train demo: each image encoded to its latent
+ * mean, decoded and rounded to bytes; compared with the original by PSNR and SSIM.
  *
  * @module
  */
@@ -21,27 +21,25 @@ export interface ReconstructionScores {
   ssim: number;
 }
 
-// images: n RGB byte arrays [side, side, 3] -> batches [b, 3, side, side] in [-1, 1]
+// images: n RGB byte arrays [side, side, 3] -> n RGB byte arrays, through [b, 3, side, side]
 /**
- * Encodes each image to the mean of the VAE encoder's distribution, decodes that latent, rounds
- * the pixels to bytes and averages PSNR and SSIM over the images.
+ * Each image encoded to the mean of the VAE encoder's distribution, decoded, and rounded back to
+ * RGB bytes: what every generated image's decoder can show at best.
  *
  * @example
  * ```ts ignore
  * const models = await loadStableDiffusion("models/mini_sd");
  * const items = new ProceduralWorld({ seed: 99 }).items(0, 8);
- * const r = await vaeReconstruction(models.vae, items.map((i) => i.rgb), 32);
- * console.log(r.psnr, r.ssim);
+ * const back = await reconstructImages(models.vae, items.map((i) => i.rgb), 32);
  * ```
  */
-export async function vaeReconstruction(
+export async function reconstructImages(
   vae: AutoencoderKL,
   images: readonly Uint8Array[],
   side: number,
   batchSize = 16,
-): Promise<ReconstructionScores> {
-  const hw = side * side, n = images.length;
-  let psnrSum = 0, ssimSum = 0;
+): Promise<Uint8Array[]> {
+  const hw = side * side, n = images.length, out: Uint8Array[] = [];
   for (let start = 0; start < n; start += batchSize) {
     const b = Math.min(batchSize, n - start);
     const x = new Float32Array(b * 3 * hw);
@@ -52,10 +50,7 @@ export async function vaeReconstruction(
       }
     }
     const decoded = scope(() =>
-      noGrad(() => {
-        const { mean } = vae.encode(tensor(x, [b, 3, side, side]));
-        return vae.decode(mean);
-      })
+      noGrad(() => vae.decode(vae.encode(tensor(x, [b, 3, side, side])).mean))
     );
     let px: Float32Array;
     try {
@@ -64,16 +59,38 @@ export async function vaeReconstruction(
       decoded.dispose();
     }
     for (let i = 0; i < b; i++) {
-      const out = new Uint8Array(3 * hw);
+      const rgb = new Uint8Array(3 * hw);
       for (let p = 0; p < hw; p++) {
         for (let c = 0; c < 3; c++) {
           const v = px[(i * 3 + c) * hw + p]!;
-          out[3 * p + c] = Math.round(Math.min(Math.max((v + 1) * 127.5, 0), 255));
+          rgb[3 * p + c] = Math.round(Math.min(Math.max((v + 1) * 127.5, 0), 255));
         }
       }
-      psnrSum += psnr(images[start + i]!, out);
-      ssimSum += ssim(images[start + i]!, out, side, side);
+      out.push(rgb);
     }
   }
+  return out;
+}
+
+/**
+ * Mean PSNR and SSIM of images against their reconstructions.
+ *
+ * @example
+ * ```ts ignore
+ * const back = await reconstructImages(models.vae, images, 32);
+ * console.log(reconstructionScores(images, back, 32).psnr);
+ * ```
+ */
+export function reconstructionScores(
+  images: readonly Uint8Array[],
+  reconstructed: readonly Uint8Array[],
+  side: number,
+): ReconstructionScores {
+  const n = images.length;
+  let psnrSum = 0, ssimSum = 0;
+  images.forEach((img, i) => {
+    psnrSum += psnr(img, reconstructed[i]!);
+    ssimSum += ssim(img, reconstructed[i]!, side, side);
+  });
   return { n, psnr: n ? psnrSum / n : 0, ssim: n ? ssimSum / n : 0 };
 }

@@ -18,7 +18,7 @@ import { readSchedulerOptions } from "./scheduler_config.ts";
 import { applyLoraSpecs, parseLoraSpec } from "./_lora_spec.ts";
 import { evaluationCases, generateAndScore, scoreImages } from "./_generation_measures.ts";
 import { type EvalReport, formatEvalTable, targetChecks } from "./_eval_report.ts";
-import { vaeReconstruction } from "./_eval_vae.ts";
+import { reconstructImages, reconstructionScores } from "./_eval_vae.ts";
 import { bundledClassifierPath, bundledModelDir } from "./bundled.ts";
 
 /** The sampler of every evaluation (issue 11's setting). */
@@ -136,8 +136,11 @@ export async function evalCommand(args: string[]): Promise<number> {
     const side = classifier.imageSize;
     const cases = evaluationCases({ seed }, n);
     const realImages = new ProceduralWorld({ seed }).items(0, n).map((it) => it.rgb);
-    const vae = await vaeReconstruction(models.vae, realImages, side);
-    const real = await scoreImages(classifier, realImages, cases.map((c) => c.scene), side);
+    const recs = await reconstructImages(models.vae, realImages, side);
+    const vae = reconstructionScores(realImages, recs, side);
+    const scenes = cases.map((c) => c.scene);
+    const real = await scoreImages(classifier, realImages, scenes, side);
+    const reconstructed = (await scoreImages(classifier, recs, scenes, side)).scores;
     const generated = await (async () => {
       using _lora = await applyLoraSpecs(models, loras);
       return await generateAndScore(models, classifier, cases, {
@@ -165,6 +168,7 @@ export async function evalCommand(args: string[]): Promise<number> {
       side,
       generated: generated.scores,
       real: real.scores,
+      reconstructed,
       vae,
       classifierFrechet,
       targets: targetChecks(generated.scores, vae),
