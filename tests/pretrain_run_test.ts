@@ -201,3 +201,18 @@ Deno.test("pretrain() refuses --stage decoder without --init, and --init with --
 function deepEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
+
+Deno.test("pretrain() feeds the VAE stage from vaeSource and the U-Net stage from the stream", () =>
+  tempDir(async (dir) => {
+    const calls: string[] = [];
+    const spy = (name: string, from: typeof source) => (start: number, count: number) => {
+      calls.push(name);
+      return from(start, count);
+    };
+    await pretrain(
+      spy("stream", source),
+      options(dir, { steps: 2, vaeSteps: 2, vaeSource: spy("vae", source) }),
+    );
+    // two VAE steps and the latent-scale batch, then two U-Net steps
+    deepEqual(calls, ["vae", "vae", "vae", "stream", "stream"]);
+  }));

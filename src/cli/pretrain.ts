@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import { ProceduralWorld } from "../eval/world.ts";
+import { ALL_FILLS, ALL_SHAPES } from "../eval/shapes.ts";
 import { writeCaptionTokenizer } from "../eval/caption_tokenizer_fs.ts";
 import { loadTokenizer } from "../nn/tokenizer_fs.ts";
 import { pretrain } from "../train/pretrain_fs.ts";
@@ -77,9 +78,10 @@ export const PRETRAIN_OPTIONS = {
 export const PRETRAIN_HELP: string = `Usage: deno run -A mod.ts pretrain [options]
 
 Pretrains the bundled mini Stable Diffusion (SD 1.x classes, 32x32 images, 8x8 latents) from
-scratch on the procedural world: the VAE (L1 + L2 reconstruction, KL weight 1e-6), then the text
-encoder with the U-Net (epsilon target, SD 1.x schedule, Min-SNR-5 weighting, 10% empty captions
-for classifier-free guidance); each stage warms up, then decays its learning rate on a cosine.
+scratch on the procedural world: the VAE (L1 + L2 reconstruction, KL weight 1e-6), on every shape
+and fill, the concepts' too, as an image codec; then the text encoder with the U-Net (epsilon
+target, SD 1.x schedule, Min-SNR-5 weighting, 10% empty captions for classifier-free guidance),
+which never see the concepts. Each stage warms up, then decays its learning rate on a cosine.
 Writes <out>/model, an f16 diffusers folder whose weights record the command, steps, seeds, wall
 time and every earlier piece (--init); <out>/logs holds the loss curves and HTML reports (the U-Net
 stage's with samples), <out>/state the state --resume continues from exactly.
@@ -113,13 +115,14 @@ export async function pretrainCommand(args: string[]): Promise<number> {
   ) {
     tokenizerFiles[name] = await Deno.readTextFile(join(tokDir, name));
   }
-  const world = new ProceduralWorld({ seed });
+  const stream = (world: ProceduralWorld) => (start: number, count: number) => {
+    const items = world.items(start, count);
+    return { rgb: items.map((i) => i.rgb), captions: items.map((i) => i.caption) };
+  };
   const r = await pretrain(
-    (start, count) => {
-      const items = world.items(start, count);
-      return { rgb: items.map((i) => i.rgb), captions: items.map((i) => i.caption) };
-    },
+    stream(new ProceduralWorld({ seed })),
     {
+      vaeSource: stream(new ProceduralWorld({ seed, shapes: ALL_SHAPES, fills: ALL_FILLS })),
       stage: choiceOption("stage", v.stage, "all", ["vae", "unet", "all", "decoder"] as const),
       steps,
       vaeSteps: intOption("vae-steps", v["vae-steps"], steps, big),

@@ -94,6 +94,12 @@ export interface PretrainOptions {
   minSnrGamma?: number;
   /** Prompts drawn into the U-Net stage's report when it ends (20 euler_a steps, CFG 5). */
   samplePrompts?: readonly string[];
+  /**
+   * The VAE stage's images (default: the stream's). The CLI gives it every shape and fill, the
+   * concepts' too: the VAE is an image codec, and a LoRA on the U-Net cannot draw what its
+   * decoder cannot show. The text encoder and U-Net still never see the concepts.
+   */
+  vaeSource?: PretrainSource;
   /** Steps between loss readbacks and progress lines (default 10). */
   logEvery?: number;
   /** The tokenizer and its folder's files (written to `model/tokenizer/`). */
@@ -179,6 +185,7 @@ export async function pretrain(
   const size = o.size ?? "mini";
   const side = o.imageSize ?? 32;
   const vaeSteps = o.vaeSteps ?? o.steps;
+  const vaeSource = o.vaeSource ?? source;
   const logEvery = o.logEvery ?? 10;
   const print = o.print ?? ((l: string) => console.log(l));
   for (
@@ -272,7 +279,7 @@ export async function pretrain(
       resumed && resumeStage === "vae" ? { resumeStep: stepper.step } : {},
     );
     const r = await runStage("vae", vaeSteps, lrAt, log, stepper, (step) => {
-      const items = source(step * o.batchSize, o.batchSize);
+      const items = vaeSource(step * o.batchSize, o.batchSize);
       scope(() => stepper.run(imagesTensor(items.rgb, side)));
     }, async () => {
       await saveTrainState(stateDir, named(vae, "vae"), opt, {
@@ -289,7 +296,7 @@ export async function pretrain(
     if (!decoderOnly) {
       vae.config.scalingFactor = await latentScale(
         vae,
-        imagesTensor(source(0, o.batchSize).rgb, side),
+        imagesTensor(vaeSource(0, o.batchSize).rgb, side),
         o.seed,
       );
     }
