@@ -11,11 +11,10 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { getDevice } from "../ops/device.ts";
 import { loadStableDiffusion } from "../nn/loaders_fs.ts";
-import { conceptFileStem, conceptItems, IDENTITY_CONCEPT } from "../eval/concepts.ts";
-import { encodePng } from "../eval/png.ts";
+import { conceptItems, IDENTITY_CONCEPT } from "../eval/concepts.ts";
+import { writeImageFolder } from "../eval/write_concepts_fs.ts";
 import { bundledModelDir } from "./bundled.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
 import { textToImage } from "./text_to_image.ts";
@@ -50,13 +49,8 @@ export async function writeRegImages(modelDir: string, root: string): Promise<st
   await getDevice();
   const models = await loadStableDiffusion(modelDir);
   const scheduler = await readSchedulerOptions(modelDir);
-  const target = join(root, `reg_${IDENTITY_CONCEPT.classWord}`);
-  await Deno.mkdir(root, { recursive: true });
-  const temp = await Deno.makeTempDir({ dir: root, prefix: ".reg_shape." });
-  try {
-    const sub = join(temp, `1_${IDENTITY_CONCEPT.classWord}`);
-    await Deno.mkdir(sub);
-    const { side, ...sampling } = REG_SAMPLING;
+  const { side, ...sampling } = REG_SAMPLING;
+  async function* images() {
     for (const [i, prompt] of regPrompts().entries()) {
       const img = await textToImage(models, {
         ...sampling,
@@ -66,24 +60,12 @@ export async function writeRegImages(modelDir: string, root: string): Promise<st
         height: side,
         scheduler,
       });
-      const stem = join(sub, conceptFileStem(i));
-      await Deno.writeFile(`${stem}.png`, await encodePng(img.rgb, side, side));
-      await Deno.writeTextFile(`${stem}.txt`, `${prompt}\n`);
+      yield { ...img, caption: prompt };
     }
-    const old = `${temp}.old`;
-    let hadOld = true;
-    try {
-      await Deno.rename(target, old);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-      hadOld = false;
-    }
-    await Deno.rename(temp, target);
-    if (hadOld) await Deno.remove(old, { recursive: true });
-    return target;
-  } catch (e) {
-    await Deno.remove(temp, { recursive: true }).catch(() => {});
-    throw e;
+  }
+  try {
+    const c = IDENTITY_CONCEPT.classWord;
+    return await writeImageFolder(root, `reg_${c}`, `1_${c}`, images());
   } finally {
     for (const m of [models.unet, models.vae, models.textEncoder]) m.dispose();
   }

@@ -17,29 +17,38 @@ import {
 import { encodePng } from "./png.ts";
 
 /**
- * Writes one concept set under `root`, replacing any previous copy; returns its folder.
+ * Writes a kohya image folder `<root>/<name>/<subfolder>/` of `NNN.png` + `NNN.txt` pairs,
+ * replacing any previous `<root>/<name>`: the files go to a hidden sibling first, which is then
+ * renamed into place, so an interrupted run leaves the previous folder intact. `images` yields
+ * each image's RGB bytes, side and caption (it may generate them one by one). Returns the folder.
  *
  * @example
  * ```ts
- * import { IDENTITY_CONCEPT } from "./concepts.ts";
- * import { writeConceptSet } from "./write_concepts_fs.ts";
+ * import { writeImageFolder } from "./write_concepts_fs.ts";
  * const root = await Deno.makeTempDir();
- * console.log(await writeConceptSet(IDENTITY_CONCEPT, root)); // ".../zqstar"
+ * const dot = { rgb: new Uint8Array(3 * 4), width: 2, height: 2, caption: "black" };
+ * console.log(await writeImageFolder(root, "blank", "1_blank", [dot])); // ".../blank"
  * ```
  */
-export async function writeConceptSet(concept: ConceptSet, root: string): Promise<string> {
-  const target = `${root}/${concept.name}`;
+export async function writeImageFolder(
+  root: string,
+  name: string,
+  subfolder: string,
+  images:
+    | Iterable<CaptionedImage>
+    | AsyncIterable<CaptionedImage>,
+): Promise<string> {
+  const target = `${root}/${name}`;
   await Deno.mkdir(root, { recursive: true });
-  const temp = await Deno.makeTempDir({ dir: root, prefix: `.${concept.name}.` });
+  const temp = await Deno.makeTempDir({ dir: root, prefix: `.${name}.` });
   try {
-    const sub = `${temp}/${conceptFolder(concept)}`;
+    const sub = `${temp}/${subfolder}`;
     await Deno.mkdir(sub);
-    const items = conceptItems(concept);
-    for (const [i, item] of items.entries()) {
-      const stem = `${sub}/${conceptFileStem(i)}`;
-      const { width, height } = item.scene;
-      await Deno.writeFile(`${stem}.png`, await encodePng(item.rgb, width, height));
-      await Deno.writeTextFile(`${stem}.txt`, `${item.caption}\n`);
+    let i = 0;
+    for await (const img of images) {
+      const stem = `${sub}/${conceptFileStem(i++)}`;
+      await Deno.writeFile(`${stem}.png`, await encodePng(img.rgb, img.width, img.height));
+      await Deno.writeTextFile(`${stem}.txt`, `${img.caption}\n`);
     }
     const old = `${temp}.old`;
     let hadOld = true;
@@ -56,6 +65,39 @@ export async function writeConceptSet(concept: ConceptSet, root: string): Promis
     await Deno.remove(temp, { recursive: true }).catch(() => {});
     throw e;
   }
+}
+
+/** One image of {@link writeImageFolder}: row-major RGB bytes, its size and its caption. */
+export interface CaptionedImage {
+  /** RGB bytes, `[height, width, 3]`. */
+  rgb: Uint8Array;
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** The caption written beside it. */
+  caption: string;
+}
+
+/**
+ * Writes one concept set under `root`, replacing any previous copy; returns its folder.
+ *
+ * @example
+ * ```ts
+ * import { IDENTITY_CONCEPT } from "./concepts.ts";
+ * import { writeConceptSet } from "./write_concepts_fs.ts";
+ * const root = await Deno.makeTempDir();
+ * console.log(await writeConceptSet(IDENTITY_CONCEPT, root)); // ".../zqstar"
+ * ```
+ */
+export async function writeConceptSet(concept: ConceptSet, root: string): Promise<string> {
+  // drawn lazily, inside the folder write: a failure part-way leaves the previous folder
+  function* images(): Generator<CaptionedImage> {
+    for (const item of conceptItems(concept)) {
+      yield { ...item.scene, rgb: item.rgb, caption: item.caption };
+    }
+  }
+  return await writeImageFolder(root, concept.name, conceptFolder(concept), images());
 }
 
 /**
