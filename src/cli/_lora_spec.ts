@@ -14,6 +14,10 @@ import type { LoraNetwork } from "../lora/network.ts";
 import { modelShapes } from "../lora/formats/model_shapes.ts";
 import { readLoraFile } from "../lora/formats/read_fs.ts";
 import { UsageError } from "./_args.ts";
+import { SafetensorsFile } from "../nn/safetensors_fs.ts";
+import { BatchNorm2d } from "../nn/layers/batch_norm.ts";
+import { AdaBN } from "../adabn/adabn.ts";
+import { readAdabnStatistics } from "../adabn/file.ts";
 
 /** A parsed `--lora` argument. */
 export interface LoraSpec {
@@ -120,3 +124,34 @@ export async function applyLoraSpecs(
 
 /** The values of `--lora-mode`. */
 export const LORA_MODES: readonly ("lowrank" | "copy")[] = ["lowrank", "copy"];
+
+/**
+ * Loads the AdaBN statistics a `--lora` file carries into the U-Net (attached with the file's
+ * bands; dispose the result, a `using` binding, to detach). Null when no file carries any; when
+ * the model has no batch norm they are ignored with one warning. With several such files the
+ * last one wins.
+ */
+export async function applyAdabnSpecs(
+  unet: UNet2DConditionModel,
+  specs: readonly LoraSpec[],
+  warn: (text: string) => void,
+): Promise<AdaBN | null> {
+  let found = null;
+  for (const s of specs) {
+    using file = await SafetensorsFile.open(s.path);
+    found = (await readAdabnStatistics(file)) ?? found;
+  }
+  if (!found) return null;
+  if (!unet.namedModules().some(([, m]) => m instanceof BatchNorm2d)) {
+    warn("The LoRA carries AdaBN statistics but this U-Net has no batch norm; ignoring them");
+    return null;
+  }
+  const adabn = AdaBN.attach(unet, { bands: found.bands });
+  try {
+    adabn.load(found);
+  } catch (e) {
+    adabn.dispose();
+    throw e;
+  }
+  return adabn;
+}

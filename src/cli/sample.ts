@@ -32,7 +32,7 @@ import { readOriginalConfig } from "./_ldm_fs.ts";
 import { createSchedule } from "../schedule/schedules.ts";
 import type { SamplerOptions } from "../schedule/sampler.ts";
 import type { LdmSettings } from "../nn/ldm_config.ts";
-import { applyLoraSpecs, LORA_MODES, parseLoraSpec } from "./_lora_spec.ts";
+import { applyAdabnSpecs, applyLoraSpecs, LORA_MODES, parseLoraSpec } from "./_lora_spec.ts";
 import { bundledModelDir } from "./bundled.ts";
 
 /** The options of `sample`: parsed from this table, and its help printed from it. */
@@ -296,6 +296,11 @@ export async function sampleCommand(args: string[]): Promise<number> {
   const width = widthOption ?? own, height = heightOption ?? own;
   try {
     using _lora = await applyLoraSpecs(models, loras, { mode: loraMode });
+    using _adabn = await applyAdabnSpecs(
+      models.unet,
+      loras,
+      (w) => console.error(`warning: ${escapeControls(w)}`),
+    );
     const model = modelPath.replace(/\/+$/u, "").split("/").pop()!.replace(/\.[^.]*$/u, "");
     const images: RgbImage[] = [];
     const withInfo = async (image: RgbImage, seedK: number) => {

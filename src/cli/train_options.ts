@@ -8,6 +8,7 @@
  */
 import { quote } from "../nn/_untrusted.ts";
 import { type OptionSpec, type OptionTable, UsageError } from "./_args.ts";
+import type { AdabnTrainMode } from "../train/adabn_train.ts";
 
 const S = "string" as const, B = "boolean" as const;
 
@@ -94,6 +95,18 @@ export const TRAIN_OPTION_GROUPS = {
       type: S,
       value: "<n>",
       help: "condition on the CLIP hidden state n layers from the end (1; 2 for anime models)",
+    },
+    adabn: {
+      type: S,
+      value: "<before|during>",
+      help: "AdaBN (batch-norm U-Nets only): re-estimate the statistics on the training " +
+        "images before the first step, then freeze them (before) or keep adapting (during); " +
+        "the LoRA files carry them (off; also --adabn_mode)",
+    },
+    "adabn-bands": {
+      type: S,
+      value: "<b0,b1,...>",
+      help: "AdaBN timestep band boundaries (0,1000: one band)",
     },
   },
   "Optimizer and schedule": {
@@ -207,6 +220,7 @@ export const TRAIN_OPTIONS: UnionToIntersection<TrainOptionGroup> = Object.assig
 const ALIASES: Readonly<Record<string, string>> = {
   "logging-dir": "log-dir",
   "config-file": "config",
+  "adabn-mode": "adabn",
 };
 
 /**
@@ -330,4 +344,34 @@ ${
     Object.entries(TRAIN_OPTION_GROUPS).map(([title, table]) => `${title}:\n${format(table)}`)
       .join("\n\n")
   }`;
+}
+
+/**
+ * The trainer's AdaBN options from the `--adabn` and `--adabn_bands` values (unset: none).
+ *
+ * @example
+ * ```ts
+ * import { adabnTrainOptions } from "./train_options.ts";
+ * console.log(adabnTrainOptions("during", "0,500,1000")); // { adabn: "during", adabnBands: [0, 500, 1000] }
+ * ```
+ */
+export function adabnTrainOptions(
+  mode: string | undefined,
+  bands: string | undefined,
+): { adabn?: AdabnTrainMode; adabnBands?: number[] } {
+  if (mode !== undefined && mode !== "before" && mode !== "during") {
+    throw new UsageError(`--adabn is before or during, got ${quote(mode)}`);
+  }
+  const out: { adabn?: AdabnTrainMode; adabnBands?: number[] } = {};
+  if (mode !== undefined) out.adabn = mode;
+  if (bands !== undefined) {
+    const list = bands.split(",").map((p) => Number(p.trim()));
+    if (list.length < 2 || list.some((b) => !Number.isFinite(b))) {
+      throw new UsageError(
+        `--adabn_bands is ascending boundaries such as 0,500,1000, got ${quote(bands)}`,
+      );
+    }
+    out.adabnBands = list;
+  }
+  return out;
 }

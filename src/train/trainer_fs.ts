@@ -58,6 +58,14 @@ import { RunLog, writeReport } from "./run_log_fs.ts";
 import { encodeText, sampleJpeg } from "./sample_jpeg_fs.ts";
 import { parseSamplePrompts, type SamplePrompt } from "./sample_prompts.ts";
 import { readTrainState, saveTrainState } from "./train_state_fs.ts";
+import {
+  type AdabnTrainMode,
+  addAdabnToFile,
+  attachTrainAdabn,
+  checkAdabnOptions,
+  estimateOnTrainingImages,
+} from "./adabn_train.ts";
+import type { AdaBN } from "../adabn/adabn.ts";
 import { TrainStepper } from "./train_step.ts";
 
 /** Options of `train` (kohya's flags in camelCase; defaults as kohya unless noted). */
@@ -222,6 +230,14 @@ export interface TrainOptions {
   sampleSampler?: string;
   /** Base weight storage ("auto": f16 where the adapter has shader-f16). */
   weightDType?: "auto" | "f32" | "f16";
+  /**
+   * AdaBN (batch-norm U-Nets only): estimate the statistics on the training images before the
+   * first step and freeze them ("before"), or then keep adapting at every step ("during"). The
+   * LoRA files carry the statistics. Off by default.
+   */
+  adabn?: AdabnTrainMode;
+  /** AdaBN timestep band boundaries (default `[0, 1000]`: one band). */
+  adabnBands?: number[];
 }
 
 /** What `train` reports as it goes. */
@@ -244,6 +260,8 @@ export interface TrainResult {
   steps: number;
   /** Mean loss of each log interval. */
   losses: number[];
+  /** The AdaBN attached to `models.unet` with `adabn` (dispose it with the models), else null. */
+  adabn: AdaBN | null;
 }
 
 function datasetSettings(o: TrainOptions): Settings {
@@ -335,6 +353,7 @@ export async function train(
         "recomputes; drop one of them",
     );
   }
+  checkAdabnOptions(options.adabn, options.adabnBands);
   // the data first: every bad image or caption is named before the model loads or files appear
   const settings = datasetSettings(options);
   const configs: DatasetConfig[] = options.datasetConfig !== undefined
@@ -403,6 +422,10 @@ async function trainLoaded(
   const name = options.outputName ?? "last";
   const clipSkip = options.clipSkip ?? 1;
   const tok = checkModel(models, configs, prompts, clipSkip);
+  const adabn = options.adabn
+    ? attachTrainAdabn(models.unet, checkAdabnOptions(options.adabn, options.adabnBands))
+    : null;
+  if (adabn) live.push(adabn);
   await ensureWritableDir(options.outputDir);
   if (options.logDir !== undefined) await ensureWritableDir(options.logDir);
   const vaeFactor = 2 ** (models.vae.config.blockOutChannels.length - 1);
@@ -476,12 +499,12 @@ async function trainLoaded(
 
   // data: pixels, or latents from the cache
   const vaeGen = new Generator(seed + 7919);
-  const encodeLatents = (px: Float32Array, B: number, size: Size): Tensor =>
+  const encodeLatents = (px: Float32Array, B: number, size: Size, generator = vaeGen): Tensor =>
     scope(() =>
       noGrad(() => {
         const x = tensor(px, [B, 3, size[1], size[0]]);
         const dist = models.vae.encode(x);
-        return scale(models.vae.sample(dist, { generator: vaeGen }), models.vae.scalingFactor);
+        return scale(models.vae.sample(dist, { generator }), models.vae.scalingFactor);
       })
     );
   const cache = options.cacheLatents || options.cacheLatentsToDisk
@@ -524,6 +547,34 @@ async function trainLoaded(
         choices: new Map<string, BucketChoice>(d.images.map((i) => [i.path, sel.select(i.size)])),
       };
     }));
+  }
+
+  // a batch's clean latents: from the cache, or encoded here
+  const batchLatents = (batch: TrainBatch, generator = vaeGen): Tensor => {
+    const B = batch.captions.length, [w, h] = batch.size;
+    return cache
+      ? tensor(batch.pixels, [B, models.vae.config.latentChannels, h / vaeFactor, w / vaeFactor])
+      : encodeLatents(batch.pixels, B, batch.size, generator);
+  };
+  if (adabn) {
+    const adabnVae = new Generator(seed + 7727); // the training's VAE draws stay as they are
+    network.train(false);
+    try {
+      const n = await estimateOnTrainingImages(adabn, models.unet, datasets, {
+        seed,
+        loadImage: cache ? cache.loader : loadTrainingImage,
+        data: (batch) => ({
+          latents: batchLatents(batch, adabnVae),
+          context: noGrad(() => encodeText(models, tok, batch.captions, clipSkip)),
+        }),
+        minTimestep: options.minTimestep ?? 0,
+        maxTimestep: options.maxTimestep ?? 1000,
+      });
+      say(`AdaBN: statistics estimated on ${n} batches of training images`);
+    } finally {
+      network.train(true);
+    }
+    if (options.adabn === "during") adabn.unfreeze();
   }
 
   const accum = options.gradientAccumulationSteps ?? 1;
@@ -595,6 +646,8 @@ async function trainLoaded(
     const dir = join(options.outputDir, "sample");
     await Deno.mkdir(dir, { recursive: true });
     network.train(false);
+    const adapting = adabn !== null && !adabn.frozen;
+    adabn?.freeze(); // the samples' forwards must not adapt the statistics
     try {
       for (const [i, p] of prompts.entries()) {
         const jpeg = await sampleJpeg(models, tok, {
@@ -612,6 +665,7 @@ async function trainLoaded(
       }
     } finally {
       network.train(true);
+      if (adapting) adabn.unfreeze();
     }
     await report();
   };
@@ -657,10 +711,7 @@ async function trainLoaded(
     sampleAtFirst: options.sampleAtFirst ?? false,
   }, {
     encode: async (batch: TrainBatch): Promise<[Tensor, Tensor]> => {
-      const B = batch.captions.length, [w, h] = batch.size;
-      const latents = cache
-        ? tensor(batch.pixels, [B, models.vae.config.latentChannels, h / vaeFactor, w / vaeFactor])
-        : encodeLatents(batch.pixels, B, batch.size);
+      const latents = batchLatents(batch);
       const context = trainTE
         ? encodeText(models, tok, batch.captions, clipSkip)
         : noGrad(() => encodeText(models, tok, batch.captions, clipSkip));
@@ -673,6 +724,7 @@ async function trainLoaded(
         dtype: options.savePrecision === "fp16" ? "F16" : "F32",
         metadata: fileMetadata(at),
       });
+      if (adabn) await addAdabnToFile(path, adabn);
       const keep = keepFor(at);
       if (keep !== undefined) await pruneCheckpoints(options.outputDir, name, kind(at), keep);
       say(`saved ${path}`);
@@ -706,5 +758,6 @@ async function trainLoaded(
     output: join(options.outputDir, checkpointName(name, "final")),
     steps: result.steps,
     losses: result.losses,
+    adabn,
   };
 }
