@@ -18,6 +18,7 @@ import { ConfigError } from "../src/train/errors.ts";
 import { checkAdabnOptions } from "../src/train/adabn_train.ts";
 import { parseOptions, UsageError } from "../src/cli/_args.ts";
 import { adabnTrainOptions, normalizeTrainArgs, TRAIN_OPTIONS } from "../src/cli/train_options.ts";
+import { trainOptions } from "../src/cli/train.ts";
 import { rejectsWith, throwsWith } from "./_train_helpers.ts";
 import { runCli, writeTinyModel } from "./_cli_fixtures.ts";
 import { TINY_CLIP, TINY_TOKENIZER, TINY_UNET, TINY_VAE } from "./_sd_fixture.ts";
@@ -202,6 +203,22 @@ Deno.test("--adabn / --adabn_mode and --adabn_bands become the trainer's options
     adabn: "during",
     adabnBands: [0, 500, 1000],
   });
+  // ...and the command line's options carry them to train()
+  const full = parseOptions(
+    normalizeTrainArgs([
+      "--pretrained_model_name_or_path",
+      "m",
+      "--train_data_dir",
+      "d",
+      "--output_dir",
+      "o",
+      ...args,
+    ]),
+    TRAIN_OPTIONS,
+    "train",
+  );
+  const o = trainOptions(full);
+  deepEqual([o.adabn, o.adabnBands], ["during", [0, 500, 1000]]);
   throwsWith(
     () => adabnTrainOptions("after", undefined),
     UsageError,

@@ -19,6 +19,7 @@ import {
   UsageError,
 } from "./_args.ts";
 import {
+  adabnTrainOptions,
   KNOWN_TRAIN_FLAGS,
   normalizeTrainArgs,
   TRAIN_OPTIONS,
@@ -254,6 +255,7 @@ export function trainOptions(v: TrainValues): TrainOptions {
   str("sample-every-n-epochs", (s) => o.sampleEveryNEpochs = whole("sample-every-n-epochs", s));
   bool("sample-at-first", () => o.sampleAtFirst = true);
   str("sample-sampler", (s) => o.sampleSampler = s);
+  Object.assign(o, adabnTrainOptions(v.adabn, v["adabn-bands"]));
   return o;
 }
 
