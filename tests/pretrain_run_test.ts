@@ -216,3 +216,17 @@ Deno.test("pretrain() feeds the VAE stage from vaeSource and the U-Net stage fro
     // two VAE steps and the latent-scale batch, then two U-Net steps
     deepEqual(calls, ["vae", "vae", "vae", "stream", "stream"]);
   }));
+
+Deno.test("pretrain() --vae-channels sets the VAE's widths, recorded in its config; widths that do not fit the norm groups are refused", () =>
+  tempDir(async (dir) => {
+    const r = await pretrain(
+      source,
+      options(join(dir, "wide"), { steps: 1, vaeSteps: 1, vaeChannels: [12, 16, 16] }),
+    );
+    const config = JSON.parse(await Deno.readTextFile(join(r.model!, "vae", "config.json")));
+    deepEqual(config.block_out_channels, [12, 16, 16]);
+    let message = "";
+    await pretrain(source, options(join(dir, "bad"), { vaeChannels: [10, 16, 16] }))
+      .catch((e) => message = e.message);
+    ok(message.includes("multiples of the tiny size's 4 norm groups"), message);
+  }));

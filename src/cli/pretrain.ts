@@ -17,6 +17,7 @@ import {
   numberOption,
   type OptionTable,
   parseOptions,
+  UsageError,
 } from "./_args.ts";
 
 /** The options of `pretrain`. */
@@ -58,6 +59,11 @@ export const PRETRAIN_OPTIONS = {
     help: "save the resumable state every n steps (default 0: at the end of each stage)",
   },
   size: { type: "string", value: "<mini|tiny>", help: "model size (default mini; tiny for tests)" },
+  "vae-channels": {
+    type: "string",
+    value: "<c1,c2,...>",
+    help: "the VAE's block widths instead of the size's (mini: 16,32,32), e.g. 32,64,64",
+  },
   "vae-lr": { type: "string", value: "<x>", help: "VAE learning rate (default 0.001)" },
   "unet-lr": {
     type: "string",
@@ -88,6 +94,22 @@ stage's with samples), <out>/state the state --resume continues from exactly.
 
 Options:
 ${formatOptions(PRETRAIN_OPTIONS)}`;
+
+/** Block widths from `32,64,64`: two to four whole numbers from 4 to 1024, each a multiple of 4. */
+function channelList(name: string, text: string): number[] {
+  const list = text.split(",").map((p) => p.trim());
+  const ok = list.length >= 2 && list.length <= 4 &&
+    list.every((p) =>
+      /^\d+$/.test(p) && Number(p) >= 4 && Number(p) <= 1024 && Number(p) % 4 === 0
+    );
+  if (!ok) {
+    throw new UsageError(
+      `--${name} takes 2 to 4 comma-separated widths, multiples of 4 from 4 to 1024 ` +
+        `(e.g. 32,64,64), got ${JSON.stringify(text)}`,
+    );
+  }
+  return list.map(Number);
+}
 
 /**
  * Runs `pretrain` with its arguments; returns the exit code.
@@ -136,6 +158,9 @@ export async function pretrainCommand(args: string[]): Promise<number> {
         max: 1e9,
       }),
       size: choiceOption("size", v.size, "mini", ["mini", "tiny"] as const),
+      ...(v["vae-channels"] !== undefined
+        ? { vaeChannels: channelList("vae-channels", v["vae-channels"]) }
+        : {}),
       vaeLr: numberOption("vae-lr", v["vae-lr"], 1e-3, { min: 0, max: 1 }),
       unetLr: numberOption("unet-lr", v["unet-lr"], 3e-4, { min: 0, max: 1 }),
       minSnrGamma: numberOption("min-snr-gamma", v["min-snr-gamma"], 5, { min: 0, max: 1000 }),

@@ -80,6 +80,11 @@ export interface PretrainOptions {
   saveEveryNSteps?: number;
   /** Model size (default `mini`). */
   size?: "mini" | "tiny";
+  /**
+   * The VAE's block widths instead of the size's (e.g. `[32, 64, 64]`; the first must divide by
+   * the size's norm groups). The folder's config records them, so loaders need nothing else.
+   */
+  vaeChannels?: readonly number[];
   /** Image side (default 32). */
   imageSize?: number;
   /** Learning rates (defaults 1e-3 for the VAE, 3e-4 for the U-Net stage). */
@@ -202,6 +207,18 @@ export async function pretrain(
   await ensureWritableDir(o.out);
   await getDevice();
   const cfg = miniSdConfig(size, o.tokenizer.vocabSize);
+  if (o.vaeChannels) {
+    const groups = cfg.vae.normNumGroups ?? 32;
+    if (o.vaeChannels.some((c) => c % groups !== 0)) {
+      throw new ConfigError(
+        `The VAE widths ${o.vaeChannels.join(",")} must be multiples of the ${size} size's ` +
+          `${groups} norm groups; pass e.g. ${
+            o.vaeChannels.map((c) => Math.ceil(c / groups) * groups).join(",")
+          }`,
+      );
+    }
+    cfg.vae.blockOutChannels = [...o.vaeChannels];
+  }
   manualSeed(o.seed);
   const vae = new AutoencoderKL(cfg.vae);
   const te = new CLIPTextModel(cfg.textEncoder);
