@@ -222,25 +222,7 @@ export async function sample(denoiser: Denoiser, options: SampleOptions): Promis
   const sampler = typeof spec === "string"
     ? createSampler(spec, options.steps ?? 25, samplerOptions)
     : spec;
-  const gs = options.guidanceScale ?? 1;
-  if (!Number.isFinite(gs)) throw new ArgumentError(`guidanceScale must be finite, got ${gs}`);
-  const guided = gs !== 1;
-  if (guided && !options.negativeContext) {
-    throw new ArgumentError(
-      `Guidance scale ${gs} needs a negativeContext (e.g. the empty prompt's embedding); ` +
-        "pass one or use guidanceScale 1",
-    );
-  }
-  const ctx = options.context, neg = options.negativeContext;
-  const batched = guided && (options.batchGuidance ?? true) && ctx !== undefined &&
-    neg !== undefined && ctx.shape.join() === neg.shape.join();
-  if (guided && (options.batchGuidance ?? true) && !batched) {
-    throw new ShapeError(
-      `Batched guidance needs context and negativeContext of one shape, got ${
-        ctx ? fmtShape(ctx.shape) : "none"
-      } and ${neg ? fmtShape(neg.shape) : "none"}; pass both or set batchGuidance: false`,
-    );
-  }
+  const { gs, guided, batched, ctx, neg } = guidanceOf(options);
   const checkEvery = options.checkEvery ?? 0;
   if (!Number.isInteger(checkEvery) || checkEvery < 0) {
     throw new ArgumentError(`checkEvery must be a whole number >= 0, got ${checkEvery}`);
@@ -330,11 +312,22 @@ export async function sample(denoiser: Denoiser, options: SampleOptions): Promis
   }
 }
 
-/** The model call of one step with classifier-free guidance (batched or two calls). */
-function guidedModel(
-  denoiser: Denoiser,
-  options: SampleOptions,
-): { call: (xin: Tensor, t: number) => Promise<Tensor>; dispose: () => void } {
+/** The checked classifier-free guidance settings of a call. */
+interface Guidance {
+  /** The guidance scale. */
+  gs: number;
+  /** Whether a negative pass runs (scale other than 1). */
+  guided: boolean;
+  /** Whether the two passes run as one batch of twice the size. */
+  batched: boolean;
+  /** The prompt's context. */
+  ctx: Tensor | undefined;
+  /** The negative prompt's context. */
+  neg: Tensor | undefined;
+}
+
+/** Reads and checks the guidance options shared by both sampling paths. */
+function guidanceOf(options: SampleOptions): Guidance {
   const gs = options.guidanceScale ?? 1;
   if (!Number.isFinite(gs)) throw new ArgumentError(`guidanceScale must be finite, got ${gs}`);
   const guided = gs !== 1;
@@ -354,6 +347,15 @@ function guidedModel(
       } and ${neg ? fmtShape(neg.shape) : "none"}; pass both or set batchGuidance: false`,
     );
   }
+  return { gs, guided, batched, ctx, neg };
+}
+
+/** The model call of one step with classifier-free guidance (batched or two calls). */
+function guidedModel(
+  denoiser: Denoiser,
+  options: SampleOptions,
+): { call: (xin: Tensor, t: number) => Promise<Tensor>; dispose: () => void } {
+  const { gs, guided, batched, ctx, neg } = guidanceOf(options);
   const ctx2 = batched ? catBatch(neg!, ctx!) : undefined;
   const call = async (xin: Tensor, t: number): Promise<Tensor> => {
     if (!guided) return await denoiser(xin, t, ctx);
