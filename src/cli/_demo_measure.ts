@@ -16,7 +16,7 @@ import type { LoraNetwork } from "../lora/network.ts";
 import { createSchedule } from "../schedule/schedules.ts";
 import type { AttributeClassifier } from "../eval/classifier.ts";
 import { IDENTITY_CONCEPT } from "../eval/concepts.ts";
-import { renderScene } from "../eval/render.ts";
+import { renderScene, rgbToChw } from "../eval/render.ts";
 import { reconstructImages } from "./_eval_vae.ts";
 import {
   type AttributeScores,
@@ -126,12 +126,7 @@ export async function measureDemo(
 // cases' scenes -> [n, 3, side, side] in [-1, 1]
 function scenePixels(cases: readonly GenerationCase[], side: number): Tensor {
   const hw = side * side, px = new Float32Array(cases.length * 3 * hw);
-  cases.forEach((c, b) => {
-    const rgb = renderScene(c.scene);
-    for (let i = 0; i < hw; i++) {
-      for (let ch = 0; ch < 3; ch++) px[(b * 3 + ch) * hw + i] = rgb[i * 3 + ch]! / 127.5 - 1;
-    }
-  });
+  cases.forEach((c, b) => px.set(rgbToChw(renderScene(c.scene), side, side), b * 3 * hw));
   return tensor(px, [cases.length, 3, side, side]);
 }
 

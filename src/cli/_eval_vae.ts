@@ -10,6 +10,8 @@ import { scope } from "../ops/scope.ts";
 import type { AutoencoderKL } from "../nn/vae.ts";
 import { psnr } from "../eval/psnr.ts";
 import { ssim } from "../eval/ssim.ts";
+import { rgbToChw } from "../eval/render.ts";
+import { toRgbBytes } from "../train/sample_jpeg_fs.ts";
 
 /** Mean reconstruction quality over a set of images. */
 export interface ReconstructionScores {
@@ -43,12 +45,7 @@ export async function reconstructImages(
   for (let start = 0; start < n; start += batchSize) {
     const b = Math.min(batchSize, n - start);
     const x = new Float32Array(b * 3 * hw);
-    for (let i = 0; i < b; i++) {
-      const rgb = images[start + i]!;
-      for (let p = 0; p < hw; p++) {
-        for (let c = 0; c < 3; c++) x[(i * 3 + c) * hw + p] = rgb[3 * p + c]! / 127.5 - 1;
-      }
-    }
+    for (let i = 0; i < b; i++) x.set(rgbToChw(images[start + i]!, side, side), i * 3 * hw);
     const decoded = scope(() =>
       noGrad(() => vae.decode(vae.encode(tensor(x, [b, 3, side, side])).mean))
     );
@@ -59,14 +56,7 @@ export async function reconstructImages(
       decoded.dispose();
     }
     for (let i = 0; i < b; i++) {
-      const rgb = new Uint8Array(3 * hw);
-      for (let p = 0; p < hw; p++) {
-        for (let c = 0; c < 3; c++) {
-          const v = px[(i * 3 + c) * hw + p]!;
-          rgb[3 * p + c] = Math.round(Math.min(Math.max((v + 1) * 127.5, 0), 255));
-        }
-      }
-      out.push(rgb);
+      out.push(toRgbBytes(px.subarray(i * 3 * hw, (i + 1) * 3 * hw), 3, side, side));
     }
   }
   return out;
