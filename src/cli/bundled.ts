@@ -1,6 +1,6 @@
 /**
  * Paths of what ships in the repository: the mini SD that `sample`, `eval` and the `train`
- * demo use when no `--model` is given, its concept sets and the attribute classifier.
+ * demo use when no `--model` is given, the concept sets and the attribute classifier.
  *
  * @module
  */
@@ -42,4 +42,17 @@ export function bundledModelDir(): string {
  */
 export function bundledClassifierPath(): string {
   return shipped("models/attribute_classifier.safetensors", "attribute classifier");
+}
+
+/**
+ * A shipped kohya dataset folder (`datasets/<name>`, e.g. the `zqstar` concept set).
+ *
+ * @example
+ * ```ts
+ * import { bundledDatasetDir } from "./bundled.ts";
+ * console.log(bundledDatasetDir("zqstar").endsWith("zqstar")); // true
+ * ```
+ */
+export function bundledDatasetDir(name: string): string {
+  return shipped(`datasets/${name}`, `dataset ${name}`);
 }

@@ -8,7 +8,6 @@
  * @module
  */
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { getDevice } from "../ops/device.ts";
 import { escapeControls } from "../nn/_untrusted.ts";
 import { loadClassifier } from "../eval/classifier_fs.ts";
@@ -16,7 +15,7 @@ import { IDENTITY_CONCEPT } from "../eval/concepts.ts";
 import { writeFileAtomic } from "../train/atomic_fs.ts";
 import { train, type TrainOptions } from "../train/trainer_fs.ts";
 import { intOption, type OptionTable, parseOptions } from "./_args.ts";
-import { bundledClassifierPath, bundledModelDir } from "./bundled.ts";
+import { bundledClassifierPath, bundledDatasetDir, bundledModelDir } from "./bundled.ts";
 import { demoCases, measureDemo, vaeCeiling } from "./_demo_measure.ts";
 import { addDemoSection, effectLines, gridJpeg } from "./_demo_outputs.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
@@ -70,16 +69,11 @@ export const DEMO_OPTIONS = {
   },
 } as const satisfies OptionTable;
 
-/** The concept folder that ships with the repository. */
-function conceptDir(): string {
-  return fileURLToPath(new URL(`../../datasets/${IDENTITY_CONCEPT.name}`, import.meta.url));
-}
-
 /** The demo's training run, as trainer options. */
 function demoTrainOptions(outputDir: string, steps: number): TrainOptions {
   return {
     pretrainedModelNameOrPath: bundledModelDir(),
-    trainDataDir: conceptDir(),
+    trainDataDir: bundledDatasetDir(IDENTITY_CONCEPT.name),
     captionExtension: ".txt",
     outputDir,
     outputName: IDENTITY_CONCEPT.trigger,
