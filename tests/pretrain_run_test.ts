@@ -1,13 +1,14 @@
 // mod.ts pretrain end to end on tiny models: the written f16 diffusers folder loads through our
 // loaders, samples an image and names the command in its metadata; a run killed after a saved
 // state and resumed ends with the same weights, bit for bit, as one uninterrupted run.
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { loadDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { SafetensorsFile } from "../src/nn/safetensors_fs.ts";
 import { readSchedulerOptions } from "../src/cli/scheduler_config.ts";
 import { textToImage } from "../src/cli/text_to_image.ts";
 import { pretrainCommand } from "../src/cli/pretrain.ts";
+import { UsageError } from "../src/cli/_args.ts";
 import { ProceduralWorld } from "../src/eval/world.ts";
 import { learnCaptionTokenizer } from "../src/eval/caption_tokenizer.ts";
 import { mergesText, vocabJson } from "../src/eval/bpe_learn.ts";
@@ -230,3 +231,16 @@ Deno.test("pretrain() --vae-channels sets the VAE's widths, recorded in its conf
       .catch((e) => message = e.message);
     ok(message.includes("multiples of the tiny size's 4 norm groups"), message);
   }));
+
+Deno.test("mod.ts pretrain --vae-channels takes 2 to 4 whole widths, multiples of 4", async () => {
+  const dir = await Deno.makeTempDir();
+  // a tiny one-step run, should a bad list get through
+  const run = ["--size", "tiny", "--steps", "1", "--batch-size", "1", "--out", dir];
+  try {
+    for (const bad of ["3,x", "6,8", "32", "32,64,64,64,64"]) {
+      await rejects(() => pretrainCommand([...run, "--vae-channels", bad]), UsageError, bad);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -97,18 +97,14 @@ ${formatOptions(PRETRAIN_OPTIONS)}`;
 
 /** Block widths from `32,64,64`: two to four whole numbers from 4 to 1024, each a multiple of 4. */
 function channelList(name: string, text: string): number[] {
-  const list = text.split(",").map((p) => p.trim());
-  const ok = list.length >= 2 && list.length <= 4 &&
-    list.every((p) =>
-      /^\d+$/.test(p) && Number(p) >= 4 && Number(p) <= 1024 && Number(p) % 4 === 0
-    );
-  if (!ok) {
+  const list = text.split(",").map((p) => intOption(name, p.trim(), 0, { min: 4, max: 1024 }));
+  if (list.length < 2 || list.length > 4 || list.some((c) => c % 4 !== 0)) {
     throw new UsageError(
       `--${name} takes 2 to 4 comma-separated widths, multiples of 4 from 4 to 1024 ` +
         `(e.g. 32,64,64), got ${JSON.stringify(text)}`,
     );
   }
-  return list.map(Number);
+  return list;
 }
 
 /**
