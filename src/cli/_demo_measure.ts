@@ -123,18 +123,52 @@ export async function measureDemo(
   return { conceptBase, conceptLora, plainBase, plainLora, lossBase, lossLora };
 }
 
-// cases' scenes -> [n, 3, side, side] in [-1, 1]
-function scenePixels(cases: readonly GenerationCase[], side: number): Tensor {
-  const hw = side * side, px = new Float32Array(cases.length * 3 * hw);
-  cases.forEach((c, b) => px.set(rgbToChw(renderScene(c.scene), side, side), b * 3 * hw));
-  return tensor(px, [cases.length, 3, side, side]);
+// images: n RGB byte arrays [side, side, 3] -> z0 [n, C, side/f, side/f]
+/**
+ * The latents of images as training sees them: each encoded to the mean of the VAE encoder's
+ * distribution, times the scaling factor. The caller disposes the result.
+ *
+ * @example
+ * ```ts ignore
+ * using z0 = imageLatents(models, items.map((i) => i.rgb), 32);
+ * ```
+ */
+export function imageLatents(
+  models: StableDiffusionModels,
+  images: readonly Uint8Array[],
+  side: number,
+): Tensor {
+  const hw = side * side, px = new Float32Array(images.length * 3 * hw);
+  images.forEach((rgb, b) => px.set(rgbToChw(rgb, side, side), b * 3 * hw));
+  return scope(() =>
+    noGrad(() =>
+      scale(
+        models.vae.encode(tensor(px, [images.length, 3, side, side])).mean,
+        models.vae.scalingFactor,
+      )
+    )
+  );
+}
+
+// prompts -> [n, T, D]
+/**
+ * The text encoder's context of each prompt (the tokenizer's ids, padded to the encoder's
+ * positions). The caller disposes the result.
+ *
+ * @example
+ * ```ts ignore
+ * using context = promptContext(models, ["two red circles on blue"]);
+ * ```
+ */
+export function promptContext(models: StableDiffusionModels, prompts: readonly string[]): Tensor {
+  const n = prompts.length, T = models.textEncoder.config.maxPositions;
+  const ids = prompts.flatMap((p) => models.tokenizer!.encode(p, { maxLength: T }).ids);
+  return scope(() => noGrad(() => models.textEncoder.forward(ids, [n, T])));
 }
 
 /** Timesteps of the held-out loss (spread over the training range). */
-const HELD_OUT_TIMESTEPS = [100, 300, 500, 700, 900];
+export const HELD_OUT_TIMESTEPS: readonly number[] = [100, 300, 500, 700, 900];
 
-// scenes -> z0 [n, C, h, w] (VAE mean, scaled); per timestep t: x_t = sqrt(ab) z0 +
-// sqrt(1 - ab) eps, loss = mean (unet(x_t, t, prompt) - eps)^2; mean over the timesteps
 /**
  * The denoising loss (epsilon MSE, what training minimizes) on the cases' scenes with their
  * prompts, at fixed timesteps with fixed noise: the same numbers for the same weights, so base
@@ -150,13 +184,36 @@ export async function heldOutLoss(
   cases: readonly GenerationCase[],
   side: number,
 ): Promise<number> {
-  const n = cases.length, T = models.textEncoder.config.maxPositions;
-  const alphasCumprod = createSchedule().alphasCumprod;
-  const ids = cases.flatMap((c) => models.tokenizer!.encode(c.prompt, { maxLength: T }).ids);
-  using z0 = scope(() =>
-    noGrad(() => scale(models.vae.encode(scenePixels(cases, side)).mean, models.vae.scalingFactor))
+  return await heldOutImageLoss(
+    models,
+    cases.map((c) => renderScene(c.scene)),
+    cases.map((c) => c.prompt),
+    side,
   );
-  using context = scope(() => noGrad(() => models.textEncoder.forward(ids, [n, T])));
+}
+
+// images -> z0 [n, C, h, w] (VAE mean, scaled); per timestep t: x_t = sqrt(ab) z0 +
+// sqrt(1 - ab) eps, loss = mean (unet(x_t, t, prompt) - eps)^2; mean over the timesteps
+/**
+ * {@link heldOutLoss} of any images with their prompts (e.g. images the world's renderer does
+ * not make, such as a shifted palette): fixed timesteps {@link HELD_OUT_TIMESTEPS}, noise from
+ * generator seed 0.
+ *
+ * @example
+ * ```ts ignore
+ * const items = new ProceduralWorld({ seed: 9 }).items(0, 16);
+ * console.log(await heldOutImageLoss(models, items.map((i) => i.rgb), items.map((i) => i.caption), 32));
+ * ```
+ */
+export async function heldOutImageLoss(
+  models: StableDiffusionModels,
+  images: readonly Uint8Array[],
+  prompts: readonly string[],
+  side: number,
+): Promise<number> {
+  const alphasCumprod = createSchedule().alphasCumprod;
+  using z0 = imageLatents(models, images, side);
+  using context = promptContext(models, prompts);
   const z = await z0.toArray(), generator = new Generator(0);
   let total = 0;
   for (const t of HELD_OUT_TIMESTEPS) {
