@@ -118,6 +118,12 @@ export interface TrainOptions {
   convDim?: number;
   /** Alpha of 3x3 convs (1). */
   convAlpha?: number;
+  /**
+   * Norm adapters (LyCORIS's `train_norm` network arg): trainable per-channel deltas of the
+   * GroupNorm / LayerNorm weights and biases in the targeted blocks, zero at the start, saved as
+   * `w_norm` / `b_norm`. Off by default.
+   */
+  trainNorm?: boolean;
   /** Adapters on the U-Net only (default false: the text encoder too, as kohya). */
   networkTrainUnetOnly?: boolean;
   /** Learning rate (default 1e-4 here; kohya's 2e-6 suits full fine-tuning). */
@@ -442,6 +448,7 @@ async function trainLoaded(
         ? { convRank: options.convDim, convAlpha: options.convAlpha ?? 1 }
         : {}),
       textEncoder: !options.networkTrainUnetOnly,
+      ...(options.trainNorm ? { norms: true } : {}),
       ...(options.blockDims ? { blockDims: options.blockDims } : {}),
       ...(options.blockAlphas ? { blockAlphas: options.blockAlphas } : {}),
       ...(options.convBlockDims ? { convBlockDims: options.convBlockDims } : {}),
