@@ -1,0 +1,486 @@
+/**
+ * `mod.ts eval --ablation adabn` (issue 12): does AdaBN (or norm adaptation) help a LoRA adapt
+ * the mini SD to a domain it has not seen? Eight conditions on two base models (batch norm and
+ * group norm), measured on the target domain and on the source domain over several seeds, with
+ * means and 95% intervals in a markdown table, JSON and an SVG chart, and one plain line per
+ * claim of seed 000 saying whether it held.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { getDevice } from "../ops/device.ts";
+import { escapeControls, quote } from "../nn/_untrusted.ts";
+import type { AttributeClassifier } from "../eval/classifier.ts";
+import { loadClassifier } from "../eval/classifier_fs.ts";
+import { ensureWritableDir, writeFileAtomic } from "../train/atomic_fs.ts";
+import { formatDuration } from "../train/progress.ts";
+import {
+  formatOptions,
+  intOption,
+  numberOption,
+  type OptionTable,
+  parseOptions,
+  UsageError,
+} from "./_args.ts";
+import {
+  ablationJson,
+  ablationMarkdown,
+  type AblationMeasure,
+  type AblationResults,
+  ablationSvg,
+} from "./_ablation_report.ts";
+import { bundledClassifierPath, bundledModelDir } from "./bundled.ts";
+import { readSchedulerOptions } from "./scheduler_config.ts";
+import { HELD_OUT_TIMESTEPS } from "./_demo_measure.ts";
+import {
+  heldOutSets,
+  SOURCE_DOMAIN,
+  TARGET_DOMAIN,
+  targetTrainingSet,
+  writeTargetTrainingFolder,
+} from "./_adabn_ablation_domain.ts";
+import {
+  type DomainMeasures,
+  measureDomain,
+  type MeasureSettings,
+  type ScoredDomain,
+  scoreDomain,
+} from "./_adabn_ablation_measure.ts";
+import {
+  CONDITIONS,
+  type ConditionSpec,
+  estimateAdabnOnly,
+  type LoadedModels,
+  loadForMeasure,
+  type ModelFamily,
+  stepsToThreshold,
+  trainCondition,
+} from "./_adabn_ablation_conditions.ts";
+import { claimLines } from "./_adabn_ablation_claims.ts";
+
+/** Fixed settings of every run (the train demo's where they overlap). */
+const FIXED = {
+  /** Image side: the world's, the classifier's and the mini model's. */
+  side: 32,
+  /** Training batch size. */
+  batchSize: 4,
+  /** Sampler of the reconstructions and generations. */
+  sampler: "dpmpp_2m",
+  /** Guidance scale. */
+  cfg: 5,
+  /** img2img strength of the reconstructions. */
+  strength: 0.5,
+} as const;
+
+/** The default batch-norm model: `models/mini_sd_bn` beside the shipped group-norm one. */
+function defaultBatchNormModel(): string {
+  return join(dirname(bundledModelDir()), "mini_sd_bn");
+}
+
+/** The options of `eval --ablation adabn`. */
+export const ADABN_ABLATION_OPTIONS = {
+  model: {
+    type: "string",
+    value: "<folder>",
+    help: "group-norm diffusers folder of the norm-delta conditions (default: the shipped " +
+      "models/mini_sd)",
+  },
+  "bn-model": {
+    type: "string",
+    value: "<folder>",
+    help: "batch-norm diffusers folder (U-Net norm: batch) of the AdaBN conditions (default: " +
+      "models/mini_sd_bn)",
+  },
+  seeds: {
+    type: "string",
+    value: "<a,b,...>",
+    help: "run seeds, 1 to 20 of them, each 0 to 998: training data, order, noise and adapter " +
+      "init (default 1,2,3)",
+  },
+  steps: { type: "string", value: "<n>", help: "LoRA training steps, 1 to 100000 (default 100)" },
+  rank: { type: "string", value: "<n>", help: "LoRA rank, alpha equal, 1 to 64 (default 8)" },
+  lr: { type: "string", value: "<x>", help: "learning rate, 0 to 1 (default 0.001)" },
+  images: {
+    type: "string",
+    value: "<n>",
+    help: "target training images per seed, 1 to 1000 (default 20)",
+  },
+  n: {
+    type: "string",
+    value: "<images>",
+    help: "held-out images per domain, 2 to 1000 (default 16)",
+  },
+  "sample-steps": {
+    type: "string",
+    value: "<n>",
+    help: "sampling steps of generations and img2img, 1 to 1000 (default 10)",
+  },
+  "threshold-drop": {
+    type: "string",
+    value: "<percent>",
+    help: "the loss threshold of the steps measure: this many percent below the base model's " +
+      "held-out target loss, 0 to 99 (default 10)",
+  },
+  "output-dir": {
+    type: "string",
+    value: "<dir>",
+    help: "run folder (default runs/ablation_adabn)",
+  },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
+
+/** Help text of `eval --ablation adabn`. */
+export const ADABN_ABLATION_HELP: string =
+  `Usage: deno run -A mod.ts eval --ablation adabn [options]
+
+Measures whether AdaBN with LoRA adapts the mini SD to an unseen domain better than LoRA alone
+(seed 000's claims), and norm deltas on the group-norm model likewise.
+
+Target domain: ${TARGET_DOMAIN}.
+Source domain: ${SOURCE_DOMAIN}.
+
+Conditions per seed: base (BN); AdaBN only (statistics estimated on the target's training
+images); LoRA (BN); LoRA + AdaBN before (estimated, then frozen); LoRA + AdaBN during (adapting
+at every step); base (GN); LoRA (GN); LoRA + norm deltas (GN). Every LoRA: same rank, steps,
+learning rate, batch ${FIXED.batchSize}, U-Net and text encoder, and is measured loaded from its
+file onto a fresh base (U-Net in eval mode), as a user loads it.
+
+Measures on both domains: held-out denoising loss at timesteps ${HELD_OUT_TIMESTEPS.join(", ")}
+(fixed noise); PSNR and SSIM of img2img reconstructions (strength ${FIXED.strength}, the caption as
+prompt); the classifier Fréchet distance of generations against the real images; and on the
+target, the steps until the trainer's smoothed loss reaches the threshold (--steps when never).
+Means with 95% t-intervals over seeds; the base rows do not depend on the seed.
+
+Writes <output-dir>/table.md, results.json, chart.svg and the LoRA files (loras/seed<N>/).
+
+Options:
+${formatOptions(ADABN_ABLATION_OPTIONS)}`;
+
+/** The table's columns. */
+const MEASURES: readonly AblationMeasure[] = [
+  { key: "loss_target", label: "target loss", higherIsBetter: false },
+  { key: "psnr_target", label: "target PSNR (dB)", higherIsBetter: true },
+  { key: "ssim_target", label: "target SSIM", higherIsBetter: true },
+  { key: "fd_target", label: "target FD", higherIsBetter: false },
+  { key: "steps", label: "steps to threshold", higherIsBetter: false },
+  { key: "loss_source", label: "source loss", higherIsBetter: false },
+  { key: "psnr_source", label: "source PSNR (dB)", higherIsBetter: true },
+  { key: "ssim_source", label: "source SSIM", higherIsBetter: true },
+  { key: "fd_source", label: "source FD", higherIsBetter: false },
+];
+
+interface Settings {
+  model: string;
+  bnModel: string;
+  seeds: number[];
+  steps: number;
+  rank: number;
+  lr: number;
+  images: number;
+  n: number;
+  sampleSteps: number;
+  thresholdDrop: number;
+  outputDir: string;
+}
+
+function seedList(raw: string | undefined): number[] {
+  if (raw === undefined) return [1, 2, 3];
+  const seeds = raw.split(",").map((p) => intOption("seeds", p.trim(), 0, { min: 0, max: 998 }));
+  if (seeds.length > 20 || new Set(seeds).size !== seeds.length) {
+    throw new UsageError(
+      `--seeds takes 1 to 20 different seeds separated by commas, got ${quote(raw)}`,
+    );
+  }
+  return seeds;
+}
+
+function readSettings(args: string[]): Settings | null {
+  const v = parseOptions(args, ADABN_ABLATION_OPTIONS, "eval --ablation adabn");
+  if (v.help) return null;
+  return {
+    model: v.model ?? bundledModelDir(),
+    bnModel: v["bn-model"] ?? defaultBatchNormModel(),
+    seeds: seedList(v.seeds),
+    steps: intOption("steps", v.steps, 100, { min: 1, max: 100_000 }),
+    rank: intOption("rank", v.rank, 8, { min: 1, max: 64 }),
+    lr: numberOption("lr", v.lr, 1e-3, { min: 0, max: 1 }),
+    images: intOption("images", v.images, 20, { min: 1, max: 1000 }),
+    n: intOption("n", v.n, 16, { min: 2, max: 1000, why: "the Fréchet distance needs two" }),
+    sampleSteps: intOption("sample-steps", v["sample-steps"], 10, { min: 1, max: 1000 }),
+    thresholdDrop: numberOption("threshold-drop", v["threshold-drop"], 10, { min: 0, max: 99 }),
+    outputDir: v["output-dir"] ?? "runs/ablation_adabn",
+  };
+}
+
+/** Checks a model folder's U-Net norm before any long work; the errors say what to pass. */
+async function checkNorm(path: string, option: string, want: "batch" | "group"): Promise<void> {
+  const file = join(path, "unet", "config.json");
+  let norm: unknown;
+  try {
+    norm = (JSON.parse(await Deno.readTextFile(file)) as { norm?: unknown }).norm ?? "group";
+  } catch (e) {
+    const missing = e instanceof Deno.errors.NotFound;
+    if (missing && option === "bn-model" && path === defaultBatchNormModel()) {
+      throw new UsageError(
+        `The batch-norm mini model is not at ${quote(path)} yet; build it (issue 12: the ` +
+          "mini SD pretrained with U-Net norm batch, see mod.ts pretrain --help) or pass " +
+          "--bn-model <folder>",
+      );
+    }
+    throw new UsageError(
+      `--${option} ${quote(path)} is not a diffusers model folder (${
+        missing ? "no unet/config.json" : quote((e as Error).message)
+      }); pass the folder that holds unet/, vae/, text_encoder/ and tokenizer/`,
+    );
+  }
+  if (norm !== want) {
+    throw new UsageError(
+      `--${option} ${quote(path)} has a U-Net with ${quote(String(norm))} norm; this option ` +
+        `takes a ${want}-norm model`,
+    );
+  }
+}
+
+/** Progress lines on stderr with the elapsed time and an estimate of the rest. */
+class Progress {
+  readonly #start = performance.now();
+  #done = 0;
+  constructor(readonly total: number) {}
+  line(text: string): void {
+    const s = (performance.now() - this.#start) / 1000;
+    const eta = this.#done > 0 ? formatDuration(s / this.#done * (this.total - this.#done)) : "?";
+    const msg = `adabn ablation: ${text} · part ${this.#done + 1}/${this.total} · ` +
+      `${formatDuration(s)} elapsed · ETA ${eta}`;
+    console.error(escapeControls(msg));
+  }
+  partDone(): void {
+    this.#done++;
+  }
+}
+
+/** Per-condition, per-seed record of a LoRA's training, for the JSON. */
+interface TrainingRecord {
+  seed: number;
+  file: string;
+  threshold: number;
+  steps: number;
+  reached: boolean;
+  seconds: number;
+  curve: number[];
+}
+
+/** What the run keeps besides the table's values. */
+interface RunState {
+  values: Record<string, Record<string, number[]>>;
+  training: Record<string, TrainingRecord[]>;
+  seconds: Record<string, number[]>;
+  bases: Map<ModelFamily, { target: DomainMeasures; source: DomainMeasures }>;
+}
+
+function record(
+  st: RunState,
+  c: ConditionSpec,
+  m: { target: DomainMeasures; source: DomainMeasures },
+  steps: number,
+): void {
+  const row = st.values[c.key] ??= Object.fromEntries(MEASURES.map((x) => [x.key, []]));
+  for (const d of ["target", "source"] as const) {
+    for (const k of ["loss", "psnr", "ssim", "fd"] as const) row[`${k}_${d}`]!.push(m[d][k]);
+  }
+  row.steps!.push(steps);
+}
+
+/** Runs every condition of every seed; fills `st`. */
+async function runAll(
+  o: Settings,
+  classifier: AttributeClassifier,
+  st: RunState,
+  dataRoot: string,
+): Promise<void> {
+  const sets = heldOutSets(o.n);
+  const domains: { target: ScoredDomain; source: ScoredDomain } = {
+    target: await scoreDomain(classifier, sets.target),
+    source: await scoreDomain(classifier, sets.source),
+  };
+  const modelOf = (c: ConditionSpec) => c.family === "bn" ? o.bnModel : o.model;
+  const settingsOf = new Map<ModelFamily, MeasureSettings>();
+  for (const f of ["bn", "gn"] as const) {
+    settingsOf.set(f, {
+      steps: o.sampleSteps,
+      cfg: FIXED.cfg,
+      sampler: FIXED.sampler,
+      strength: FIXED.strength,
+      side: FIXED.side,
+      scheduler: await readSchedulerOptions(f === "bn" ? o.bnModel : o.model),
+    });
+  }
+  const trained = CONDITIONS.filter((c) => c.kind === "lora").length;
+  const perSeed = CONDITIONS.filter((c) => c.kind !== "base").length + trained;
+  const bases = CONDITIONS.length - CONDITIONS.filter((c) => c.kind !== "base").length;
+  const progress = new Progress(bases + o.seeds.length * perSeed);
+  const measure = async (c: ConditionSpec, loaded: LoadedModels) => {
+    const s = settingsOf.get(c.family)!;
+    return {
+      target: await measureDomain(loaded.models, classifier, domains.target, s),
+      source: await measureDomain(loaded.models, classifier, domains.source, s),
+    };
+  };
+  for (const [si, seed] of o.seeds.entries()) {
+    const where = `seed ${seed} (${si + 1}/${o.seeds.length})`;
+    const dataDir = await writeTargetTrainingFolder(join(dataRoot, `seed${seed}`), seed, o.images);
+    for (const c of CONDITIONS) {
+      const t0 = performance.now();
+      let m = c.kind === "base" ? st.bases.get(c.family) : undefined;
+      let steps = NaN;
+      if (c.kind === "base" && !m) {
+        progress.line(`${where} · ${c.name}: measuring`);
+        using loaded = await loadForMeasure(modelOf(c));
+        m = await measure(c, loaded);
+        st.bases.set(c.family, m);
+        progress.partDone();
+      } else if (c.kind === "adabn") {
+        progress.line(`${where} · ${c.name}: estimating and measuring`);
+        const { images, cases } = targetTrainingSet(seed, o.images);
+        using loaded = await loadForMeasure(modelOf(c));
+        using _adabn = estimateAdabnOnly(loaded.models, images, cases.map((x) => x.prompt), {
+          side: FIXED.side,
+          seed,
+          batchSize: FIXED.batchSize,
+        });
+        m = await measure(c, loaded);
+        progress.partDone();
+      } else if (c.kind === "lora") {
+        progress.line(`${where} · ${c.name}: training ${o.steps} steps`);
+        const every = Math.max(1, Math.round(o.steps / 10));
+        const t = await trainCondition(c, {
+          model: modelOf(c),
+          dataDir,
+          outputDir: join(o.outputDir, "loras", `seed${seed}`),
+          steps: o.steps,
+          rank: o.rank,
+          learningRate: o.lr,
+          batchSize: FIXED.batchSize,
+          seed,
+          side: FIXED.side,
+        }, (line, info) => {
+          if (info.step % every === 0) console.error(escapeControls(`  ${c.name}: ${line}`));
+        });
+        progress.partDone();
+        const threshold = (1 - o.thresholdDrop / 100) * st.bases.get(c.family)!.target.loss;
+        const reach = stepsToThreshold(t.curve, threshold, o.steps);
+        steps = reach.steps;
+        (st.training[c.key] ??= []).push({
+          seed,
+          file: t.file,
+          threshold,
+          steps: reach.steps,
+          reached: reach.reached,
+          seconds: (performance.now() - t0) / 1000,
+          curve: t.curve,
+        });
+        progress.line(`${where} · ${c.name}: measuring`);
+        using loaded = await loadForMeasure(modelOf(c), t.file);
+        m = await measure(c, loaded);
+        progress.partDone();
+      }
+      record(st, c, m!, steps);
+      (st.seconds[c.key] ??= []).push((performance.now() - t0) / 1000);
+    }
+  }
+}
+
+/** The table, the domains, the threshold and the claim lines as markdown. */
+function tableMarkdown(r: AblationResults, o: Settings, claims: string[], st: RunState): string {
+  const never = Object.entries(st.training).flatMap(([key, runs]) =>
+    runs.filter((x) => !x.reached).map((x) =>
+      `${CONDITIONS.find((c) => c.key === key)!.name} seed ${x.seed}`
+    )
+  );
+  return [
+    ablationMarkdown(r),
+    `Target domain: ${TARGET_DOMAIN}; ${o.images} training images per seed, ${o.n} held out.`,
+    `Source domain: ${SOURCE_DOMAIN}; ${o.n} images.`,
+    `LoRA: rank ${o.rank} (alpha ${o.rank}), ${o.steps} steps, lr ${o.lr}, batch ` +
+    `${FIXED.batchSize}; sampling: ${FIXED.sampler}, ${o.sampleSteps} steps, cfg ${FIXED.cfg}, ` +
+    `img2img strength ${FIXED.strength}.`,
+    `Loss threshold of "steps to threshold": ${o.thresholdDrop}% below the base model's ` +
+    `held-out target loss (BN: ${threshold(st, "bn", o)}, GN: ${threshold(st, "gn", o)}), ` +
+    `against the trainer's smoothed training loss; never reached (counted as ${o.steps}): ` +
+    `${never.length ? never.join(", ") : "none"}.`,
+    "",
+    "Claims of seed 000 (paired differences, treated minus plain LoRA, mean ± 95% interval):",
+    "",
+    ...claims.map((l) => `- ${l}`),
+    "",
+  ].join("\n");
+}
+
+function threshold(st: RunState, f: ModelFamily, o: Settings): string {
+  const base = st.bases.get(f);
+  return base ? ((1 - o.thresholdDrop / 100) * base.target.loss).toPrecision(4) : "-";
+}
+
+/**
+ * Runs `eval --ablation adabn` with its arguments (after `--ablation adabn` is taken out);
+ * returns the exit code. Bad arguments throw `UsageError` before any work starts.
+ *
+ * @example
+ * ```ts ignore
+ * import { adabnAblationCommand } from "./ablation_adabn.ts";
+ * await adabnAblationCommand(["--seeds", "1", "--steps", "2", "--output-dir", "/tmp/ab"]);
+ * ```
+ */
+export async function adabnAblationCommand(args: string[]): Promise<number> {
+  const o = readSettings(args);
+  if (!o) {
+    console.log(ADABN_ABLATION_HELP);
+    return 0;
+  }
+  await checkNorm(o.bnModel, "bn-model", "batch");
+  await checkNorm(o.model, "model", "group");
+  await ensureWritableDir(o.outputDir);
+  const started = performance.now();
+  await getDevice();
+  const classifier = await loadClassifier(bundledClassifierPath());
+  const dataRoot = await Deno.makeTempDir({ prefix: "denoise_adabn_ablation_" });
+  const st: RunState = { values: {}, training: {}, seconds: {}, bases: new Map() };
+  try {
+    await runAll(o, classifier, st, dataRoot);
+  } finally {
+    classifier.dispose();
+    await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
+  }
+  const r: AblationResults = {
+    title: "AdaBN and norm deltas with LoRA on an unseen domain (mini SD)",
+    seeds: o.seeds,
+    measures: [...MEASURES],
+    conditions: CONDITIONS.map((c) => ({ name: c.name, values: st.values[c.key]! })),
+  };
+  const claims = claimLines(r, Object.fromEntries(CONDITIONS.map((c) => [c.key, c.name])));
+  const table = tableMarkdown(r, o, claims, st);
+  const json = {
+    ...ablationJson(r),
+    targetDomain: TARGET_DOMAIN,
+    sourceDomain: SOURCE_DOMAIN,
+    settings: { ...o, ...FIXED, heldOutTimesteps: HELD_OUT_TIMESTEPS },
+    conditionKeys: CONDITIONS.map((c) => c.key),
+    training: st.training,
+    conditionSeconds: st.seconds,
+    claims,
+    seconds: (performance.now() - started) / 1000,
+  };
+  const files = {
+    table: join(o.outputDir, "table.md"),
+    json: join(o.outputDir, "results.json"),
+    chart: join(o.outputDir, "chart.svg"),
+  };
+  await writeFileAtomic(files.table, table);
+  await writeFileAtomic(files.json, JSON.stringify(json, null, 2) + "\n");
+  await writeFileAtomic(files.chart, ablationSvg(r));
+  console.log(table.split("\n").map(escapeControls).join("\n"));
+  console.log(
+    `wrote ${[files.table, files.json, files.chart].map(escapeControls).join(", ")} in ` +
+      formatDuration(json.seconds),
+  );
+  return 0;
+}
