@@ -1,6 +1,7 @@
 /**
  * Paths of what ships in the repository: the mini SD that `sample`, `eval` and the `train`
- * demo use when no `--model` is given, the concept sets and the attribute classifier.
+ * demo use when no `--model` is given, its batch-norm variant, the concept sets and the
+ * attribute classifier.
  *
  * @module
  */
@@ -29,6 +30,21 @@ function shipped(relative: string, what: string): string {
  */
 export function bundledModelDir(): string {
   return shipped("models/mini_sd", "mini model");
+}
+
+/**
+ * The shipped batch-norm variant of the mini SD (`models/mini_sd_bn`): the mini SD's VAE and
+ * text encoder, its U-Net with BatchNorm2d in place of the ResNet and output GroupNorms,
+ * pretrained further on the same procedural stream. The AdaBN ablation's default model.
+ *
+ * @example
+ * ```ts
+ * import { bundledBatchNormModelDir } from "./bundled.ts";
+ * console.log(bundledBatchNormModelDir().endsWith("mini_sd_bn")); // true
+ * ```
+ */
+export function bundledBatchNormModelDir(): string {
+  return shipped("models/mini_sd_bn", "batch-norm mini model");
 }
 
 /**

@@ -59,6 +59,12 @@ export const PRETRAIN_OPTIONS = {
     help: "save the resumable state every n steps (default 0: at the end of each stage)",
   },
   size: { type: "string", value: "<mini|tiny>", help: "model size (default mini; tiny for tests)" },
+  norm: {
+    type: "string",
+    value: "<group|batch>",
+    help: "the U-Net's ResNet and output norms (default group); batch with --init <group-norm " +
+      "model> --stage unet converts that model's U-Net and keeps its VAE and text encoder",
+  },
   "vae-channels": {
     type: "string",
     value: "<c1,c2,...>",
@@ -91,6 +97,12 @@ which never see the concepts. Each stage warms up, then decays its learning rate
 Writes <out>/model, an f16 diffusers folder whose weights record the command, steps, seeds, wall
 time and every earlier piece (--init); <out>/logs holds the loss curves and HTML reports (the U-Net
 stage's with samples), <out>/state the state --resume continues from exactly.
+
+--norm batch builds the U-Net with BatchNorm2d (batch statistics in training, running statistics
+in sampling, set by an exact AdaBN estimate after the last step). From a group-norm model
+(--init models/mini_sd --stage unet --norm batch) each GroupNorm's weight and bias become the
+BatchNorm2d's, the running statistics are estimated before the first step, and the VAE and text
+encoder stay frozen, so the variant shares them with its base bit for bit.
 
 Options:
 ${formatOptions(PRETRAIN_OPTIONS)}`;
@@ -154,6 +166,7 @@ export async function pretrainCommand(args: string[]): Promise<number> {
         max: 1e9,
       }),
       size: choiceOption("size", v.size, "mini", ["mini", "tiny"] as const),
+      norm: choiceOption("norm", v.norm, "group", ["group", "batch"] as const),
       ...(v["vae-channels"] !== undefined
         ? { vaeChannels: channelList("vae-channels", v["vae-channels"]) }
         : {}),

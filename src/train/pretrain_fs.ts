@@ -19,6 +19,7 @@ import { Generator, manualSeed } from "../ops/rng.ts";
 import { scope } from "../ops/scope.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import { CLIPTextModel } from "../nn/clip.ts";
+import type { NormKind } from "../nn/layers/_norm.ts";
 import type { Module } from "../nn/module.ts";
 import { serializeSafetensors, toSafetensorsInputs } from "../nn/safetensors.ts";
 import type { ClipTokenizer } from "../nn/tokenizer.ts";
@@ -34,7 +35,12 @@ import { formatProgress, LossSmoother, RateMeter } from "./progress.ts";
 import type { ReportSample } from "./report_html.ts";
 import { RunLog, writeReport } from "./run_log_fs.ts";
 import { sampleJpeg } from "./sample_jpeg_fs.ts";
-import { initFromFolder, loadVae, type TrainingPiece } from "./pretrain_init_fs.ts";
+import { folderUnetNorm, initFromFolder, loadVae, type TrainingPiece } from "./pretrain_init_fs.ts";
+import {
+  estimateNormStatistics,
+  NORM_ESTIMATE_BATCHES,
+  type NormEstimateBatch,
+} from "./pretrain_norm_stats.ts";
 import { lrSchedule } from "./lr_schedule.ts";
 import { Rng } from "./random.ts";
 import { readTrainState, saveTrainState } from "./train_state_fs.ts";
@@ -80,6 +86,15 @@ export interface PretrainOptions {
   saveEveryNSteps?: number;
   /** Model size (default `mini`). */
   size?: "mini" | "tiny";
+  /**
+   * The U-Net's ResNet and output norms (default `group`, SD's). `batch` trains with batch
+   * statistics and sets the running ones by an exact AdaBN estimate after the last step (see
+   * `pretrain_norm_stats.ts`). With `init` a group-norm folder is converted: GroupNorm weight
+   * and bias become the BatchNorm2d's, the running statistics are estimated before the first
+   * step, and the text encoder stays frozen, so the two models share their VAE and text encoder
+   * bit for bit and differ only in the U-Net.
+   */
+  norm?: NormKind;
   /**
    * The VAE's block widths instead of the size's (e.g. `[32, 64, 64]`; the first must divide by
    * the size's norm groups). The folder's config records them, so loaders need nothing else.
@@ -193,6 +208,7 @@ export async function pretrain(
   const vaeSteps = o.vaeSteps ?? o.steps;
   const vaeSource = o.vaeSource ?? source;
   const logEvery = o.logEvery ?? 10;
+  const norm = o.norm ?? "group";
   const print = o.print ?? ((l: string) => console.log(l));
   for (
     const [k, v] of [["steps", o.steps], ["vae steps", vaeSteps], [
@@ -222,16 +238,35 @@ export async function pretrain(
   manualSeed(o.seed);
   const vae = new AutoencoderKL(cfg.vae);
   const te = new CLIPTextModel(cfg.textEncoder);
-  const unet = new UNet2DConditionModel(cfg.unet);
+  const unet = new UNet2DConditionModel({ ...cfg.unet, norm });
   const losses: PretrainResult["losses"] = [];
   if (o.init && o.resume) {
     throw new ConfigError("Pass --init or --resume, not both: --resume continues a run exactly");
   }
   const decoderOnly = o.stage === "decoder";
+  if (norm === "batch" && (o.stage === "vae" || decoderOnly)) {
+    throw new ConfigError(
+      `--norm batch changes the U-Net, which --stage ${o.stage} does not train; use --stage unet ` +
+        "or all",
+    );
+  }
+  if (norm === "batch" && o.resume) {
+    throw new ConfigError(
+      "--resume does not restore batch-norm running statistics yet (the state holds trainable " +
+        "weights only); rerun the --norm batch stage without --resume",
+    );
+  }
   if (decoderOnly && !o.init) {
     throw new ConfigError("--stage decoder fine-tunes a trained VAE; pass --init <model folder>");
   }
-  const history = o.init ? await initFromFolder(o.init, { vae, textEncoder: te, unet }) : [];
+  const initNorm = o.init ? await folderUnetNorm(o.init) : null;
+  if (initNorm === "batch" && norm === "group") {
+    throw new ConfigError(`${o.init} has a batch-norm U-Net; pass --norm batch to continue it`);
+  }
+  const convertNorms = initNorm === "group" && norm === "batch";
+  const history = o.init
+    ? await initFromFolder(o.init, { vae, textEncoder: te, unet }, { convertNorms })
+    : [];
   let priorWall = 0;
   let resumeStage: "vae" | "unet" | null = null;
   let resumed: Awaited<ReturnType<typeof readTrainState>> | null = null;
@@ -343,10 +378,12 @@ export async function pretrain(
     });
   }
   let model: string | null = null;
-  let dropout = 0, minSnr = "";
+  let dropout = 0, minSnr = "", normNote = "", normStatistics = "";
   if (o.stage !== "vae" && !decoderOnly) {
     if (!(o.init && o.stage === "unet")) await loadVae(vae, vaeFile);
     vae.freeze();
+    // the variant of an initial model shares its text encoder (see PretrainOptions.norm)
+    if (norm === "batch" && o.init) te.freeze();
     const resuming = resumed !== null && resumeStage === "unet" && resumed.state.current_step > 0;
     if (resuming) adopt({ text_encoder: te, unet }, resumed!.weights);
     const gen = new Generator(o.seed + 1);
@@ -372,14 +409,35 @@ export async function pretrain(
     );
     const T = te.config.maxPositions;
     dropout = o.captionDropout ?? 0.1;
-    const r = await runStage("unet", o.steps, lrAt, log, stepper, (step) => {
+    // batch `step` of the stream: images, and token ids with the dropped captions empty
+    const streamBatch = (step: number): NormEstimateBatch => {
       const first = step * o.batchSize;
       const items = source(first, o.batchSize);
       const captions = items.captions.map((c, i) =>
         dropsCaption(o.seed, first + i, dropout) ? "" : c
       );
       const ids = captions.flatMap((c) => o.tokenizer.encode(c, { maxLength: T }).ids);
-      scope(() => stepper.run(imagesTensor(items.rgb, side), ids, [captions.length, T]));
+      return { images: imagesTensor(items.rgb, side), ids, shape: [captions.length, T] };
+    };
+    const estimate = () =>
+      scope(() =>
+        estimateNormStatistics(
+          { vae, textEncoder: te, unet },
+          Array.from({ length: NORM_ESTIMATE_BATCHES }, (_, i) => streamBatch(i)),
+          o.seed,
+        )
+      );
+    if (convertNorms) {
+      normNote = `initialized from ${o.init} with its U-Net's group norms converted to batch ` +
+        `norms (GroupNorm weight/bias -> BatchNorm2d weight/bias; running statistics by an ` +
+        `exact AdaBN estimate over ${estimate()} samples before the first step); text encoder ` +
+        "and VAE frozen";
+    }
+    const r = await runStage("unet", o.steps, lrAt, log, stepper, (step) => {
+      scope(() => {
+        const b = streamBatch(step);
+        stepper.run(b.images, b.ids, b.shape);
+      });
     }, async () => {
       await saveTrainState(stateDir, new Map(params), opt, {
         current_epoch: 1,
@@ -392,6 +450,10 @@ export async function pretrain(
     losses.push(r);
     stepper.dispose();
     opt.dispose();
+    if (norm === "batch") {
+      normStatistics = `exact AdaBN estimate over ${estimate()} samples after the last step`;
+    }
+    unet.eval(); // batch norm samples with its running statistics
     const prompts = o.samplePrompts ?? [];
     const samples: ReportSample[] = [];
     for (const [i, prompt] of prompts.entries()) {
@@ -422,6 +484,8 @@ export async function pretrain(
       unet_steps: decoderOnly ? 0 : o.steps,
       batch_size: o.batchSize,
       wall_time_s: Number(wall().toFixed(1)),
+      ...(norm === "batch" ? { norm } : {}),
+      ...(normNote ? { init: normNote } : {}),
     };
     await writeMiniSdFolder(model, { unet, vae, textEncoder: te }, o.tokenizerFiles, {
       denoise_command: o.command,
@@ -435,6 +499,7 @@ export async function pretrain(
       denoise_min_snr_gamma: minSnr,
       denoise_lr_schedule: "cosine",
       denoise_wall_time_s: wall().toFixed(1),
+      ...(norm === "batch" ? { denoise_norm: norm, denoise_norm_statistics: normStatistics } : {}),
     });
   }
   for (const m of [vae, te, unet]) m.dispose();
