@@ -12,7 +12,14 @@ import type { AttributeClassifier } from "../eval/classifier.ts";
 import { loadClassifier } from "../eval/classifier_fs.ts";
 import { featureStats, frechetDistance } from "../eval/frechet.ts";
 import { ProceduralWorld } from "../eval/world.ts";
-import { formatOptions, intOption, numberOption, type OptionTable, parseOptions } from "./_args.ts";
+import {
+  formatOptions,
+  intOption,
+  numberOption,
+  type OptionTable,
+  parseOptions,
+  UsageError,
+} from "./_args.ts";
 import { checkOutputPath, writeFileAtomic } from "./_output.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
 import { applyLoraSpecs, parseLoraSpec } from "./_lora_spec.ts";
@@ -79,7 +86,9 @@ PSNR and SSIM on real procedural images; and the classifier Fréchet distance be
 and real images (a small-scale stand-in for FID).
 
 Options:
-${formatOptions(EVAL_OPTIONS)}`;
+${formatOptions(EVAL_OPTIONS)}
+  --ablation <adabn|blockwise>  run one of issue 12's ablations instead (its own options:
+                                mod.ts eval --ablation adabn --help)`;
 
 function progress(t0: number): (done: number, total: number) => void {
   return (done, total) => {
@@ -89,6 +98,37 @@ function progress(t0: number): (done: number, total: number) => void {
       `ETA ${eta.toFixed(0)} s   ${done === total ? "\n" : ""}`;
     Deno.stderr.writeSync(new TextEncoder().encode(line));
   };
+}
+
+/** The ablations `--ablation <name>` runs (issue 12), each with its own options and help. */
+const ABLATIONS: Record<string, (args: string[]) => Promise<number>> = {
+  adabn: async (args) => (await import("./ablation_adabn.ts")).adabnAblationCommand(args),
+  blockwise: async (args) =>
+    (await import("./ablation_blockwise.ts")).blockwiseAblationCommand(args),
+};
+
+/** `--ablation <name>` / `--ablation=<name>` taken out of the arguments, if present. */
+function splitAblation(args: string[]): { name: string; rest: string[] } | undefined {
+  const i = args.findIndex((a) => a === "--ablation" || a.startsWith("--ablation="));
+  const flag = args[i];
+  if (flag === undefined) return undefined;
+  const inline = flag.startsWith("--ablation=");
+  const name = inline ? flag.slice("--ablation=".length) : args[i + 1];
+  if (name === undefined || name.startsWith("-")) {
+    throw new UsageError(`--ablation needs a name: ${Object.keys(ABLATIONS).join(" or ")}`);
+  }
+  return { name, rest: [...args.slice(0, i), ...args.slice(i + (inline ? 1 : 2))] };
+}
+
+function runAblation(name: string, args: string[]): Promise<number> {
+  const run = ABLATIONS[name];
+  if (!run) {
+    throw new UsageError(
+      `Unknown ablation ${JSON.stringify(escapeControls(name))}; choose ` +
+        `${Object.keys(ABLATIONS).join(" or ")}`,
+    );
+  }
+  return run(args);
 }
 
 /**
@@ -102,6 +142,8 @@ function progress(t0: number): (done: number, total: number) => void {
  * ```
  */
 export async function evalCommand(args: string[]): Promise<number> {
+  const ablation = splitAblation(args);
+  if (ablation) return await runAblation(ablation.name, ablation.rest);
   const v = parseOptions(args, EVAL_OPTIONS, "eval");
   if (v.help) {
     console.log(EVAL_HELP);
