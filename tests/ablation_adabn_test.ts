@@ -56,7 +56,11 @@ interface Results {
   measures: { key: string }[];
   conditions: { name: string; measures: Record<string, { values: (number | null)[] }> }[];
   conditionKeys: string[];
-  training: Record<string, { file: string; reached: boolean; curve: number[] }[]>;
+  training: Record<string, {
+    file: string;
+    heldOut: { step: number; loss: number }[];
+    smoothedLoss: number[];
+  }[]>;
   claims: string[];
 }
 
@@ -108,7 +112,6 @@ Deno.test("eval --ablation adabn runs every condition end to end at a tiny size"
     notEqual(value(2, "loss_target"), value(0, "loss_target"), "LoRA differs from base");
     notEqual(value(3, "loss_target"), value(2, "loss_target"), "AdaBN before differs from LoRA");
     notEqual(value(7, "loss_target"), value(6, "loss_target"), "norm deltas differ from LoRA");
-    // the base rows are the same models on the same data: identical source and target numbers
     // the plain LoRA files hold no statistics and no norm deltas; the others do
     const file = (key: string) => r.training[key]![0]!.file;
     const has = async (key: string, re: RegExp) => (await keys(file(key))).some((k) => re.test(k));
@@ -117,7 +120,15 @@ Deno.test("eval --ablation adabn runs every condition end to end at a tiny size"
     equal(await has("lora_adabn_during", /^adabn/), true);
     equal(await has("lora_gn", /w_norm/), false);
     equal(await has("lora_norms_gn", /w_norm/), true);
-    equal(r.training.lora_bn![0]!.curve.length, 2, "the smoothed loss of every step");
+    const run = r.training.lora_adabn_during![0]!;
+    equal(run.smoothedLoss.length, 2, "the smoothed loss of every step");
+    deepEqual(run.heldOut.map((x) => x.step), [1, 2], "a checkpoint every step by default");
+    ok(run.heldOut.every((x) => Number.isFinite(x.loss)), JSON.stringify(run.heldOut));
+    // the step-1 checkpoint is measured itself (lr 0.01: one more step moves the loss); the
+    // last point is the final file's, the table's target loss
+    notEqual(run.heldOut[0]!.loss, run.heldOut[1]!.loss);
+    notEqual(run.heldOut[0]!.loss, value(0, "loss_target"), "the checkpoint is applied");
+    equal(run.heldOut[1]!.loss, value(4, "loss_target"));
     equal(r.claims.length, 12);
     ok(r.claims.every((l) => /: (held|did not hold|not shown) \(/.test(l)), r.claims.join("\n"));
   } finally {
@@ -138,6 +149,7 @@ Deno.test("eval --ablation adabn: bad options fail with clear errors before any 
       [["--seeds", "1,1"], "1 to 20 different seeds"],
       [["--seeds", "1,x"], "--seeds must be a whole number from 0 to 998"],
       [["--steps", "0"], "--steps must be a whole number from 1 to 100000"],
+      [["--steps", "2", "--eval-every", "3"], "--eval-every must be a whole number from 1 to 2"],
       [["--n", "1"], "the Fréchet distance needs two"],
       [["--threshold-drop", "100"], "--threshold-drop must be a decimal number from 0 to 99"],
       [["--frobnicate"], 'has no option "--frobnicate"'],

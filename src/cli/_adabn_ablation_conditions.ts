@@ -6,12 +6,14 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { loadStableDiffusion, type StableDiffusionModels } from "../nn/loaders_fs.ts";
 import { AdaBN } from "../adabn/adabn.ts";
 import { type AdabnData, type AdabnTrainMode, estimateTrainAdabn } from "../train/adabn_train.ts";
+import { checkpointName } from "../train/checkpoint_names.ts";
 import type { ProgressInfo } from "../train/progress.ts";
 import { train } from "../train/trainer_fs.ts";
-import { imageLatents, promptContext } from "./_demo_measure.ts";
+import { heldOutImageLoss, imageLatents, promptContext } from "./_demo_measure.ts";
 import { applyAdabnSpecs, applyLoraSpecs } from "./_lora_spec.ts";
 
 /** Which base model a condition starts from. */
@@ -69,6 +71,35 @@ export interface LoadedModels extends Disposable {
   models: StableDiffusionModels;
 }
 
+/** Attaches a LoRA file unmerged with the AdaBN statistics it carries; dispose to detach. */
+async function applyFile(models: StableDiffusionModels, file: string): Promise<Disposable> {
+  const spec = { path: file, multiplier: 1 };
+  const net = await applyLoraSpecs(models, [spec]);
+  let adabn: AdaBN | null = null;
+  try {
+    adabn = await applyAdabnSpecs(models.unet, [spec], () => {});
+  } catch (e) {
+    net?.dispose();
+    throw e;
+  }
+  return {
+    [Symbol.dispose]: () => {
+      adabn?.dispose();
+      net?.dispose();
+    },
+  };
+}
+
+async function loadEval(model: string): Promise<StableDiffusionModels> {
+  const models = await loadStableDiffusion(model);
+  models.unet.eval();
+  return models;
+}
+
+function freeModels(m: StableDiffusionModels): void {
+  for (const x of [m.unet, m.vae, m.textEncoder]) x.dispose();
+}
+
 /**
  * Loads a model folder with its U-Net in eval mode (batch norm then normalizes with the running
  * statistics, not each batch's), and applies a LoRA file unmerged with the AdaBN statistics it
@@ -80,23 +111,51 @@ export interface LoadedModels extends Disposable {
  * ```
  */
 export async function loadForMeasure(model: string, lora?: string): Promise<LoadedModels> {
-  const models = await loadStableDiffusion(model);
-  const live: { dispose(): void }[] = [models.unet, models.vae, models.textEncoder];
-  const free = () => live.reverse().forEach((x) => x.dispose());
+  const models = await loadEval(model);
+  let applied: Disposable | undefined;
   try {
-    models.unet.eval();
-    if (lora !== undefined) {
-      const spec = { path: lora, multiplier: 1 };
-      const net = await applyLoraSpecs(models, [spec]);
-      if (net) live.push(net);
-      const adabn = await applyAdabnSpecs(models.unet, [spec], () => {});
-      if (adabn) live.push(adabn);
-    }
+    if (lora !== undefined) applied = await applyFile(models, lora);
   } catch (e) {
-    free();
+    freeModels(models);
     throw e;
   }
-  return { models, [Symbol.dispose]: free };
+  return {
+    models,
+    [Symbol.dispose]: () => {
+      applied?.[Symbol.dispose]();
+      freeModels(models);
+    },
+  };
+}
+
+/**
+ * The held-out loss of `images` with each LoRA file in turn applied to one copy of the base
+ * (eval mode; each file's AdaBN statistics with it): a training run's curve from its checkpoints.
+ *
+ * @example
+ * ```ts ignore
+ * const curve = await heldOutCurve("models/mini_sd", files, images, prompts, 32);
+ * ```
+ */
+export async function heldOutCurve(
+  model: string,
+  files: readonly string[],
+  images: readonly Uint8Array[],
+  prompts: readonly string[],
+  side: number,
+): Promise<number[]> {
+  if (files.length === 0) return [];
+  const models = await loadEval(model);
+  try {
+    const out: number[] = [];
+    for (const file of files) {
+      using _applied = await applyFile(models, file);
+      out.push(await heldOutImageLoss(models, images, prompts, side));
+    }
+    return out;
+  } finally {
+    freeModels(models);
+  }
 }
 
 /**
@@ -158,19 +217,24 @@ export interface LoraSettings {
   seed: number;
   /** Training resolution. */
   side: number;
+  /** Steps between the checkpoints the held-out curve is measured on. */
+  evalEvery: number;
 }
 
-/** A trained LoRA: its file and the trainer's smoothed loss after each step. */
+/** A trained LoRA: its files and the trainer's smoothed loss after each step. */
 export interface TrainedLora {
   /** The final LoRA file (with AdaBN statistics when trained with AdaBN). */
   file: string;
+  /** The checkpoints every `evalEvery` steps, then the final file. */
+  checkpoints: { step: number; file: string }[];
   /** Smoothed training loss after step i + 1 (the trainer's progress value, logged every step). */
   curve: number[];
 }
 
 /**
  * Trains one condition's LoRA with the kohya-style trainer (U-Net and text encoder, cached
- * latents, constant learning rate, the loss read back every step).
+ * latents, constant learning rate, the loss read back every step, a checkpoint every
+ * `evalEvery` steps).
  *
  * @example
  * ```ts ignore
@@ -196,6 +260,7 @@ export async function trainCondition(
     networkAlpha: s.rank,
     learningRate: s.learningRate,
     maxTrainSteps: s.steps,
+    saveEveryNSteps: s.evalEvery,
     cacheLatents: true,
     logEvery: 1,
     seed: s.seed,
@@ -210,24 +275,30 @@ export async function trainCondition(
   r.adabn?.dispose();
   r.network.dispose();
   for (const m of [r.models.unet, r.models.vae, r.models.textEncoder]) m.dispose();
-  return { file: r.output, curve };
+  const checkpoints = [];
+  for (let step = s.evalEvery; step < s.steps; step += s.evalEvery) {
+    checkpoints.push({ step, file: join(s.outputDir, checkpointName(c.key, { step })) });
+  }
+  checkpoints.push({ step: s.steps, file: r.output });
+  return { file: r.output, checkpoints, curve };
 }
 
 /**
- * The first step whose smoothed training loss is at or below `threshold`; `maxSteps` with
+ * The first checkpoint step whose held-out loss is at or below `threshold`; `maxSteps` with
  * `reached: false` when none is.
  *
  * @example
  * ```ts
  * import { stepsToThreshold } from "./_adabn_ablation_conditions.ts";
- * console.log(stepsToThreshold([0.3, 0.2, 0.1], 0.2, 3)); // { steps: 2, reached: true }
+ * console.log(stepsToThreshold([10, 20, 30], [0.3, 0.2, 0.1], 0.2, 30)); // { steps: 20, reached: true }
  * ```
  */
 export function stepsToThreshold(
-  curve: readonly number[],
+  steps: readonly number[],
+  losses: readonly number[],
   threshold: number,
   maxSteps: number,
 ): { steps: number; reached: boolean } {
-  const i = curve.findIndex((v) => v <= threshold);
-  return i < 0 ? { steps: maxSteps, reached: false } : { steps: i + 1, reached: true };
+  const i = losses.findIndex((v) => v <= threshold);
+  return i < 0 ? { steps: maxSteps, reached: false } : { steps: steps[i]!, reached: true };
 }

@@ -50,6 +50,7 @@ import {
   CONDITIONS,
   type ConditionSpec,
   estimateAdabnOnly,
+  heldOutCurve,
   type LoadedModels,
   loadForMeasure,
   type ModelFamily,
@@ -115,6 +116,12 @@ export const ADABN_ABLATION_OPTIONS = {
     value: "<n>",
     help: "sampling steps of generations and img2img, 1 to 1000 (default 10)",
   },
+  "eval-every": {
+    type: "string",
+    value: "<n>",
+    help: "steps between the LoRA checkpoints whose held-out target loss gives the steps " +
+      "measure, 1 to --steps (default a tenth of --steps)",
+  },
   "threshold-drop": {
     type: "string",
     value: "<percent>",
@@ -147,8 +154,9 @@ file onto a fresh base (U-Net in eval mode), as a user loads it.
 
 Measures on both domains: held-out denoising loss at timesteps ${HELD_OUT_TIMESTEPS.join(", ")}
 (fixed noise); PSNR and SSIM of img2img reconstructions (strength ${FIXED.strength}, the caption as
-prompt); the classifier Fréchet distance of generations against the real images; and on the
-target, the steps until the trainer's smoothed loss reaches the threshold (--steps when never).
+prompt); the classifier Fréchet distance of generations against the real images; and the steps
+a LoRA needs to bring the held-out target loss --threshold-drop percent below its base model's,
+read off checkpoints every --eval-every steps (--steps when never reached).
 Means with 95% t-intervals over seeds; the base rows do not depend on the seed.
 
 Writes <output-dir>/table.md, results.json, chart.svg and the LoRA files (loras/seed<N>/).
@@ -179,6 +187,7 @@ interface Settings {
   images: number;
   n: number;
   sampleSteps: number;
+  evalEvery: number;
   thresholdDrop: number;
   outputDir: string;
 }
@@ -197,16 +206,22 @@ function seedList(raw: string | undefined): number[] {
 function readSettings(args: string[]): Settings | null {
   const v = parseOptions(args, ADABN_ABLATION_OPTIONS, "eval --ablation adabn");
   if (v.help) return null;
+  const steps = intOption("steps", v.steps, 100, { min: 1, max: 100_000 });
   return {
     model: v.model ?? bundledModelDir(),
     bnModel: v["bn-model"] ?? defaultBatchNormModel(),
     seeds: seedList(v.seeds),
-    steps: intOption("steps", v.steps, 100, { min: 1, max: 100_000 }),
+    steps,
     rank: intOption("rank", v.rank, 8, { min: 1, max: 64 }),
     lr: numberOption("lr", v.lr, 1e-3, { min: 0, max: 1 }),
     images: intOption("images", v.images, 20, { min: 1, max: 1000 }),
     n: intOption("n", v.n, 16, { min: 2, max: 1000, why: "the Fréchet distance needs two" }),
     sampleSteps: intOption("sample-steps", v["sample-steps"], 10, { min: 1, max: 1000 }),
+    evalEvery: intOption("eval-every", v["eval-every"], Math.max(1, Math.round(steps / 10)), {
+      min: 1,
+      max: steps,
+      why: "--steps",
+    }),
     thresholdDrop: numberOption("threshold-drop", v["threshold-drop"], 10, { min: 0, max: 99 }),
     outputDir: v["output-dir"] ?? "runs/ablation_adabn",
   };
@@ -266,7 +281,10 @@ interface TrainingRecord {
   steps: number;
   reached: boolean;
   seconds: number;
-  curve: number[];
+  /** Held-out target loss of each checkpoint. */
+  heldOut: { step: number; loss: number }[];
+  /** The trainer's smoothed training loss after each step. */
+  smoothedLoss: number[];
 }
 
 /** What the run keeps besides the table's values. */
@@ -362,12 +380,31 @@ async function runAll(
           batchSize: FIXED.batchSize,
           seed,
           side: FIXED.side,
+          evalEvery: o.evalEvery,
         }, (line, info) => {
           if (info.step % every === 0) console.error(escapeControls(`  ${c.name}: ${line}`));
         });
         progress.partDone();
+        progress.line(`${where} · ${c.name}: measuring, held-out curve`);
+        {
+          using loaded = await loadForMeasure(modelOf(c), t.file);
+          m = await measure(c, loaded);
+        }
+        // the final file's held-out target loss is the measure's; the checkpoints before it
+        const losses = [
+          ...await heldOutCurve(
+            modelOf(c),
+            t.checkpoints.slice(0, -1).map((x) => x.file),
+            domains.target.images,
+            domains.target.cases.map((x) => x.prompt),
+            FIXED.side,
+          ),
+          m.target.loss,
+        ];
+        progress.partDone();
         const threshold = (1 - o.thresholdDrop / 100) * st.bases.get(c.family)!.target.loss;
-        const reach = stepsToThreshold(t.curve, threshold, o.steps);
+        const at = t.checkpoints.map((x) => x.step);
+        const reach = stepsToThreshold(at, losses, threshold, o.steps);
         steps = reach.steps;
         (st.training[c.key] ??= []).push({
           seed,
@@ -376,12 +413,9 @@ async function runAll(
           steps: reach.steps,
           reached: reach.reached,
           seconds: (performance.now() - t0) / 1000,
-          curve: t.curve,
+          heldOut: at.map((step, i) => ({ step, loss: losses[i]! })),
+          smoothedLoss: t.curve,
         });
-        progress.line(`${where} · ${c.name}: measuring`);
-        using loaded = await loadForMeasure(modelOf(c), t.file);
-        m = await measure(c, loaded);
-        progress.partDone();
       }
       record(st, c, m!, steps);
       (st.seconds[c.key] ??= []).push((performance.now() - t0) / 1000);
@@ -403,10 +437,10 @@ function tableMarkdown(r: AblationResults, o: Settings, claims: string[], st: Ru
     `LoRA: rank ${o.rank} (alpha ${o.rank}), ${o.steps} steps, lr ${o.lr}, batch ` +
     `${FIXED.batchSize}; sampling: ${FIXED.sampler}, ${o.sampleSteps} steps, cfg ${FIXED.cfg}, ` +
     `img2img strength ${FIXED.strength}.`,
-    `Loss threshold of "steps to threshold": ${o.thresholdDrop}% below the base model's ` +
-    `held-out target loss (BN: ${threshold(st, "bn", o)}, GN: ${threshold(st, "gn", o)}), ` +
-    `against the trainer's smoothed training loss; never reached (counted as ${o.steps}): ` +
-    `${never.length ? never.join(", ") : "none"}.`,
+    `Steps to threshold: the first checkpoint (every ${o.evalEvery} steps) whose held-out ` +
+    `target loss is ${o.thresholdDrop}% below its base model's (threshold BN: ` +
+    `${thresholdText(st, "bn", o)}, GN: ${thresholdText(st, "gn", o)}); never reached ` +
+    `(counted as ${o.steps}): ${never.length ? never.join(", ") : "none"}.`,
     "",
     "Claims of seed 000 (paired differences, treated minus plain LoRA, mean ± 95% interval):",
     "",
@@ -415,7 +449,7 @@ function tableMarkdown(r: AblationResults, o: Settings, claims: string[], st: Ru
   ].join("\n");
 }
 
-function threshold(st: RunState, f: ModelFamily, o: Settings): string {
+function thresholdText(st: RunState, f: ModelFamily, o: Settings): string {
   const base = st.bases.get(f);
   return base ? ((1 - o.thresholdDrop / 100) * base.target.loss).toPrecision(4) : "-";
 }
