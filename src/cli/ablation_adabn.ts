@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { getDevice } from "../ops/device.ts";
 import { escapeControls, quote } from "../nn/_untrusted.ts";
 import { loadClassifier } from "../eval/classifier_fs.ts";
@@ -27,7 +27,7 @@ import {
   type AblationResults,
   ablationSvg,
 } from "./_ablation_report.ts";
-import { bundledClassifierPath, bundledModelDir } from "./bundled.ts";
+import { bundledBatchNormModelDir, bundledClassifierPath, bundledModelDir } from "./bundled.ts";
 import { HELD_OUT_TIMESTEPS } from "./_demo_measure.ts";
 import { SOURCE_DOMAIN, TARGET_DOMAIN } from "./_adabn_ablation_domain.ts";
 import { CONDITIONS, type ModelFamily } from "./_adabn_ablation_conditions.ts";
@@ -39,11 +39,6 @@ import {
   type Settings,
 } from "./_adabn_ablation_run.ts";
 import { claimLines } from "./_adabn_ablation_claims.ts";
-
-/** The default batch-norm model: `models/mini_sd_bn` beside the shipped group-norm one. */
-function defaultBatchNormModel(): string {
-  return join(dirname(bundledModelDir()), "mini_sd_bn");
-}
 
 /** The options of `eval --ablation adabn`. */
 export const ADABN_ABLATION_OPTIONS = {
@@ -148,7 +143,7 @@ function readSettings(args: string[]): Settings | null {
   const steps = intOption("steps", v.steps, 100, { min: 1, max: 100_000 });
   return {
     model: v.model ?? bundledModelDir(),
-    bnModel: v["bn-model"] ?? defaultBatchNormModel(),
+    bnModel: v["bn-model"] ?? bundledBatchNormModelDir(),
     seeds: seedList(v.seeds),
     steps,
     rank: intOption("rank", v.rank, 8, { min: 1, max: 64 }),
@@ -174,11 +169,11 @@ async function checkNorm(path: string, option: string, want: "batch" | "group"):
     norm = (JSON.parse(await Deno.readTextFile(file)) as { norm?: unknown }).norm ?? "group";
   } catch (e) {
     const missing = e instanceof Deno.errors.NotFound;
-    if (missing && option === "bn-model" && path === defaultBatchNormModel()) {
+    if (missing && option === "bn-model" && path === bundledBatchNormModelDir()) {
       throw new UsageError(
-        `The batch-norm mini model is not at ${quote(path)} yet; build it (issue 12: the ` +
-          "mini SD pretrained with U-Net norm batch, see mod.ts pretrain --help) or pass " +
-          "--bn-model <folder>",
+        `The batch-norm mini model is not at ${quote(path)} yet; build it with mod.ts ` +
+          "pretrain --init models/mini_sd --stage unet --norm batch (then copy <out>/model " +
+          "there), or pass --bn-model <folder>",
       );
     }
     throw new UsageError(
