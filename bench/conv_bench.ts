@@ -28,7 +28,8 @@ for (const [B, Ci, Co, H, k, s] of cases) {
     },
   });
 }
-// forward + backward to x and the weight (im2col recomputed into a buffer for the weight product)
+// forward + backward to x and the weight (software adapters: the weight gradient is one product
+// over the batch, its transposed im2col written straight into the operand texture)
 benchOp({
   group: "conv2d",
   name: "conv2d forward+backward f32 3x3 s1 16x64x16x16 -> 64",
@@ -44,6 +45,24 @@ benchOp({
           t.grad?.dispose();
           t.grad = null;
         }
+      })
+    );
+  },
+});
+// backward to the weight only (a frozen input, as in a LoRA's conv adapter): the folded product
+benchOp({
+  group: "conv2d",
+  name: "conv2d forward+weight grad f32 3x3 s1 16x128x8x8 -> 128",
+  work: { flops: 2 * 2 * 16 * 128 * 64 * 128 * 9 },
+  n: 5,
+  setup: () => {
+    const x = randn([16, 128, 8, 8]);
+    const w = randn([128, 128, 3, 3], { requiresGrad: true });
+    return Promise.resolve(() =>
+      scope(() => {
+        backward(sum(conv2d(x, w, null, { padding: 1 })));
+        w.grad?.dispose();
+        w.grad = null;
       })
     );
   },

@@ -27,6 +27,17 @@ const cases: Case[] = [
   { x: [1, 2, 6, 12], w: [3, 2, 5, 5], stride: 1, pad: 2, bias: false, what: "vec4 rows, 5x5" },
   { x: [1, 2, 3, 8], w: [2, 2, 3, 5], stride: 1, pad: 0, bias: true, what: "vec4 rows, 3x5 valid" },
   { x: [2, 1, 4, 4], w: [2, 1, 3, 5], stride: 1, pad: 4, bias: true, what: "vec4 rows, pad 4" },
+  // 3 x 6400 positions: the folded weight gradient splits the batch over two products when a
+  // texture holds at most 16384 rows (llvmpipe) and accumulates the second into the first
+  {
+    x: [3, 1, 80, 80],
+    w: [2, 1, 3, 3],
+    stride: 1,
+    pad: 1,
+    bias: true,
+    what: "batch past a texture",
+  },
+  { x: [2, 3, 5, 6], w: [7, 3, 1, 1], stride: 2, pad: 0, bias: false, what: "1x1 stride 2" },
 ];
 
 for (const variant of ["texture", "tiled"] as MatmulVariant[]) {

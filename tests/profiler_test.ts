@@ -134,7 +134,9 @@ Deno.test("a backward rule's dispatches count for its op, inner sums included", 
   const r = await profile(() => scope(() => backward(sum(conv2d(x, w, b, { padding: 1 })))));
   const back = r.records.filter((q) => q.phase === "backward");
   const sums = back.filter((q) => q.kernel.startsWith("sum"));
-  ok(sums.length >= 2, "the weight and bias gradients reduce over the batch");
+  // the bias gradient always sums over the batch; the weight gradient too where it is a
+  // per-sample product (the texture path folds the batch into one product instead)
+  ok(sums.length >= 1, "the bias gradient reduces over the batch");
   for (const q of [...sums, ...back.filter((q) => q.flops > 0)]) {
     equal(q.op, "conv2d", `${q.kernel} in the backward pass belongs to conv2d`);
   }

@@ -23,6 +23,12 @@ import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
 import { matmulRaw, type MatmulVariant, productDType } from "./matmul.ts";
 import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import { sum } from "./reduce.ts";
+import {
+  type ConvGeometry as Geometry,
+  foldedWeightGrad,
+  foldedWeightGradFits,
+} from "./_conv_weight_grad.ts";
+import { flippedWeight, transposedConvFits } from "./_conv_input_grad.ts";
 
 /** Options of `conv2d`. */
 export interface Conv2dOptions {
@@ -32,19 +38,6 @@ export interface Conv2dOptions {
   padding?: number;
   /** Matmul kernel choice (default auto). */
   variant?: MatmulVariant;
-}
-
-interface Geometry {
-  B: number;
-  C: number;
-  H: number;
-  W: number;
-  kh: number;
-  kw: number;
-  stride: number;
-  pad: number;
-  Ho: number;
-  Wo: number;
 }
 
 function geometryParams(g: Geometry, n: number): number[] {
@@ -159,6 +152,17 @@ function forward(
   return y;
 }
 
+// dy: [B, Cout, Ho, Wo], weight: [Cout, Cin, k, k] -> dx: [B, Cin, H * W] (stride 1)
+function transposedConv(dy: Tensor, weight: Tensor, g: Geometry, variant: MatmulVariant): Tensor {
+  const wf = flippedWeight(weight);
+  const wf2 = wf.view([g.C, wf.size / g.C]);
+  const pad = g.kh - 1 - g.pad;
+  const dx = forward(dy, wf2, null, geometry(dy.shape, wf.shape, 1, pad), false, variant);
+  wf.dispose();
+  wf2.dispose();
+  return dx;
+}
+
 // x: [B, Cin, H, W], weight: [Cout, Cin, kh, kw], bias: [Cout] -> y: [B, Cout, Ho, Wo]
 /**
  * 2-D convolution with zero padding, as PyTorch's `conv2d` (cross-correlation). The backward
@@ -196,10 +200,18 @@ export function conv2d(
     const w = sw!.view([Cout, K]);
     let dx: Tensor | null = null, dw: Tensor | null = null;
     if (x.requiresGrad) {
-      const dcols = matmulRaw(w, dy3, { transA: true, variant });
-      dx = direct ? dcols.view(x.shape) : col2imRaw(dcols, g);
+      if (!direct && transposedConvFits(g, Cout, variant)) {
+        dx = transposedConv(dy, sw!, g, variant).view(x.shape);
+      } else {
+        const dcols = matmulRaw(w, dy3, { transA: true, variant });
+        dx = direct ? dcols.view(x.shape) : col2imRaw(dcols, g);
+      }
     }
-    if (weight.requiresGrad) {
+    if (weight.requiresGrad && foldedWeightGradFits(g, Cout, variant)) {
+      const folded = foldedWeightGrad(dy3, sx!, g, direct);
+      dw = folded.view(weight.shape);
+      folded.dispose();
+    } else if (weight.requiresGrad) {
       const cols = direct ? sx!.view([g.B, g.C, P2]) : im2colRaw(sx!, g, im2colRows(variant));
       const perBatch = matmulRaw(dy3, cols, { transB: true, variant });
       dw = sum(perBatch, 0).view(weight.shape);

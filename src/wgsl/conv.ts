@@ -178,3 +178,60 @@ let y0 = (r / rows) * rows * ${kw}u + ck * ${kw}u;
 ${lines.join("\n")}`,
   });
 }
+
+// x: [B, C, H, W] -> tex texel (row / 4, (b - b0) * Ho*Wo + p): im2col rows 4t .. 4t + 3 at p
+/**
+ * The transposed im2col texture: the B operand of the convolution's weight gradient summed over
+ * the batch in one product, `dw[o, row] = sum over (b, p) of dy[b, o, p] * cols[b, row, p]`.
+ * Texel (t, y) holds patch rows 4t .. 4t + 3 (zero past C kh kw) at output position
+ * `y % (Ho Wo)` of batch `b0 + y / (Ho Wo)`. One invocation fills a texel column along one
+ * output row (b, oh), so its integer divisions (scalar on software adapters) are paid once per
+ * Wo texels.
+ */
+export function im2colPackTKernel(t: StorageType): BuiltKernel {
+  const sw = ["x", "y", "z", "w"];
+  const taps = [0, 1, 2, 3].map((e) =>
+    `let r${e} = tx * 4u + ${e}u; let c${e} = r${e} / KK; let k${e} = r${e} % KK;
+let h${e} = i32(oh * P.stride + k${e} / P.kw) - P.pad; let j${e} = i32(k${e} % P.kw) - P.pad;
+let ok${e} = r${e} < P.C * KK && h${e} >= 0 && h${e} < i32(P.H);
+let base${e} = ((b * P.C + min(c${e}, P.C - 1u)) * P.H + u32(max(h${e}, 0))) * P.W;`
+  );
+  const loads = [0, 1, 2, 3].map((e) =>
+    `  let w${e} = i32(ow * P.stride) + j${e};
+  if (ok${e} && w${e} >= 0 && w${e} < i32(P.W)) { v.${sw[e]} = ld_x(base${e} + u32(w${e})); }`
+  );
+  return buildKernel({
+    name: "im2col_pack_t",
+    bindings: [{ name: "x", type: t }, { name: "tex", kind: "texture_write" }],
+    params: [...CONV_PARAMS, ["width", "u32"], ["nb", "u32"], ["b0", "u32"]],
+    workgroup: [8, 8],
+    body: `let tx = gid.x; let r = gid.y; let KK = P.kh * P.kw;
+if (tx >= P.width || r >= P.Ho * P.nb) { return; }
+let b = P.b0 + r / P.Ho; let oh = r % P.Ho;
+${taps.join("\n")}
+let y0 = r * P.Wo;
+for (var ow = 0u; ow < P.Wo; ow++) {
+  var v = vec4<f32>();
+${loads.join("\n")}
+  textureStore(tex, vec2<u32>(tx, y0 + ow), v);
+}`,
+  });
+}
+
+// w: [Cout, Cin, kh, kw] -> wf: [Cin, Cout, kh, kw], each kernel turned 180 degrees
+/**
+ * The weight of the transposed convolution: channels swapped and each kh x kw kernel flipped,
+ * so that a stride-1 convolution's input gradient is itself a convolution of the output
+ * gradient (padding kh - 1 - pad). `n` is the element count.
+ */
+export function convWeightFlipKernel(t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: "conv_weight_flip",
+    bindings: [{ name: "w", type: t }, { name: "wf", type: t, write: true }],
+    params: [["n", "u32"], ["Cout", "u32"], ["Cin", "u32"], ["kk", "u32"]],
+    workgroup: [EW_GROUP],
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+let t = i % P.kk; let o = (i / P.kk) % P.Cout; let c = i / (P.kk * P.Cout);
+st_wf(i, ld_w((o * P.Cin + c) * P.kk + P.kk - 1u - t));`,
+  });
+}

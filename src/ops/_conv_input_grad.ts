@@ -1,0 +1,37 @@
+// The input gradient of a stride-1 convolution as a convolution of the output gradient with the
+// flipped, channel-swapped weight (padding kh - 1 - pad), for software adapters: im2col goes
+// straight into the texture matmul's operand, so the input gradient needs neither the
+// C kh kw x Ho Wo column buffer of `W^T dy` nor the col2im pass that folds it back.
+import { cachedKernel } from "../wgsl/builder.ts";
+import { convWeightFlipKernel } from "../wgsl/conv.ts";
+import { EW_GROUP } from "../wgsl/elementwise.ts";
+import { dispatch, grid1d } from "./runtime.ts";
+import { Tensor } from "./tensor.ts";
+import { textureVariant } from "./_texture_matmul.ts";
+import type { ConvGeometry } from "./_conv_weight_grad.ts";
+import type { MatmulVariant } from "./matmul.ts";
+
+/** Whether the input gradient runs as a transposed convolution on the texture matmul. */
+export function transposedConvFits(
+  g: ConvGeometry,
+  Cout: number,
+  variant: MatmulVariant,
+): boolean {
+  return g.stride === 1 && g.kh === g.kw && g.pad <= g.kh - 1 &&
+    textureVariant(g.C, g.H * g.W, Cout * g.kh * g.kw, variant);
+}
+
+// w: [Cout, Cin, kh, kw] -> wf: [Cin, Cout, kh, kw]
+/** The transposed convolution's weight: channels swapped, each kernel turned 180 degrees. */
+export function flippedWeight(w: Tensor): Tensor {
+  const [Cout, Cin, kh, kw] = w.shape as [number, number, number, number];
+  const wf = new Tensor([Cin, Cout, kh, kw], w.dtype);
+  const k = cachedKernel(`conv weight flip ${w.dtype}`, () => convWeightFlipKernel(w.dtype));
+  dispatch(
+    k,
+    [w.binding, wf.binding],
+    [wf.size, Cout, Cin, kh * kw],
+    grid1d(Math.ceil(wf.size / EW_GROUP)),
+  );
+  return wf;
+}

@@ -1,0 +1,70 @@
+// The convolution's weight gradient on the texture matmul (software adapters): one product over
+// the batch folded into the reduction axis, dw[o, row] = sum over (b, p) of dy[b, o, p] *
+// cols[b, row, p], with the transposed im2col written straight into the operand texture. It
+// replaces a column buffer, its transposing pack, B per-sample products and their sum.
+import { cachedKernel } from "../wgsl/builder.ts";
+import { im2colPackTKernel } from "../wgsl/conv.ts";
+import { deviceInfo } from "./device.ts";
+import { dispatch } from "./runtime.ts";
+import { Tensor } from "./tensor.ts";
+import { productDType } from "./matmul.ts";
+import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
+import type { MatmulVariant } from "./matmul.ts";
+
+/** A convolution's sizes, as conv2d computes them. */
+export interface ConvGeometry {
+  B: number;
+  C: number;
+  H: number;
+  W: number;
+  kh: number;
+  kw: number;
+  stride: number;
+  pad: number;
+  Ho: number;
+  Wo: number;
+}
+
+/** Whether the folded texture product serves this weight gradient (one sample's rows fit). */
+export function foldedWeightGradFits(
+  g: ConvGeometry,
+  Cout: number,
+  variant: MatmulVariant,
+): boolean {
+  return textureVariant(Cout, g.C * g.kh * g.kw, g.Ho * g.Wo, variant);
+}
+
+// x: [B, C, H, W] -> texture of (b, p) rows, C*kh*kw columns
+function im2colPackT(x: Tensor, g: ConvGeometry, width: number, b0: number, nb: number) {
+  const tex = packTarget(width, g.Ho * g.Wo, nb);
+  const k = cachedKernel(`im2col pack t ${x.dtype}`, () => im2colPackTKernel(x.dtype));
+  const params = [0, g.C, g.H, g.W, g.kh, g.kw, g.stride, g.pad, g.Ho, g.Wo, width, nb, b0];
+  dispatch(k, [x.binding, tex], params, [Math.ceil(width / 8), Math.ceil(g.Ho * nb / 8)]);
+  return tex;
+}
+
+// dy3: [B, Cout, Ho*Wo], x: [B, C, H, W] -> dw: [Cout, C*kh*kw]
+/**
+ * The weight gradient summed over the batch. Samples go into one product while their rows fit a
+ * texture's height; further samples accumulate into the same output (beta 1). A 1x1 stride-1
+ * convolution (`direct`) reads x as its own columns.
+ */
+export function foldedWeightGrad(
+  dy3: Tensor,
+  x: Tensor,
+  g: ConvGeometry,
+  direct: boolean,
+): Tensor {
+  const Cout = dy3.shape[1]!, K = g.C * g.kh * g.kw, P2 = g.Ho * g.Wo;
+  const per = Math.max(1, Math.floor(deviceInfo().limits.maxTextureDimension2D / P2));
+  const dw = new Tensor([Cout, K], productDType(dy3, x));
+  for (let b0 = 0; b0 < g.B; b0 += per) {
+    const nb = Math.min(per, g.B - b0);
+    runTextureMatmul(dw, null, { M: Cout, N: K, K: nb * P2, B: 1, alpha: 1, beta: b0 ? 1 : 0 }, {
+      a: (_b, _n, w) => packStrided(dy3, P2, Cout, [1, P2, Cout * P2], w, b0, nb),
+      b: (_b, _n, w) =>
+        direct ? packStrided(x, P2, K, [1, P2, K * P2], w, b0, nb) : im2colPackT(x, g, w, b0, nb),
+    });
+  }
+  return dw;
+}
