@@ -27,9 +27,13 @@ export async function runCli(args: string[], env: Record<string, string> = {}): 
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** Writes `tinyModels(seed)` as a diffusers folder at `path` and frees the models. */
-export async function writeTinyModel(path: string, seed: number): Promise<void> {
-  const m = tinyModels(seed);
+/** Writes `tinyModels(seed, norm)` as a diffusers folder at `path` and frees the models. */
+export async function writeTinyModel(
+  path: string,
+  seed: number,
+  norm: "group" | "batch" = "group",
+): Promise<void> {
+  const m = tinyModels(seed, norm);
   await saveDiffusersFolder(path, m);
   [m.unet, m.vae, m.textEncoder].forEach((x) => x.dispose());
 }

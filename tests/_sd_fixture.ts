@@ -48,10 +48,10 @@ export const TINY_TOKENIZER = {
 };
 
 /** Random tiny models (seeded), with tokenizer files. */
-export function tinyModels(seed = 1): Required<SaveModels> {
+export function tinyModels(seed = 1, norm: "group" | "batch" = "group"): Required<SaveModels> {
   const g = new Generator(seed);
   return {
-    unet: new UNet2DConditionModel(TINY_UNET, { generator: g }),
+    unet: new UNet2DConditionModel({ ...TINY_UNET, norm }, { generator: g }),
     vae: new AutoencoderKL(TINY_VAE, { generator: g }),
     textEncoder: new CLIPTextModel(TINY_CLIP, { generator: g }),
     tokenizerFiles: TINY_TOKENIZER,

@@ -267,7 +267,10 @@ export async function loadSingleFile(
   }
 }
 
-/** Loads a diffusers folder or a single-file checkpoint, whichever `path` is. */
+/**
+ * Loads a diffusers folder or a single-file checkpoint, whichever `path` is, with every model in
+ * inference mode (`eval()`, as diffusers' `from_pretrained`); call `train()` on what you train.
+ */
 export async function loadStableDiffusion(
   path: string,
   options: LoadModelOptions = {},
@@ -287,7 +290,13 @@ export async function loadStableDiffusion(
         "cannot be read safely); pass a diffusers folder or a .safetensors checkpoint",
     );
   }
-  return info.isDirectory ? loadDiffusersFolder(path, options) : loadSingleFile(path, options);
+  const models = info.isDirectory
+    ? await loadDiffusersFolder(path, options)
+    : await loadSingleFile(path, options);
+  // inference mode, as diffusers' from_pretrained: a batch-norm U-Net samples with its running
+  // statistics and leaves them alone; a trainer switches what it trains back to training mode
+  for (const m of [models.unet, models.vae, models.textEncoder]) m.eval();
+  return models;
 }
 
 /** Writes one single-file original checkpoint holding the three models. */

@@ -383,6 +383,10 @@ export async function train(
   const models = await loadStableDiffusion(options.pretrainedModelNameOrPath, {
     weightDType: options.weightDType ?? "auto",
   });
+  // the loader returns inference mode; the networks the adapters train run in training mode,
+  // as kohya's unet.train() / text_encoder.train() (batch norms use batch statistics)
+  models.unet.train();
+  models.textEncoder.train();
   const live: { dispose(): void }[] = [];
   try {
     return await trainLoaded({ options, callbacks, models, configs, datasets, prompts, live });
