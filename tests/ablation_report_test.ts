@@ -32,3 +32,14 @@ Deno.test("ablation outputs: table, JSON and SVG carry every condition and measu
   assert.ok(svg.includes("t &#60;1&#62;"));
   assert.equal(svg.match(/<rect [^>]*fill="#6a9fd4"/g)?.length, 1);
 });
+
+Deno.test("ablation SVG: a panel whose values are all zero gets a unit axis", () => {
+  const svg = ablationSvg({
+    title: "zeros",
+    seeds: [1],
+    measures: [{ key: "acc", label: "acc", higherIsBetter: true }],
+    conditions: [{ name: "base", values: { acc: [0] } }],
+  });
+  assert.ok(svg.includes(">1</text>"), "a tick at 1");
+  assert.ok(!svg.includes("e-"), "no ticks at tiny powers of ten");
+});

@@ -129,7 +129,9 @@ export function ablationSvg(r: AblationResults): string {
     const ends = stats.flatMap((s) =>
       s ? [s.mean, s.mean + (Number.isFinite(s.ci95) ? s.ci95 : 0), s.mean - (s.ci95 || 0)] : []
     ).filter(Number.isFinite);
-    const lo = Math.min(0, ...ends), hi = Math.max(0, ...ends, lo + 1e-12);
+    // a panel of zeros still gets a unit axis (not ticks at 1e-12)
+    const lo = Math.min(0, ...ends), top = Math.max(0, ...ends);
+    const hi = top > lo ? top : lo + 1;
     const sx = (v: number) => x0 + ((v - lo) / (hi - lo)) * PANEL_W;
     parts.push(
       `<text x="${x0}" y="32">${escapeHtml(m.label)} (${m.higherIsBetter ? "↑" : "↓"})</text>`,

@@ -18,6 +18,7 @@ import {
   generateAndScore,
   type GenerationCase,
   type GenerationSettings,
+  meanAttributeAccuracy,
 } from "./_generation_measures.ts";
 import { applyLoraSpecs } from "./_lora_spec.ts";
 
@@ -63,8 +64,6 @@ export const BLOCKWISE_MEASURES: AblationMeasure[] = [
   { key: "plain", label: "attribute acc. (no trigger)", higherIsBetter: true },
 ];
 
-const ATTRIBUTES = ["colour", "background", "shape", "count", "fill"] as const;
-
 // identity accuracy: the share read as the prompt's shape (a star); style score: the share read
 // with the prompt's fill (striped); without triggers: the mean of the five attribute accuracies
 function readings(set: PromptSet, s: AttributeScores): Record<string, number> {
@@ -76,7 +75,7 @@ function readings(set: PromptSet, s: AttributeScores): Record<string, number> {
     case "both":
       return { bothIdentity: s.shape, bothStyle: s.fill };
     case "plain":
-      return { plain: ATTRIBUTES.reduce((a, k) => a + s[k], 0) / ATTRIBUTES.length };
+      return { plain: meanAttributeAccuracy(s) };
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { writeFileAtomic } from "../train/atomic_fs.ts";
 import { base64, escapeHtml } from "../train/report_html.ts";
-import type { AttributeScores } from "./_generation_measures.ts";
+import { ATTRIBUTES, meanAttributeAccuracy } from "./_generation_measures.ts";
 import { imageGrid } from "./_grid.ts";
 import { encodeJpeg, type RgbImage } from "./_image.ts";
 import type { DemoMeasures } from "./_demo_measure.ts";
@@ -16,8 +16,6 @@ import type { DemoMeasures } from "./_demo_measure.ts";
 export const CONCEPT_TARGET = 0.8;
 /** Largest acceptable drop of the mean attribute accuracy without the trigger, in points. */
 export const DRIFT_TARGET_POINTS = 5;
-
-const ATTRIBUTES = ["colour", "background", "shape", "count", "fill"] as const;
 
 // img: [h, w, 3] -> [h k, w k, 3]
 /**
@@ -63,8 +61,6 @@ export function gridJpeg(images: readonly Uint8Array[], side: number, k: number)
 
 const pct = (x: number): string => `${Math.round(100 * x)}%`;
 const points = (x: number): string => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
-const mean = (s: AttributeScores): number =>
-  ATTRIBUTES.reduce((a, k) => a + s[k], 0) / ATTRIBUTES.length;
 
 /**
  * The measured effect as printable lines: the share of trigger prompts showing the concept (base
@@ -84,7 +80,8 @@ export function effectLines(
 ): string[] {
   const n = m.conceptLora.scores.n, share = m.conceptLora.scores.shape;
   const base = m.conceptBase.scores.shape;
-  const drift = mean(m.plainLora.scores) - mean(m.plainBase.scores);
+  const drift = meanAttributeAccuracy(m.plainLora.scores) -
+    meanAttributeAccuracy(m.plainBase.scores);
   const met = (ok: boolean) => (ok ? "met" : "not met");
   return [
     `concept: ${pct(share)} of ${n} prompts with "${trigger}" show a ${shape} with the LoRA ` +
@@ -100,8 +97,8 @@ export function effectLines(
     `without the trigger (${m.plainLora.scores.n} prompts), attribute accuracy base -> LoRA: ` +
     ATTRIBUTES.map((k) => `${k} ${pct(m.plainBase.scores[k])} -> ${pct(m.plainLora.scores[k])}`)
       .join(", "),
-    `mean attribute accuracy ${pct(mean(m.plainBase.scores))} -> ${
-      pct(mean(m.plainLora.scores))
+    `mean attribute accuracy ${pct(meanAttributeAccuracy(m.plainBase.scores))} -> ${
+      pct(meanAttributeAccuracy(m.plainLora.scores))
     } (${points(drift)} points); target at most ${DRIFT_TARGET_POINTS} points lower: ` +
     met(drift * 100 >= -DRIFT_TARGET_POINTS),
   ];

@@ -60,6 +60,20 @@ export interface AttributeScores {
   fill: number;
 }
 
+/** The five attributes an `AttributeScores` scores, in table order. */
+export const ATTRIBUTES: readonly (keyof Omit<AttributeScores, "n">)[] = [
+  "colour",
+  "background",
+  "shape",
+  "count",
+  "fill",
+];
+
+/** The mean of the five attribute accuracies. */
+export function meanAttributeAccuracy(s: AttributeScores): number {
+  return ATTRIBUTES.reduce((a, k) => a + s[k], 0) / ATTRIBUTES.length;
+}
+
 /** Readings, scores and classifier features of a set of images. */
 export interface ScoredImages {
   /** One reading per image. */
