@@ -1,8 +1,8 @@
 /**
  * The running statistics of a batch-norm U-Net in pretraining (`mod.ts pretrain --norm batch`):
  * an exact AdaBN estimate (two passes, population mean and variance, see `src/adabn`) over a few
- * batches of the training stream, each noised at {@link ADABN_TIMESTEPS_PER_BAND} fixed
- * timesteps spread over [0, 1000), written into every BatchNorm2d's `running_mean` and
+ * batches of the training stream, each noised {@link NORM_ESTIMATE_TIMESTEPS} times with
+ * timesteps spread over [0, 1000) inside every batch, written into every BatchNorm2d's `running_mean` and
  * `running_var`. Training normalizes with batch statistics and only moves the running ones by
  * a momentum average; this sets them from the data once, before the first step of a converted
  * model (so step 0 samples with statistics of its inputs) and after the last step (so sampling
@@ -11,16 +11,20 @@
  * @module
  */
 import { noGrad } from "../ops/autograd.ts";
-import { Generator } from "../ops/rng.ts";
+import { Generator, randn } from "../ops/rng.ts";
 import { scope, untrack } from "../ops/scope.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import { scale } from "../ops/unary.ts";
-import { AdaBN } from "../adabn/mod.ts";
-import { ADABN_TIMESTEPS_PER_BAND, type AdabnData, estimateTrainAdabn } from "./adabn_train.ts";
+import { AdaBN, type AdabnBatch } from "../adabn/mod.ts";
+import { addNoise } from "../schedule/training.ts";
+import type { AdabnData } from "./adabn_train.ts";
 import type { UnetStageModels } from "./pretrain_unet_step.ts";
 
 /** Batches of the training stream the estimate reads. */
 export const NORM_ESTIMATE_BATCHES = 4;
+
+/** Noised copies of each batch, each with its own spread of timesteps. */
+export const NORM_ESTIMATE_TIMESTEPS = 4;
 
 /** One batch for the estimate: images and their token ids. */
 export interface NormEstimateBatch {
@@ -35,7 +39,7 @@ export interface NormEstimateBatch {
 /**
  * Sets every BatchNorm2d's running statistics of `models.unet` by an exact AdaBN estimate over
  * `batches` (latents drawn by the frozen VAE with a generator seeded by `seed`, text context
- * from the text encoder, each batch noised at each fixed timestep); returns the sample count
+ * from the text encoder, each batch noised {@link NORM_ESTIMATE_TIMESTEPS} times); returns the sample count
  * behind each statistic (batches x timesteps x batch size). Weights and `num_batches_tracked`
  * do not change.
  *
@@ -65,12 +69,24 @@ export function estimateNormStatistics(
       })
     )
   );
+  // pass j gives sample i the timestep of slot i * K + j of K * B evenly spaced ones: every
+  // batch spreads over [0, 1000) as a training batch does, so each layer's inputs are normalized
+  // by mixed-timestep batch statistics, as in training
+  const K = NORM_ESTIMATE_TIMESTEPS;
+  const runs: AdabnBatch[] = data.flatMap((d, i) => {
+    const B = d.latents.shape[0]!;
+    return Array.from({ length: K }, (_, j) => () => {
+      const t = Array.from({ length: B }, (_, b) => Math.floor((b * K + j + 0.5) * 1000 / (K * B)));
+      const noise = randn(d.latents.shape, { generator: new Generator(seed + 104729 * i + j) });
+      return unet.forward(addNoise(d.latents, noise, t), t, d.context);
+    });
+  });
   using adabn = AdaBN.attach(unet);
   try {
-    estimateTrainAdabn(adabn, unet, data, { seed, minTimestep: 0, maxTimestep: 1000 });
+    noGrad(() => adabn.estimate(runs, { method: "exact" }));
     adabn.commit();
   } finally {
     for (const d of data) [d.latents, d.context].forEach((t) => t.dispose());
   }
-  return batches.reduce((n, b) => n + b.shape[0], 0) * ADABN_TIMESTEPS_PER_BAND;
+  return batches.reduce((n, b) => n + b.shape[0], 0) * K;
 }
