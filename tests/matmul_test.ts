@@ -13,6 +13,10 @@ const cases: Case[] = [
   { a: [2, 7, 5], b: [3, 5], tB: true, what: "a batch times a transposed weight (Linear)" },
   { a: [6, 5], b: [3, 6, 2], tA: true, what: "a transposed 2-D operand shared by a batch" },
   { a: [2, 4, 3], b: [5, 4], tA: true, tB: true, what: "transposed batch times transposed weight" },
+  // rows of 64 floats (256 bytes): the texture variant copies these operands instead of packing
+  { a: [2, 16, 64], b: [2, 64, 64], what: "copied operands, a batch of two" },
+  { a: [3, 16, 64], b: [64, 64], tB: true, what: "copied operands, Linear" },
+  { a: [64, 64], b: [64, 32], tA: true, what: "copied operands, transposed a" },
 ];
 
 function to3(s: number[]): [number, number, number] {
@@ -52,6 +56,36 @@ Deno.test("matmul() texture and tiled agree on a 130 x 70 x 129 product", async 
     worst = Math.max(worst, Math.abs(x[i]! - ref[i]!), Math.abs(y[i]! - ref[i]!));
   }
   equal(worst < 1e-4, true, `max error ${worst}`);
+});
+
+Deno.test("matmul() texture copies a later batch chunk from its offset (batches past a texture)", async () => {
+  // 3 x 6000 rows of a k-major operand exceed a 16384-row texture: chunks of 2 and 1 batches,
+  // the second copied from byte offset 2 * 6000 * 64 * 4
+  const a = tensor(Float32Array.from({ length: 3 * 6000 * 64 }, (_, i) => Math.sin(i)), [
+    3,
+    6000,
+    64,
+  ]);
+  const b = tensor(Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.cos(i)), [3, 64, 64]);
+  const x = await matmul(a, b, { variant: "texture" }).toArray();
+  const y = await matmul(a, b, { variant: "tiled" }).toArray();
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
+  // sums of 64 products of values in [-1, 1]: f32 rounding of the two summation orders
+  equal(worst < 1e-4, true, `max difference ${worst}`);
+});
+
+Deno.test("matmul() texture: K % 4 > 0 never reads the next batch's rows (an infinity there)", async () => {
+  // op(A) k-major (its padding past K = 7 is zero), op(B) one k per texture row: the last step
+  // of batch 0 must not multiply that zero padding by batch 1's first row, which holds +inf
+  const a = tensor(Float32Array.from({ length: 2 * 5 * 7 }, (_, i) => Math.sin(i)), [2, 5, 7]);
+  const bv = Float32Array.from({ length: 2 * 7 * 3 }, (_, i) => Math.cos(i));
+  bv.fill(Infinity, 21, 24);
+  const y = await matmul(a, tensor(bv, [2, 7, 3]), { variant: "texture" }).toArray();
+  const ref = matmulRef(await a.toArray(), [2, 5, 7], bv, [2, 7, 3]);
+  for (let i = 0; i < 15; i++) {
+    equal(Math.abs(y[i]! - ref[i]!) < 1e-5, true, `batch 0 element ${i}`);
+  }
 });
 
 Deno.test("matmul() names both shapes when inner dimensions differ", () => {

@@ -69,7 +69,7 @@ export function acquireTexture(width: number, height: number): GPUTexture {
     device.createTexture({
       size: [width, height],
       format: "rgba32float",
-      usage: GPUTextureUsage.STORAGE_BINDING,
+      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
     });
   live += width * height * 16;
   if (live > peak) peak = live;
