@@ -8,7 +8,6 @@ import {
   TEX_COLS,
   TEX_GROUP,
   TEX_ROWS,
-  type TextureLayouts,
   textureMatmulKernel,
 } from "../wgsl/matmul.ts";
 import type { Tensor } from "./tensor.ts";
@@ -20,38 +19,26 @@ import { cachedPack, releasePack } from "./pack_cache.ts";
 /** Which kernel runs a matmul: `auto` picks `texture` on software adapters, else `tiled`. */
 export type MatmulVariant = "auto" | "texture" | "tiled";
 
-const MN: TextureLayouts = { aK: false, bK: false };
-
-/** Texels per row of the packed A and B textures in their layouts. */
-export function textureWidths(
-  M: number,
-  N: number,
-  K = 0,
-  layouts: TextureLayouts = MN,
-): [number, number] {
+/** Texels per row of the packed A (k-major with `aK`) and B textures. */
+export function textureWidths(M: number, N: number, K = 0, aK = false): [number, number] {
   return [
-    layouts.aK ? Math.ceil(K / 4) : Math.ceil(M / TEX_ROWS) * 4,
-    layouts.bK ? Math.ceil(K / 4) : Math.ceil(N / (TEX_COLS * TEX_GROUP)) * TEX_GROUP * 2,
+    aK ? Math.ceil(K / 4) : Math.ceil(M / TEX_ROWS) * 4,
+    Math.ceil(N / (TEX_COLS * TEX_GROUP)) * TEX_GROUP * 2,
   ];
 }
 
-/** Texture rows one batch of A and of B takes in their layouts. */
-function textureHeights(M: number, N: number, K: number, layouts: TextureLayouts): number {
-  return Math.max(layouts.aK ? M : K, layouts.bK ? N : K);
-}
-
-/** Whether the texture kernel runs a product of this size (and layout) for the variant. */
+/** Whether the texture kernel runs a product of this size (A k-major with `aK`) for the variant. */
 export function textureVariant(
   M: number,
   N: number,
   K: number,
   variant: MatmulVariant,
-  layouts: TextureLayouts = MN,
+  aK = false,
 ): boolean {
   const { software, limits } = deviceInfo();
   const max = limits.maxTextureDimension2D;
-  const [wA, wB] = textureWidths(M, N, K, layouts);
-  const fits = textureHeights(M, N, K, layouts) <= max && wA <= max && wB <= max;
+  const [wA, wB] = textureWidths(M, N, K, aK);
+  const fits = Math.max(K, aK ? M : 0) <= max && wA <= max && wB <= max;
   if (variant === "texture") return fits;
   if (variant === "tiled") return false;
   return software && fits;
@@ -147,14 +134,14 @@ export function runTextureMatmul(
   bias: Tensor | null,
   p: TextureProduct,
   packers: { a: Packer; b: Packer },
-  layouts: TextureLayouts = MN,
+  aK = false,
 ): void {
   const max = deviceInfo().limits.maxTextureDimension2D;
-  const chunk = Math.max(1, Math.floor(max / textureHeights(p.M, p.N, p.K, layouts)));
-  const [wA, wB] = textureWidths(p.M, p.N, p.K, layouts);
+  const chunk = Math.max(1, Math.floor(max / Math.max(p.K, aK ? p.M : 0)));
+  const [wA, wB] = textureWidths(p.M, p.N, p.K, aK);
   const { outs, types } = epilogueOutputs(c, bias);
-  const key = `matmul texture ${types.c} ${types.bias ?? "none"} ${layouts.aK} ${layouts.bK}`;
-  const mk = cachedKernel(key, () => textureMatmulKernel(types, layouts));
+  const key = `matmul texture ${types.c} ${types.bias ?? "none"} ${aK}`;
+  const mk = cachedKernel(key, () => textureMatmulKernel(types, aK));
   for (let b0 = 0; b0 < p.B; b0 += chunk) {
     const nb = Math.min(chunk, p.B - b0);
     const at = packers.a(b0, nb, wA);

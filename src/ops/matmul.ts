@@ -121,24 +121,17 @@ function raw(
   // strides of op(A) along (m, k) and of op(B) along (k, n)
   const [amk, akk] = tA ? [1, M] : [K, 1];
   const [bkk, bnk] = tB ? [1, K] : [N, 1];
-  // each operand's texture runs along the axis its memory does, so packing can be a copy
-  const natural = { aK: akk === 1 && amk !== 1, bK: bkk === 1 && bnk !== 1 };
-  const layouts = textureVariant(M, N, K, variant, natural)
-    ? natural
-    : textureVariant(M, N, K, variant)
-    ? { aK: false, bK: false }
-    : null;
-  if (layouts) {
+  // a row-major op(A) goes into its texture k-major, so that packing it can be a copy
+  const natural = akk === 1 && amk !== 1;
+  const aK = natural && textureVariant(M, N, K, variant, true);
+  if (aK || textureVariant(M, N, K, variant)) {
     runTextureMatmul(c, bias, { M, N, K, B, alpha, beta }, {
       a: (b0, nb, w) =>
-        layouts.aK
+        aK
           ? packStrided(a, M, K, [amk, akk, sbA], w, b0, nb)
           : packStrided(a, K, M, [akk, amk, sbA], w, b0, nb),
-      b: (b0, nb, w) =>
-        layouts.bK
-          ? packStrided(b, N, K, [bnk, bkk, sbB], w, b0, nb)
-          : packStrided(b, K, N, [bkk, bnk, sbB], w, b0, nb),
-    }, layouts);
+      b: (b0, nb, w) => packStrided(b, K, N, [bkk, bnk, sbB], w, b0, nb),
+    }, aK);
     return c;
   }
   const { outs, types } = epilogueOutputs(c, bias);

@@ -73,73 +73,32 @@ textureStore(tex, vec2<u32>(x, y), v);`,
   });
 }
 
-/**
- * How an operand of the texture kernel lies in its texture. `mn`: texel (x, b K + k) holds 4
- * consecutive rows of op(A) (columns of op(B)) at one k; `k`: texel (x, b M + m) (b N + n)
- * holds 4 consecutive k of one row (column), zero past K. Each is a plain copy of an operand
- * whose memory runs along that axis.
- */
-export interface TextureLayouts {
-  /** op(A) is stored k-major. */
-  aK: boolean;
-  /** op(B) is stored k-major. */
-  bK: boolean;
-}
-
 const SW = ["x", "y", "z", "w"];
 
-// The loop of a kernel with a k-major operand: 4 k per step, a guarded last step when K % 4 > 0.
-function chunkedLoop(l: TextureLayouts): string[] {
+// The loop of the kernel with A k-major (texel (x, b M + m) holds 4 consecutive k of row m,
+// zero past K): 4 k per step, a guarded last step when K % 4 > 0 (B's rows past K belong to the
+// next batch).
+function chunkedLoop(): string[] {
   const step = (guard: boolean): string[] => {
     const out: string[] = [];
-    const mnLoad = (tex: string, x: string, kk: number) => {
-      const load = `textureLoad(${tex}, vec2<u32>(${x}, base + k0 + ${kk}u))`;
-      return guard ? `select(vec4<f32>(), ${load}, k0 + ${kk}u < P.K)` : load;
-    };
-    const a: string[][] = [];
-    if (l.aK) {
-      for (let r = 0; r < TEX_ROWS; r++) {
-        out.push(`  let ar${r} = textureLoad(at, vec2<u32>(k4, arow + ${r}u));`);
-      }
-      for (let kk = 0; kk < 4; kk++) {
-        a.push([...Array(TEX_ROWS).keys()].map((r) => `ar${r}.${SW[kk]}`));
-      }
-    } else {
-      for (let kk = 0; kk < 4; kk++) {
-        for (let q = 0; q < TEX_ROWS / 4; q++) {
-          out.push(`  let am${kk}_${q} = ${mnLoad("at", `r4 + ${q}u`, kk)};`);
-        }
-        a.push([...Array(TEX_ROWS).keys()].map((r) => `am${kk}_${r >> 2}.${SW[r & 3]}`));
-      }
-    }
-    if (l.bK) {
-      for (let c = 0; c < TEX_COLS; c++) {
-        out.push(`  let bc${c} = textureLoad(bt, vec2<u32>(k4, bcol + ${c}u));`);
-      }
-      for (let kk = 0; kk < 4; kk++) {
-        for (let h = 0; h < 2; h++) {
-          const parts = [0, 1, 2, 3].map((c) => `bc${4 * h + c}.${SW[kk]}`);
-          out.push(`  let bv${kk}_${h} = vec4<f32>(${parts.join(", ")});`);
-        }
-      }
-    } else {
-      for (let kk = 0; kk < 4; kk++) {
-        for (let h = 0; h < 2; h++) {
-          out.push(`  let bv${kk}_${h} = ${mnLoad("bt", `c4 + ${h}u`, kk)};`);
-        }
-      }
+    for (let r = 0; r < TEX_ROWS; r++) {
+      out.push(`  let ar${r} = textureLoad(at, vec2<u32>(k4, arow + ${r}u));`);
     }
     for (let kk = 0; kk < 4; kk++) {
+      for (let h = 0; h < 2; h++) {
+        const load = `textureLoad(bt, vec2<u32>(c4 + ${h}u, base + k0 + ${kk}u))`;
+        const v = guard ? `select(vec4<f32>(), ${load}, k0 + ${kk}u < P.K)` : load;
+        out.push(`  let bv${kk}_${h} = ${v};`);
+      }
       for (let r = 0; r < TEX_ROWS; r++) {
-        const av = a[kk]![r];
-        out.push(`  acc${r}_0 += ${av} * bv${kk}_0; acc${r}_1 += ${av} * bv${kk}_1;`);
+        const a = `ar${r}.${SW[kk]}`;
+        out.push(`  acc${r}_0 += ${a} * bv${kk}_0; acc${r}_1 += ${a} * bv${kk}_1;`);
       }
     }
     return out;
   };
   return [
-    "let base = wid.z * P.K;",
-    "let arow = wid.z * P.M + r4 * 4u; let bcol = wid.z * P.N + c4 * 4u;",
+    "let base = wid.z * P.K; let arow = wid.z * P.M + r4 * 4u;",
     "let KB = P.K / 4u;",
     "for (var k4 = 0u; k4 < KB; k4++) {",
     "  let k0 = k4 * 4u;",
@@ -168,22 +127,22 @@ function simpleLoop(): string[] {
   return lines;
 }
 
-// at, bt: op(A) and op(B) in their `TextureLayouts` -> c: [B, M, N]
+// at: texels (i / 4, b * K + k) of op(A)^T (aK: texels (k / 4, b * M + i) of op(A)),
+// bt: texels (j / 4, b * K + k) of op(B) -> c: [B, M, N]
 /**
  * The outer-product kernel over packed operands; one invocation computes 16 x 8 of C, and the
- * epilogue optionally adds a bias per row. With a k-major operand it steps 4 k at a time (the
- * same 24 texel loads per 512 multiply-adds as the all-mn kernel's 4 steps).
+ * epilogue optionally adds a bias per row. `aK` takes op(A) k-major, the layout of a row-major
+ * operand, so that packing it is a copy; it steps 4 k at a time (the same 24 texel loads per 512
+ * multiply-adds as 4 steps of the other loop). (op(B) k-major measured slower: 11-30 ms against
+ * 7-18 ms for Linear-sized products, so B always runs along n.)
  */
-export function textureMatmulKernel(
-  t: MatmulTypes,
-  layouts: TextureLayouts = { aK: false, bK: false },
-): BuiltKernel {
+export function textureMatmulKernel(t: MatmulTypes, aK = false): BuiltKernel {
   const sw = SW;
   const lines: string[] = [];
   for (let r = 0; r < TEX_ROWS; r++) {
     lines.push(`var acc${r}_0 = vec4<f32>(); var acc${r}_1 = vec4<f32>();`);
   }
-  lines.push(...(layouts.aK || layouts.bK ? chunkedLoop(layouts) : simpleLoop()));
+  lines.push(...(aK ? chunkedLoop() : simpleLoop()));
   lines.push("let col = c4 * 4u; let out = (P.b0 + wid.z) * P.M * P.N;");
   for (let r = 0; r < TEX_ROWS; r++) {
     lines.push(`{ let m = r4 * 4u + ${r}u; if (m < P.M) { let o = out + m * P.N;`);
@@ -195,11 +154,8 @@ export function textureMatmulKernel(
     lines.push("}");
     lines.push("}");
   }
-  const tag = layouts.aK || layouts.bK
-    ? ` ${layouts.aK ? "k" : "mn"}${layouts.bK ? "k" : "mn"}`
-    : "";
   return buildKernel({
-    name: `matmul_texture${tag}`,
+    name: aK ? "matmul_texture_ak" : "matmul_texture",
     bindings: [
       { name: "at", kind: "texture_read" },
       { name: "bt", kind: "texture_read" },
