@@ -15,7 +15,7 @@ import { AdaBN, type AdabnSnapshot, readAdabnStatistics } from "../src/adabn/mod
 import { ADABN_METADATA_KEY, isAdabnKey } from "../src/adabn/file.ts";
 import { train, type TrainOptions } from "../src/train/trainer_fs.ts";
 import { ConfigError } from "../src/train/errors.ts";
-import { checkAdabnOptions } from "../src/train/adabn_train.ts";
+import { adabnBandRanges, checkAdabnOptions, spreadTimesteps } from "../src/train/adabn_train.ts";
 import { parseOptions, UsageError } from "../src/cli/_args.ts";
 import { adabnTrainOptions, normalizeTrainArgs, TRAIN_OPTIONS } from "../src/cli/train_options.ts";
 import { trainOptions } from "../src/cli/train.ts";
@@ -227,4 +227,16 @@ Deno.test("--adabn / --adabn_mode and --adabn_bands become the trainer's options
   throwsWith(() => adabnTrainOptions("before", "0,x"), UsageError, "--adabn_bands");
   throwsWith(() => checkAdabnOptions("before", [0, 1000, 500]), ConfigError, "--adabn_bands");
   throwsWith(() => checkAdabnOptions(undefined, [0, 1000]), ConfigError, "needs --adabn");
+});
+
+Deno.test("the estimate's timesteps: each noised copy of a batch spreads over the band, together evenly", () => {
+  const copies = [0, 1, 2, 3].map((j) => spreadTimesteps(4, 4, j, 200, 600));
+  // every copy mixes timesteps across the band, as a training batch does
+  for (const t of copies) ok(Math.max(...t) - Math.min(...t) >= 300, `spread ${t}`);
+  // together: 16 evenly spaced points of [200, 600), 25 apart from 212
+  deepEqual(
+    copies.flat().sort((a, b) => a - b),
+    Array.from({ length: 16 }, (_, i) => 212 + 25 * i),
+  );
+  deepEqual(adabnBandRanges([0, 500, 1000], 100, 900), [[100, 500], [500, 900]]);
 });

@@ -17,7 +17,7 @@ import type { Tensor } from "../ops/tensor.ts";
 import { scale } from "../ops/unary.ts";
 import { AdaBN, type AdabnBatch } from "../adabn/mod.ts";
 import { addNoise } from "../schedule/training.ts";
-import type { AdabnData } from "./adabn_train.ts";
+import { type AdabnData, spreadTimesteps } from "./adabn_train.ts";
 import type { UnetStageModels } from "./pretrain_unet_step.ts";
 
 /** Batches of the training stream the estimate reads. */
@@ -76,7 +76,7 @@ export function estimateNormStatistics(
   const runs: AdabnBatch[] = data.flatMap((d, i) => {
     const B = d.latents.shape[0]!;
     return Array.from({ length: K }, (_, j) => () => {
-      const t = Array.from({ length: B }, (_, b) => Math.floor((b * K + j + 0.5) * 1000 / (K * B)));
+      const t = spreadTimesteps(B, K, j, 0, 1000);
       const noise = randn(d.latents.shape, { generator: new Generator(seed + 104729 * i + j) });
       return unet.forward(addNoise(d.latents, noise, t), t, d.context);
     });
