@@ -17,6 +17,9 @@ const cases: Case[] = [
   { a: [2, 16, 64], b: [2, 64, 64], what: "copied operands, a batch of two" },
   { a: [3, 16, 64], b: [64, 64], tB: true, what: "copied operands, Linear" },
   { a: [64, 64], b: [64, 32], tA: true, what: "copied operands, transposed a" },
+  // a 2-D left operand shared by a batch: packed (or copied) once, read by every batch
+  { a: [5, 7], b: [3, 7, 4], what: "a 2-D operand shared by a batch" },
+  { a: [16, 64], b: [3, 64, 64], what: "a copied 2-D operand shared by a batch" },
 ];
 
 function to3(s: number[]): [number, number, number] {

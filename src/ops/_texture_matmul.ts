@@ -112,6 +112,8 @@ export interface TextureProduct {
   B: number;
   alpha: number;
   beta: number;
+  /** One A for every batch (a weight): packed once, as batch 0 of 1, and read by all. */
+  aShared?: boolean;
 }
 
 /**
@@ -144,7 +146,7 @@ export function runTextureMatmul(
   const mk = cachedKernel(key, () => textureMatmulKernel(types, aK));
   for (let b0 = 0; b0 < p.B; b0 += chunk) {
     const nb = Math.min(chunk, p.B - b0);
-    const at = packers.a(b0, nb, wA);
+    const at = p.aShared ? packers.a(0, 1, wA) : packers.a(b0, nb, wA);
     const bt = packers.b(b0, nb, wB);
     dispatch(
       mk,
@@ -156,6 +158,7 @@ export function runTextureMatmul(
         b0,
         p.alpha,
         p.beta,
+        p.aShared ? 0 : 1,
       ],
       [Math.ceil(p.N / (TEX_COLS * TEX_GROUP)), Math.ceil(p.M / TEX_ROWS), nb],
       2 * p.M * p.N * p.K * nb,

@@ -137,13 +137,15 @@ function forward(
   variant: MatmulVariant,
 ): Tensor {
   const Cout = w2.shape[0]!, K = w2.shape[1]!, P2 = g.Ho * g.Wo;
-  if (!direct && textureVariant(Cout, P2, K, variant)) {
-    // software adapters: im2col goes straight into the matmul's operand texture
+  if (!direct && textureVariant(Cout, P2, K, variant, true)) {
+    // software adapters: im2col goes straight into the matmul's operand texture; the weight,
+    // shared by the batch, is packed once k-major (a copy for f32 rows of whole 256 bytes)
     const y = new Tensor([g.B, Cout, P2], productDType(x, w2));
-    runTextureMatmul(y, bias, { M: Cout, N: P2, K, B: g.B, alpha: 1, beta: 0 }, {
-      a: (b0, nb, w) => packStrided(w2, K, Cout, [1, K, 0], w, b0, nb),
+    const p = { M: Cout, N: P2, K, B: g.B, alpha: 1, beta: 0, aShared: true };
+    runTextureMatmul(y, bias, p, {
+      a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
       b: (b0, nb, w) => im2colPack(x, g, w, b0, nb),
-    });
+    }, true);
     return y;
   }
   const cols = direct ? x.view([g.B, g.C, P2]) : im2colRaw(x, g, im2colRows(variant));

@@ -125,7 +125,8 @@ function raw(
   const natural = akk === 1 && amk !== 1;
   const aK = natural && textureVariant(M, N, K, variant, true);
   if (aK || textureVariant(M, N, K, variant)) {
-    runTextureMatmul(c, bias, { M, N, K, B, alpha, beta }, {
+    const aShared = B > 1 && sbA === 0;
+    runTextureMatmul(c, bias, { M, N, K, B, alpha, beta, aShared }, {
       a: (b0, nb, w) =>
         aK
           ? packStrided(a, M, K, [amk, akk, sbA], w, b0, nb)

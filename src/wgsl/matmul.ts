@@ -98,7 +98,7 @@ function chunkedLoop(): string[] {
     return out;
   };
   return [
-    "let base = wid.z * P.K; let arow = wid.z * P.M + r4 * 4u;",
+    "let base = wid.z * P.K; let arow = wid.z * P.aBatch * P.M + r4 * 4u;",
     "let KB = P.K / 4u;",
     "for (var k4 = 0u; k4 < KB; k4++) {",
     "  let k0 = k4 * 4u;",
@@ -113,9 +113,12 @@ function chunkedLoop(): string[] {
 
 // The loop of the all-mn kernel: one k per step.
 function simpleLoop(): string[] {
-  const lines = ["let base = wid.z * P.K;", "for (var k = 0u; k < P.K; k++) {"];
+  const lines = [
+    "let base = wid.z * P.K; let abase = wid.z * P.aBatch * P.K;",
+    "for (var k = 0u; k < P.K; k++) {",
+  ];
   for (let q = 0; q < TEX_ROWS / 4; q++) {
-    lines.push(`  let a${q} = textureLoad(at, vec2<u32>(r4 + ${q}u, base + k));`);
+    lines.push(`  let a${q} = textureLoad(at, vec2<u32>(r4 + ${q}u, abase + k));`);
   }
   lines.push("  let b0 = textureLoad(bt, vec2<u32>(c4, base + k));");
   lines.push("  let b1 = textureLoad(bt, vec2<u32>(c4 + 1u, base + k));");
@@ -161,10 +164,16 @@ export function textureMatmulKernel(t: MatmulTypes, aK = false): BuiltKernel {
       { name: "bt", kind: "texture_read" },
       ...outBindings(t),
     ],
-    params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["b0", "u32"], ["alpha", "f32"], [
-      "beta",
-      "f32",
-    ]],
+    // aBatch 0: one A shared by every batch (a weight), packed once
+    params: [
+      ["M", "u32"],
+      ["N", "u32"],
+      ["K", "u32"],
+      ["b0", "u32"],
+      ["alpha", "f32"],
+      ["beta", "f32"],
+      ["aBatch", "u32"],
+    ],
     workgroup: [TEX_GROUP],
     prelude: epilogue(t.bias !== undefined),
     body: `let c4 = gid.x * 2u;
