@@ -121,6 +121,9 @@ Deno.test("kohya spellings: underscores, --logging_dir, nargs network_args, unsu
   deepEqual(o.resolution, [512, 768]);
   equal(o.clipSkip, 2);
   throwsWith(() => parse(["--network_args", "bogus=1"]), UsageError, 'no key "bogus"');
+  equal(parse(["--network_args", "train_norm=True"]).trainNorm, true);
+  equal(parse(["--network_args", "train_norm=false"]).trainNorm, false);
+  throwsWith(() => parse(["--network_args", "train_norm=yes"]), UsageError, "True or False");
   throwsWith(() => parse(["--learning_rate", "fast"]), UsageError, "--learning-rate must be");
   throwsWith(() => parse(["--network_module", "lycoris.kohya"]), UsageError, "networks.lora");
   // kohya's save_last_n_steps counts steps: with saves every 10, the last 20 steps are 3 files

@@ -74,6 +74,14 @@ function intList(name: string, raw: string): number[] {
   return raw.split(",").map((s) => whole(name, s.trim(), 0));
 }
 
+/** A LyCORIS-style boolean network arg: True / False (any case), 1 / 0. */
+function flag(name: string, raw: string): boolean {
+  const v = raw.toLowerCase();
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0") return false;
+  throw new UsageError(`--${name} is True or False, got ${quote(raw)}`);
+}
+
 /** kohya's `--network_args` keys, written into the options. */
 function networkArgs(list: readonly string[], o: TrainOptions): void {
   for (const item of list) {
@@ -130,6 +138,9 @@ function networkArgs(list: readonly string[], o: TrainOptions): void {
         break;
       case "loraplus_text_encoder_lr_ratio":
         o.loraplusTextEncoderLrRatio = f(0);
+        break;
+      case "train_norm":
+        o.trainNorm = flag(`network-args ${key}`, raw);
         break;
       default:
         throw new UsageError(

@@ -87,7 +87,8 @@ export const TRAIN_OPTION_GROUPS = {
       help: "conv_dim, conv_alpha, block_dims, block_alphas, conv_block_dims, " +
         "conv_block_alphas, down_lr_weight, mid_lr_weight, up_lr_weight, " +
         "block_lr_zero_threshold, rank_dropout, module_dropout, loraplus_lr_ratio, " +
-        "loraplus_unet_lr_ratio, loraplus_text_encoder_lr_ratio",
+        "loraplus_unet_lr_ratio, loraplus_text_encoder_lr_ratio, train_norm (LyCORIS: " +
+        "trainable norm weight/bias deltas, True or False)",
     },
     "network-dropout": { type: S, value: "<p>", help: "dropout of the rank activations (0)" },
     "network-train-unet-only": { type: B, help: "adapters on the U-Net only" },

@@ -79,8 +79,7 @@ export function attachTrainAdabn(unet: UNet2DConditionModel, bands: readonly num
   if (unet.config.norm !== "batch") {
     throw new ConfigError(
       "--adabn needs a model with batch norm (U-Net norm: batch); SD's U-Net uses GroupNorm: " +
-        "use norm adapters (LyCORIS --network_args train_norm=True; here `mod.ts lora plan " +
-        "--norms` plans them, the trainer does not train them yet)",
+        "train norm deltas instead (--network_args train_norm=True, as LyCORIS)",
     );
   }
   return AdaBN.attach(unet, { bands });
