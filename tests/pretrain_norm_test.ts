@@ -17,49 +17,22 @@ import { CLIPTextModel } from "../src/nn/clip.ts";
 import { BatchNorm2d } from "../src/nn/layers/batch_norm.ts";
 import { loadDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { SafetensorsFile } from "../src/nn/safetensors_fs.ts";
-import { ClipTokenizer } from "../src/nn/tokenizer.ts";
 import { UNet2DConditionModel } from "../src/nn/unet.ts";
 import { AutoencoderKL } from "../src/nn/vae.ts";
 import { addNoise, trainingNoise } from "../src/schedule/training.ts";
-import { learnCaptionTokenizer } from "../src/eval/caption_tokenizer.ts";
-import { mergesText, vocabJson } from "../src/eval/bpe_learn.ts";
-import { ProceduralWorld } from "../src/eval/world.ts";
 import { UsageError } from "../src/cli/_args.ts";
 import { bundledBatchNormModelDir, bundledModelDir } from "../src/cli/bundled.ts";
 import { pretrainCommand } from "../src/cli/pretrain.ts";
 import { miniSdConfig } from "../src/train/pretrain_config.ts";
-import { pretrain, type PretrainOptions } from "../src/train/pretrain_fs.ts";
+import { ProceduralWorld } from "../src/eval/world.ts";
+import { pretrain } from "../src/train/pretrain_fs.ts";
+import { source, tinyPretrainOptions, tokenizer } from "./_pretrain_fixture.ts";
 import { initFromFolder } from "../src/train/pretrain_init_fs.ts";
 import { estimateNormStatistics, NORM_ESTIMATE_BATCHES } from "../src/train/pretrain_norm_stats.ts";
 import { UnetStageStepper } from "../src/train/pretrain_unet_step.ts";
 import { assertClose, randomData } from "./_helpers.ts"; // acquires the GPU device
 
-const bpe = learnCaptionTokenizer();
-const files = { "vocab.json": vocabJson(bpe), "merges.txt": mergesText(bpe) };
-const tokenizer = ClipTokenizer.fromText(files["vocab.json"], files["merges.txt"]);
-const world = new ProceduralWorld({ seed: 6 });
-const source = (start: number, count: number) => {
-  const items = world.items(start, count);
-  return { rgb: items.map((i) => i.rgb), captions: items.map((i) => i.caption) };
-};
-
-function options(out: string, extra: Partial<PretrainOptions> = {}): PretrainOptions {
-  return {
-    stage: "all",
-    steps: 2,
-    vaeSteps: 2,
-    batchSize: 2,
-    out,
-    seed: 3,
-    size: "tiny",
-    logEvery: 1,
-    tokenizer,
-    tokenizerFiles: files,
-    command: "test",
-    print: () => {},
-    ...extra,
-  };
-}
+const options = tinyPretrainOptions;
 
 // one tiny group-norm model for every test (about 2 s)
 const ROOT = await Deno.makeTempDir({ prefix: "denoise_pretrain_norm_" });

@@ -9,11 +9,8 @@ import { readSchedulerOptions } from "../src/cli/scheduler_config.ts";
 import { textToImage } from "../src/cli/text_to_image.ts";
 import { pretrainCommand } from "../src/cli/pretrain.ts";
 import { UsageError } from "../src/cli/_args.ts";
-import { ProceduralWorld } from "../src/eval/world.ts";
-import { learnCaptionTokenizer } from "../src/eval/caption_tokenizer.ts";
-import { mergesText, vocabJson } from "../src/eval/bpe_learn.ts";
-import { ClipTokenizer } from "../src/nn/tokenizer.ts";
 import { pretrain, type PretrainOptions } from "../src/train/pretrain_fs.ts";
+import { source, tinyPretrainOptions } from "./_pretrain_fixture.ts";
 import "./_helpers.ts"; // acquires the GPU device
 
 async function tempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -87,32 +84,8 @@ Deno.test("mod.ts pretrain writes an f16 diffusers folder that loads, samples an
     }
   }));
 
-const bpe = learnCaptionTokenizer();
-const files = { "vocab.json": vocabJson(bpe), "merges.txt": mergesText(bpe) };
-const tokenizer = ClipTokenizer.fromText(files["vocab.json"], files["merges.txt"]);
-const world = new ProceduralWorld({ seed: 6 });
-const source = (start: number, count: number) => {
-  const items = world.items(start, count);
-  return { rgb: items.map((i) => i.rgb), captions: items.map((i) => i.caption) };
-};
-
 function options(out: string, extra: Partial<PretrainOptions> = {}): PretrainOptions {
-  return {
-    stage: "all",
-    steps: 4,
-    vaeSteps: 4,
-    batchSize: 2,
-    out,
-    seed: 3,
-    size: "tiny",
-    saveEveryNSteps: 2,
-    logEvery: 1,
-    tokenizer,
-    tokenizerFiles: files,
-    command: "test",
-    print: () => {},
-    ...extra,
-  };
+  return tinyPretrainOptions(out, { steps: 4, vaeSteps: 4, saveEveryNSteps: 2, ...extra });
 }
 
 async function weights(model: string): Promise<Map<string, Uint8Array>> {
