@@ -132,3 +132,13 @@ export async function checkOp(c: OpCase): Promise<void> {
     assertClose(got, fd, (c.gradTol ?? 1e-3) * scale, 0, `gradient of input ${i}`);
   });
 }
+
+/** Total bytes of the files under `dir`, recursively. */
+export async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  for await (const e of Deno.readDir(dir)) {
+    const p = `${dir}/${e.name}`;
+    total += e.isDirectory ? await folderBytes(p) : (await Deno.stat(p)).size;
+  }
+  return total;
+}

@@ -19,21 +19,12 @@ import { ProceduralWorld } from "../src/eval/world.ts";
 import { UnetStageStepper } from "../src/train/pretrain_unet_step.ts";
 import { bundledModelDir } from "../src/cli/bundled.ts";
 import { runCli } from "./_cli_fixtures.ts";
-import "./_helpers.ts"; // acquires the GPU device
+import { folderBytes } from "./_helpers.ts"; // acquires the GPU device
 
 const DIR = bundledModelDir();
 // a trained model: Adam's first steps move every weight by about the learning rate, so a rate
 // near the end of its cosine keeps them from undoing the pretraining (3e-4 raised the loss)
 const LR = 2.5e-5, STEPS = 14;
-
-async function folderBytes(dir: string): Promise<number> {
-  let total = 0;
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    total += e.isDirectory ? await folderBytes(p) : (await Deno.stat(p)).size;
-  }
-  return total;
-}
 
 Deno.test("the shipped mini SD is at most 10 MB and its metadata names the commands that made it", async () => {
   ok(await folderBytes(DIR) <= 10_000_000, "models/mini_sd is over 10 MB");

@@ -30,7 +30,7 @@ import { source, tinyPretrainOptions, tokenizer } from "./_pretrain_fixture.ts";
 import { initFromFolder } from "../src/train/pretrain_init_fs.ts";
 import { estimateNormStatistics, NORM_ESTIMATE_BATCHES } from "../src/train/pretrain_norm_stats.ts";
 import { UnetStageStepper } from "../src/train/pretrain_unet_step.ts";
-import { assertClose, randomData } from "./_helpers.ts"; // acquires the GPU device
+import { assertClose, folderBytes, randomData } from "./_helpers.ts"; // acquires the GPU device
 
 const options = tinyPretrainOptions;
 
@@ -290,12 +290,3 @@ Deno.test({
     [vae, textEncoder, unet].forEach((t) => t.dispose());
   },
 });
-
-async function folderBytes(dir: string): Promise<number> {
-  let total = 0;
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    total += e.isDirectory ? await folderBytes(p) : (await Deno.stat(p)).size;
-  }
-  return total;
-}
