@@ -7,9 +7,7 @@ import { deepEqual, equal, notDeepEqual, ok } from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
 import { getDevice } from "../mod.ts";
-import { Generator } from "../src/ops/rng.ts";
-import { AutoencoderKL, CLIPTextModel, UNet2DConditionModel } from "../src/nn/mod.ts";
-import { saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
+import { UNet2DConditionModel } from "../src/nn/mod.ts";
 import { SafetensorsFile, writeSafetensors } from "../src/nn/safetensors_fs.ts";
 import { AdaBN, type AdabnSnapshot, readAdabnStatistics } from "../src/adabn/mod.ts";
 import { ADABN_METADATA_KEY, isAdabnKey } from "../src/adabn/file.ts";
@@ -21,27 +19,14 @@ import { adabnTrainOptions, normalizeTrainArgs, TRAIN_OPTIONS } from "../src/cli
 import { trainOptions } from "../src/cli/train.ts";
 import { rejectsWith, throwsWith } from "./_train_helpers.ts";
 import { runCli, writeTinyModel } from "./_cli_fixtures.ts";
-import { TINY_CLIP, TINY_TOKENIZER, TINY_UNET, TINY_VAE } from "./_sd_fixture.ts";
+import { TINY_UNET } from "./_sd_fixture.ts";
 
 await getDevice();
-
-/** The tiny model of `_sd_fixture.ts` with batch norm in the U-Net's ResNet blocks. */
-async function writeTinyBatchNormModel(path: string, seed: number): Promise<void> {
-  const g = new Generator(seed);
-  const m = {
-    unet: new UNet2DConditionModel({ ...TINY_UNET, norm: "batch" }, { generator: g }),
-    vae: new AutoencoderKL(TINY_VAE, { generator: g }),
-    textEncoder: new CLIPTextModel(TINY_CLIP, { generator: g }),
-    tokenizerFiles: TINY_TOKENIZER,
-  };
-  await saveDiffusersFolder(path, m);
-  [m.unet, m.vae, m.textEncoder].forEach((x) => x.dispose());
-}
 
 async function fixture(batchNorm: boolean): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "adabn_train_" });
   const model = join(root, "model");
-  await (batchNorm ? writeTinyBatchNormModel(model, 3) : writeTinyModel(model, 3));
+  await writeTinyModel(model, 3, batchNorm ? "batch" : "group");
   const dir = join(root, "train", "2_dog");
   await Deno.mkdir(dir, { recursive: true });
   for (const [i, name] of ["a", "b"].entries()) {
