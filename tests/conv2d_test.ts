@@ -38,6 +38,8 @@ const cases: Case[] = [
     what: "batch past a texture",
   },
   { x: [2, 3, 5, 6], w: [7, 3, 1, 1], stride: 2, pad: 0, bias: false, what: "1x1 stride 2" },
+  // 64 output positions: the weight gradient copies dy's rows (256 bytes) side by side
+  { x: [2, 3, 8, 8], w: [5, 3, 3, 3], stride: 1, pad: 1, bias: true, what: "8x8, dy rows copied" },
 ];
 
 for (const variant of ["texture", "tiled"] as MatmulVariant[]) {

@@ -5,7 +5,7 @@
 import { cachedKernel } from "../wgsl/builder.ts";
 import { im2colPackTKernel } from "../wgsl/conv.ts";
 import { deviceInfo } from "./device.ts";
-import { dispatch } from "./runtime.ts";
+import { copyEncoder, dispatch } from "./runtime.ts";
 import { Tensor } from "./tensor.ts";
 import { productDType } from "./matmul.ts";
 import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
@@ -56,15 +56,44 @@ export function foldedWeightGrad(
   direct: boolean,
 ): Tensor {
   const Cout = dy3.shape[1]!, K = g.C * g.kh * g.kw, P2 = g.Ho * g.Wo;
-  const per = Math.max(1, Math.floor(deviceInfo().limits.maxTextureDimension2D / P2));
+  const max = deviceInfo().limits.maxTextureDimension2D;
+  const per = Math.max(1, Math.floor(max / P2));
+  // dy's rows run along p: k-major, one copy per sample, when they are whole 256-byte rows
+  const copyDy = dy3.dtype === "f32" && P2 % 64 === 0;
   const dw = new Tensor([Cout, K], productDType(dy3, x));
   for (let b0 = 0; b0 < g.B; b0 += per) {
     const nb = Math.min(per, g.B - b0);
-    runTextureMatmul(dw, null, { M: Cout, N: K, K: nb * P2, B: 1, alpha: 1, beta: b0 ? 1 : 0 }, {
-      a: (_b, _n, w) => packStrided(dy3, P2, Cout, [1, P2, Cout * P2], w, b0, nb),
+    const p = { M: Cout, N: K, K: nb * P2, B: 1, alpha: 1, beta: b0 ? 1 : 0 };
+    runTextureMatmul(dw, null, p, {
+      a: (_b, _n, w) =>
+        copyDy
+          ? copyRowsSideBySide(dy3, Cout, P2, w, b0, nb)
+          : packStrided(dy3, P2, Cout, [1, P2, Cout * P2], w, b0, nb),
       b: (_b, _n, w) =>
         direct ? packStrided(x, P2, K, [1, P2, K * P2], w, b0, nb) : im2colPackT(x, g, w, b0, nb),
-    });
+    }, copyDy);
   }
   return dw;
+}
+
+// dy3: [B, Cout, P2] -> texture [Cout rows, nb * P2 / 4 texels]: row o holds dy[b, o, :] of
+// samples b0 .. b0 + nb - 1 side by side (the k-major A of the folded product)
+function copyRowsSideBySide(
+  dy3: Tensor,
+  Cout: number,
+  P2: number,
+  width: number,
+  b0: number,
+  nb: number,
+): GPUTexture {
+  const tex = packTarget(width, Cout, 1);
+  const e = copyEncoder();
+  for (let b = 0; b < nb; b++) {
+    e.copyBufferToTexture(
+      { buffer: dy3.buffer, offset: (b0 + b) * Cout * P2 * 4, bytesPerRow: P2 * 4 },
+      { texture: tex, origin: { x: b * P2 / 4, y: 0 } },
+      [P2 / 4, Cout],
+    );
+  }
+  return tex;
 }
