@@ -10,6 +10,8 @@ const cases: [number[], number][] = [
   [[2, 1, 9], -1],
   [[3, 1], -1], // one element per row: y = 1, dx = 0
   [[2, 9001], -1], // long rows take the 256-wide workgroup
+  [[5, 12], -1], // contiguous rows of whole vec4s: the thread variant loads 16 bytes at a time
+  [[3, 2, 256], -1],
 ];
 // both kernel variants on every machine: one workgroup per row, one invocation per row
 for (const variant of ["workgroup", "thread"] as const) {

@@ -5,7 +5,13 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { normGroup } from "../wgsl/norm.ts";
-import { ROW_THREAD_GROUP, softmaxGradKernel, softmaxKernel } from "../wgsl/softmax.ts";
+import {
+  ROW_THREAD_GROUP,
+  softmaxGradKernel,
+  softmaxGradVec4Kernel,
+  softmaxKernel,
+  softmaxVec4Kernel,
+} from "../wgsl/softmax.ts";
 import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
@@ -44,16 +50,24 @@ export function softmax(x: Tensor, axis = -1, options: RowKernelOptions = {}): T
   const t = x.dtype;
   const wg = rowThreads(A, options.variant) ? 1 : normGroup(A);
   const grid = wg === 1 ? grid1d(Math.ceil(rows / ROW_THREAD_GROUP)) : grid1d(rows);
+  // contiguous f32 rows of whole vec4s: 16-byte loads (llvmpipe, [16384, 256] forward +
+  // backward 268 -> 225 ms)
+  const vec4 = wg === 1 && inner === 1 && A % 4 === 0 && t === "f32";
+  const params = vec4 ? [rows, A / 4] : [rows, A, inner];
   const y = new Tensor(x.shape, t);
   if (y.size > 0) {
-    const k = cachedKernel(`softmax ${t} ${wg}`, () => softmaxKernel(t, wg));
-    dispatch(k, [x.binding, y.binding], [rows, A, inner], grid);
+    const k = vec4
+      ? cachedKernel("softmax vec4", softmaxVec4Kernel)
+      : cachedKernel(`softmax ${t} ${wg}`, () => softmaxKernel(t, wg));
+    dispatch(k, [x.binding, y.binding], params, grid);
   }
   return record("softmax", [x], y, [y], (dy, [sy]) => {
     const dx = new Tensor(x.shape, t);
     if (dx.size > 0) {
-      const k = cachedKernel(`softmax_grad ${t} ${wg}`, () => softmaxGradKernel(t, wg));
-      dispatch(k, [sy!.binding, dy.binding, dx.binding], [rows, A, inner], grid);
+      const k = vec4
+        ? cachedKernel("softmax grad vec4", softmaxGradVec4Kernel)
+        : cachedKernel(`softmax_grad ${t} ${wg}`, () => softmaxGradKernel(t, wg));
+      dispatch(k, [sy!.binding, dy.binding, dx.binding], params, grid);
     }
     return [dx];
   });

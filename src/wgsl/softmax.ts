@@ -80,3 +80,49 @@ ${rowLoop(wg)} {
 }`,
   });
 }
+
+// x: [rows, A] f32 as vec4s -> y: [rows, A], softmax over A (A % 4 == 0)
+/**
+ * The one-invocation-per-row softmax for contiguous f32 rows of whole vec4s: 16-byte loads and
+ * stores, a quarter of the per-lane memory operations software adapters pay for.
+ */
+export function softmaxVec4Kernel(): BuiltKernel {
+  return buildKernel({
+    name: "softmax_thread_vec4",
+    bindings: [{ name: "x", type: "vec4<f32>" }, { name: "y", type: "vec4<f32>", write: true }],
+    params: [["rows", "u32"], ["A4", "u32"]],
+    workgroup: [ROW_THREAD_GROUP],
+    body: `let row = ${flatIndex(ROW_THREAD_GROUP)};
+if (row >= P.rows) { return; }
+let base = row * P.A4;
+var m4 = vec4<f32>(-3.4e38);
+for (var a = 0u; a < P.A4; a++) { m4 = max(m4, x[base + a]); }
+let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
+var s4 = vec4<f32>();
+for (var a = 0u; a < P.A4; a++) { s4 += exp(x[base + a] - m); }
+let inv = 1.0 / (s4.x + s4.y + s4.z + s4.w);
+for (var a = 0u; a < P.A4; a++) { y[base + a] = exp(x[base + a] - m) * inv; }`,
+  });
+}
+
+// y, dy: [rows, A] f32 as vec4s -> dx: [rows, A]
+/** Backward of {@link softmaxVec4Kernel}: `dx = y * (dy - sum(dy * y))`. */
+export function softmaxGradVec4Kernel(): BuiltKernel {
+  return buildKernel({
+    name: "softmax_grad_thread_vec4",
+    bindings: [
+      { name: "y", type: "vec4<f32>" },
+      { name: "dy", type: "vec4<f32>" },
+      { name: "dx", type: "vec4<f32>", write: true },
+    ],
+    params: [["rows", "u32"], ["A4", "u32"]],
+    workgroup: [ROW_THREAD_GROUP],
+    body: `let row = ${flatIndex(ROW_THREAD_GROUP)};
+if (row >= P.rows) { return; }
+let base = row * P.A4;
+var s4 = vec4<f32>();
+for (var a = 0u; a < P.A4; a++) { s4 += dy[base + a] * y[base + a]; }
+let tot = s4.x + s4.y + s4.z + s4.w;
+for (var a = 0u; a < P.A4; a++) { dx[base + a] = y[base + a] * (dy[base + a] - tot); }`,
+  });
+}

@@ -77,9 +77,9 @@ export function scaledDotProductAttention(
   const materialize = options.materialize ?? materializesScores(q, k);
   if (!materialize && D <= FUSED_ATTENTION_MAX_HEAD_DIM) return attention(q, k, v);
   return scope(() => {
-    const s = matmul(q, k, { transB: true });
-    const p = softmax(scale(s, 1 / Math.sqrt(D)));
-    return matmul(p, v);
+    // the scale goes on q, Tk / D times fewer elements than the scores
+    const s = matmul(scale(q, 1 / Math.sqrt(D)), k, { transB: true });
+    return matmul(softmax(s), v);
   });
 }
 
