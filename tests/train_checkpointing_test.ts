@@ -13,7 +13,7 @@ import {
   UNet2DConditionModel,
 } from "../mod.ts";
 import { TINY_UNET } from "./_sd_fixture.ts";
-import { assertClose } from "./_helpers.ts";
+import { assertClose, maxAbs } from "./_helpers.ts";
 
 await getDevice();
 
@@ -40,8 +40,12 @@ Deno.test("U-Net gradient checkpointing recomputes and gives the same gradients"
   const [plain, plainDispatches] = await grads(false);
   const [ckpt, ckptDispatches] = await grads(true);
   ok(ckptDispatches > plainDispatches, `${ckptDispatches} vs ${plainDispatches} dispatches`);
-  // same kernels on the same inputs; only the order of gradient sums into the skips may differ
-  plain.forEach((p, i) => assertClose(ckpt[i]!, p, 1e-6, 1e-4, `gradient ${i}`));
+  // same kernels on the same inputs; only the order of gradient sums into the skips may differ,
+  // a rounding difference that scales with each tensor's gradients (measured up to 4.6e-7 of its
+  // largest |g|, which reaches 3.5): 1e-6 of that largest value, about 8 f32 ulps of it
+  plain.forEach((p, i) =>
+    assertClose(ckpt[i]!, p, 1e-6 * Math.max(1, maxAbs(p)), 1e-4, `gradient ${i}`)
+  );
   ok(params.length > 50 && plain.every((p) => p.some((v) => v !== 0)), "every gradient is set");
   unet.dispose();
 });
