@@ -8,7 +8,7 @@ import { EW_GROUP } from "../wgsl/elementwise.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { Tensor } from "./tensor.ts";
 import { textureVariant } from "./_texture_matmul.ts";
-import type { ConvGeometry } from "./_conv_weight_grad.ts";
+import type { ConvGeometry } from "./_conv_geometry.ts";
 import type { MatmulVariant } from "./matmul.ts";
 
 /** Whether the input gradient runs as a transposed convolution on the texture matmul. */

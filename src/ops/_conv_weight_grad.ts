@@ -10,20 +10,7 @@ import { Tensor } from "./tensor.ts";
 import { productDType } from "./matmul.ts";
 import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import type { MatmulVariant } from "./matmul.ts";
-
-/** A convolution's sizes, as conv2d computes them. */
-export interface ConvGeometry {
-  B: number;
-  C: number;
-  H: number;
-  W: number;
-  kh: number;
-  kw: number;
-  stride: number;
-  pad: number;
-  Ho: number;
-  Wo: number;
-}
+import { type ConvGeometry, geometryParams } from "./_conv_geometry.ts";
 
 /** Whether the folded texture product serves this weight gradient (one sample's rows fit). */
 export function foldedWeightGradFits(
@@ -38,7 +25,7 @@ export function foldedWeightGradFits(
 function im2colPackT(x: Tensor, g: ConvGeometry, width: number, b0: number, nb: number) {
   const tex = packTarget(width, g.Ho * g.Wo, nb);
   const k = cachedKernel(`im2col pack t ${x.dtype}`, () => im2colPackTKernel(x.dtype));
-  const params = [0, g.C, g.H, g.W, g.kh, g.kw, g.stride, g.pad, g.Ho, g.Wo, width, nb, b0];
+  const params = [...geometryParams(g, 0), width, nb, b0];
   dispatch(k, [x.binding, tex], params, [Math.ceil(width / 8), Math.ceil(g.Ho * nb / 8)]);
   return tex;
 }

@@ -23,11 +23,8 @@ import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
 import { matmulRaw, type MatmulVariant, productDType } from "./matmul.ts";
 import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import { sum } from "./reduce.ts";
-import {
-  type ConvGeometry as Geometry,
-  foldedWeightGrad,
-  foldedWeightGradFits,
-} from "./_conv_weight_grad.ts";
+import { type ConvGeometry as Geometry, geometryParams } from "./_conv_geometry.ts";
+import { foldedWeightGrad, foldedWeightGradFits } from "./_conv_weight_grad.ts";
 import { flippedWeight, transposedConvFits } from "./_conv_input_grad.ts";
 
 /** Options of `conv2d`. */
@@ -38,10 +35,6 @@ export interface Conv2dOptions {
   padding?: number;
   /** Matmul kernel choice (default auto). */
   variant?: MatmulVariant;
-}
-
-function geometryParams(g: Geometry, n: number): number[] {
-  return [n, g.C, g.H, g.W, g.kh, g.kw, g.stride, g.pad, g.Ho, g.Wo];
 }
 
 /** im2col into a buffer: per output row segment (software adapters) or per output element. */
