@@ -140,7 +140,6 @@ function simpleLoop(): string[] {
  * 7-18 ms for Linear-sized products, so B always runs along n.)
  */
 export function textureMatmulKernel(t: MatmulTypes, aK = false): BuiltKernel {
-  const sw = SW;
   const lines: string[] = [];
   for (let r = 0; r < TEX_ROWS; r++) {
     lines.push(`var acc${r}_0 = vec4<f32>(); var acc${r}_1 = vec4<f32>();`);
@@ -151,7 +150,7 @@ export function textureMatmulKernel(t: MatmulTypes, aK = false): BuiltKernel {
     lines.push(`{ let m = r4 * 4u + ${r}u; if (m < P.M) { let o = out + m * P.N;`);
     for (let c = 0; c < TEX_COLS; c++) {
       lines.push(
-        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, acc${r}_${c >> 2}.${sw[c & 3]}); }`,
+        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, acc${r}_${c >> 2}.${SW[c & 3]}); }`,
       );
     }
     lines.push("}");
