@@ -90,12 +90,6 @@ async function applyFile(models: StableDiffusionModels, file: string): Promise<D
   };
 }
 
-async function loadEval(model: string): Promise<StableDiffusionModels> {
-  const models = await loadStableDiffusion(model);
-  models.unet.eval();
-  return models;
-}
-
 function freeModels(m: StableDiffusionModels): void {
   for (const x of [m.unet, m.vae, m.textEncoder]) x.dispose();
 }
@@ -111,7 +105,7 @@ function freeModels(m: StableDiffusionModels): void {
  * ```
  */
 export async function loadForMeasure(model: string, lora?: string): Promise<LoadedModels> {
-  const models = await loadEval(model);
+  const models = await loadStableDiffusion(model);
   let applied: Disposable | undefined;
   try {
     if (lora !== undefined) applied = await applyFile(models, lora);
@@ -145,7 +139,7 @@ export async function heldOutCurve(
   side: number,
 ): Promise<number[]> {
   if (files.length === 0) return [];
-  const models = await loadEval(model);
+  const models = await loadStableDiffusion(model);
   try {
     const out: number[] = [];
     for (const file of files) {
