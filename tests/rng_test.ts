@@ -1,5 +1,14 @@
-import { equal, notDeepEqual, ok } from "node:assert/strict";
-import { dropoutMask, Generator, getDevice, normalRef, rand, randn, uniformRef } from "../mod.ts";
+import { equal, notDeepEqual, ok, throws } from "node:assert/strict";
+import {
+  dropoutMask,
+  Generator,
+  getDevice,
+  normalRef,
+  rand,
+  randn,
+  RowGenerators,
+  uniformRef,
+} from "../mod.ts";
 
 await getDevice();
 
@@ -57,4 +66,20 @@ Deno.test("dropoutMask() zeroes about p of the values and scales the rest by 1 /
   const zeros = m.filter((x) => x === 0).length / m.length;
   ok(Math.abs(zeros - 0.25) < 0.015, `zero fraction ${zeros}`);
   ok(m.every((x) => x === 0 || Math.abs(x - 4 / 3) < 1e-6));
+});
+
+Deno.test("RowGenerators: row b of a batch draw is stream b's own draw, and each stream advances", async () => {
+  const seeds = [3, 2 ** 40 + 1, 3];
+  const streams = seeds.map((s) => new Generator(s));
+  streams[2]!.take(77); // the same seed at another offset gives another row
+  const z = await randn([3, 2, 5], { generator: new RowGenerators(streams) }).toArray();
+  for (const [b, s] of seeds.entries()) {
+    const start = b === 2 ? 77 : 0;
+    for (let i = 0; i < 10; i++) equal(z[b * 10 + i], normalRef(s, start, i), `row ${b}, ${i}`);
+    equal(streams[b]!.offset, start + 10, `stream ${b} offset`);
+  }
+  throws(
+    () => randn([2, 4], { generator: new RowGenerators(streams) }),
+    /has 2 rows but its generator has 3 streams; give one stream per batch row/,
+  );
 });

@@ -18,7 +18,7 @@ import type { ColourName } from "../eval/palette.ts";
 import type { Count, Scene } from "../eval/scene.ts";
 import type { FillName, ShapeName } from "../eval/shapes.ts";
 import { ProceduralWorld, type WorldOptions } from "../eval/world.ts";
-import { textToImage } from "./text_to_image.ts";
+import { textToImages } from "./text_to_image.ts";
 
 /** One prompt to generate from, the scene it describes and the noise seed. */
 export interface GenerationCase {
@@ -197,12 +197,14 @@ export interface GenerationSettings {
   side?: number;
   /** The model's noise schedule and prediction type (default SD 1.x: epsilon). */
   scheduler?: SamplerOptions;
-  /** Called after each image. */
+  /** Images sampled together in one batch (default 16; the images do not depend on it). */
+  batch?: number;
+  /** Called after each batch of images. */
   onImage?: (done: number, total: number) => void;
 }
 
 /**
- * Generates one image per case and scores them.
+ * Generates one image per case (in batches; every image as if made alone) and scores them.
  *
  * @example
  * ```ts ignore
@@ -217,20 +219,19 @@ export async function generateAndScore(
   cases: readonly GenerationCase[],
   settings: GenerationSettings = {},
 ): Promise<ScoredImages & { images: Uint8Array[] }> {
-  const side = settings.side ?? 32;
+  const side = settings.side ?? 32, batch = settings.batch ?? 16;
   const images: Uint8Array[] = [];
-  for (const c of cases) {
-    const img = await textToImage(models, {
-      prompt: c.prompt,
+  for (let i = 0; i < cases.length; i += batch) {
+    const rows = cases.slice(i, i + batch);
+    const made = await textToImages(models, rows, {
       steps: settings.steps ?? 20,
       cfg: settings.cfg ?? 5,
       sampler: settings.sampler ?? "euler_a",
-      seed: c.seed,
       width: side,
       height: side,
       ...(settings.scheduler ? { scheduler: settings.scheduler } : {}),
     });
-    images.push(img.rgb);
+    images.push(...made.map((m) => m.rgb));
     settings.onImage?.(images.length, cases.length);
   }
   const scored = await scoreImages(classifier, images, cases.map((c) => c.scene), side);

@@ -13,6 +13,7 @@ import { type DType, numel, Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { labelOp } from "./profiler.ts";
 import { ArgumentError } from "./errors.ts";
+import { concat } from "./concat.ts";
 
 /**
  * A random stream: a seed and a counter that advances with every draw.
@@ -49,6 +50,35 @@ export class Generator {
   }
 }
 
+/**
+ * One stream per row of a batch: a draw of shape `[B, ...]` takes row `b` from `streams[b]`, as
+ * a draw of shape `[1, ...]` from that stream alone would, so a batch of samples reproduces the
+ * same samples made one at a time.
+ *
+ * @example
+ * ```ts
+ * import { Generator, getDevice, randn, RowGenerators } from "../../mod.ts";
+ * await getDevice();
+ * const both = randn([2, 4], { generator: new RowGenerators([new Generator(1), new Generator(2)]) });
+ * const second = randn([1, 4], { generator: new Generator(2) });
+ * console.log((await both.toArray())[4] === (await second.toArray())[0]); // true
+ * ```
+ */
+export class RowGenerators {
+  /** The stream of each row. */
+  readonly streams: readonly Generator[];
+  /** Streams for the rows of a batch, in row order. */
+  constructor(streams: readonly Generator[]) {
+    if (streams.length === 0) {
+      throw new ArgumentError("RowGenerators needs at least one stream; pass one per batch row");
+    }
+    this.streams = streams;
+  }
+}
+
+/** Where random values come from: one stream, or one stream per batch row. */
+export type RandomStream = Generator | RowGenerators;
+
 let defaultGenerator = new Generator(0);
 
 /** Reseeds the default generator (used when no generator is passed). */
@@ -59,7 +89,7 @@ export function manualSeed(seed: number): void {
 /** Options of the random factories. */
 export interface RandomOptions {
   /** The stream to draw from (default: the process-wide one, see `manualSeed`). */
-  generator?: Generator;
+  generator?: RandomStream;
   /** Storage dtype (default f32). */
   dtype?: DType;
   /** Whether the new tensor is a leaf that collects gradients. */
@@ -74,6 +104,7 @@ function draw(
   o: RandomOptions,
 ): Tensor {
   const g = o.generator ?? defaultGenerator;
+  if (g instanceof RowGenerators) return drawRows(kind, shape, a, b, o, g.streams);
   const dtype = o.dtype ?? "f32";
   const n = numel(shape);
   const offset = g.take(n);
@@ -85,6 +116,35 @@ function draw(
   dispatch(k, res, [n, seedLo, seedHi, offset, a, b], grid1d(Math.ceil(n / EW_GROUP)));
   labelOp(`random ${kind}`);
   return y;
+}
+
+// y: [B, ...] with row b drawn as [1, ...] from streams[b]
+function drawRows(
+  kind: RandomKind,
+  shape: readonly number[],
+  a: number,
+  b: number,
+  o: RandomOptions,
+  streams: readonly Generator[],
+): Tensor {
+  if (shape[0] !== streams.length) {
+    throw new ArgumentError(
+      `A random draw of shape [${shape.join(", ")}] has ${shape[0] ?? "no"} rows but its ` +
+        `generator has ${streams.length} streams; give one stream per batch row`,
+    );
+  }
+  if (streams.length === 1) return draw(kind, shape, a, b, { ...o, generator: streams[0]! });
+  const row = [1, ...shape.slice(1)];
+  const parts = streams.map((generator) =>
+    draw(kind, row, a, b, { ...o, generator, requiresGrad: false })
+  );
+  try {
+    const y = concat(parts, 0);
+    y.requiresGrad = o.requiresGrad ?? false;
+    return y;
+  } finally {
+    parts.forEach((p) => p.dispose());
+  }
 }
 
 /** Uniform values in [low, high) (default [0, 1)). */

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Tensor } from "../ops/tensor.ts";
-import { type Generator, randn } from "../ops/rng.ts";
+import { randn, type RandomStream } from "../ops/rng.ts";
 import {
   checkIndex,
   combine,
@@ -37,7 +37,7 @@ export function ancestralStep(sigma: number, next: number): [number, number] {
 export class EulerAncestralSampler extends SigmaSampler {
   /** Always `euler_a`. */
   readonly name = "euler_a" as const;
-  readonly #generator: Generator | undefined;
+  readonly #generator: RandomStream | undefined;
 
   /** Tables by diffusers' Euler rule (`linspace` spacing by default). */
   constructor(steps: number, options: SamplerOptions = {}) {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Tensor } from "../ops/tensor.ts";
-import { type Generator, randn } from "../ops/rng.ts";
+import { randn, type RandomStream } from "../ops/rng.ts";
 import { affine } from "../ops/unary.ts";
 import { lincomb, type LincombTerm } from "../ops/lincomb.ts";
 import { ArgumentError, DenoiseError } from "../ops/errors.ts";
@@ -69,7 +69,7 @@ export interface SamplerOptions {
    */
   roundTimesteps?: boolean;
   /** The random stream of ancestral noise (default: the process-wide one). */
-  generator?: Generator;
+  generator?: RandomStream;
 }
 
 /** What a step returns; the caller owns (and disposes) both tensors. */
@@ -290,7 +290,7 @@ export abstract class VpSampler implements Sampler {
   /** The training schedule. */
   readonly schedule: NoiseSchedule;
   readonly #clip: readonly [number, number] | undefined;
-  readonly #generator: Generator | undefined;
+  readonly #generator: RandomStream | undefined;
 
   /** Timesteps by diffusers' DDIM/DDPM rule (`leading` spacing, offset 1 by default). */
   constructor(name: SamplerName, steps: number, options: SamplerOptions) {

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Tensor } from "../../ops/tensor.ts";
-import { type Generator, randn } from "../../ops/rng.ts";
+import { randn, type RandomStream } from "../../ops/rng.ts";
 import { ArgumentError } from "../../ops/errors.ts";
 import { combine } from "../sampler.ts";
 
@@ -55,7 +55,7 @@ export interface KSamplerOptions {
   /** The noise of the stochastic samplers (default: `randn` from `generator`). */
   noise?: NoiseSource;
   /** The stream of the default noise (default: the process-wide one). */
-  generator?: Generator;
+  generator?: RandomStream;
   /** Ancestral / SDE noise amount (default 1; 0 makes the SDE samplers ODE solvers). */
   eta?: number;
   /** Scale of the added noise (k-diffusion's `s_noise`, default 1). */
