@@ -146,7 +146,7 @@ Deno.test("eval --ablation adabn: bad options fail with clear errors before any 
         ...args,
       ]);
     const bad: [string[], string][] = [
-      [["--seeds", "1,1"], "1 to 20 different seeds"],
+      [["--seeds", "1,1"], '--seeds names "1" twice'],
       [["--seeds", "1,x"], "--seeds must be a whole number from 0 to 998"],
       [["--steps", "0"], "--steps must be a whole number from 1 to 100000"],
       [["--steps", "2", "--eval-every", "3"], "--eval-every must be a whole number from 1 to 2"],

@@ -183,3 +183,27 @@ export function choiceOption<C extends string>(
   if ((valid as readonly string[]).includes(raw)) return raw as C;
   throw new UsageError(`--${name} must be one of ${valid.join(", ")}; got ${quote(raw)}`);
 }
+
+/**
+ * Reads a comma-separated list option, each item read by `one` (which throws a
+ * {@link UsageError} naming the option); empty items and repeats are errors. `undefined` gives
+ * `fallback`.
+ */
+export function listOption<T>(
+  name: string,
+  raw: string | undefined,
+  fallback: readonly T[],
+  one: (item: string) => T,
+): T[] {
+  if (raw === undefined) return [...fallback];
+  const items = raw.split(",").map((s) => s.trim());
+  if (items.some((s) => s === "")) {
+    throw new UsageError(`--${name} has an empty item in ${quote(raw)}; write e.g. ${fallback}`);
+  }
+  const values = items.map(one);
+  const repeated = values.find((v, i) => values.indexOf(v) !== i);
+  if (repeated !== undefined) {
+    throw new UsageError(`--${name} names ${quote(String(repeated))} twice; list each once`);
+  }
+  return values;
+}

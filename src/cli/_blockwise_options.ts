@@ -4,15 +4,15 @@
  *
  * @module
  */
-import { quote } from "../nn/_untrusted.ts";
 import { unetConfigFromDiffusers } from "../nn/unet.ts";
 import {
   choiceOption,
   formatOptions,
   intOption,
+  listOption,
   type OptionTable,
   type OptionValues,
-  UsageError,
+  type UsageError,
 } from "./_args.ts";
 import {
   ADAPTER_TYPES,
@@ -91,26 +91,6 @@ export interface BlockwiseSettings {
   outputDir: string;
   /** Base model folder. */
   model: string;
-}
-
-// "a,b" -> each item read by `one`; empty items and repeats are errors
-function listOption<T>(
-  name: string,
-  raw: string | undefined,
-  fallback: readonly T[],
-  one: (item: string) => T,
-): T[] {
-  if (raw === undefined) return [...fallback];
-  const items = raw.split(",").map((s) => s.trim());
-  if (items.some((s) => s === "")) {
-    throw new UsageError(`--${name} has an empty item in ${quote(raw)}; write e.g. ${fallback}`);
-  }
-  const values = items.map(one);
-  const repeated = values.find((v, i) => values.indexOf(v) !== i);
-  if (repeated !== undefined) {
-    throw new UsageError(`--${name} names ${quote(String(repeated))} twice; list each once`);
-  }
-  return values;
 }
 
 /**

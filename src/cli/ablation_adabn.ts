@@ -16,6 +16,7 @@ import { formatDuration } from "../train/progress.ts";
 import {
   formatOptions,
   intOption,
+  listOption,
   numberOption,
   type OptionTable,
   parseOptions,
@@ -127,12 +128,14 @@ Options:
 ${formatOptions(ADABN_ABLATION_OPTIONS)}`;
 
 function seedList(raw: string | undefined): number[] {
-  if (raw === undefined) return [1, 2, 3];
-  const seeds = raw.split(",").map((p) => intOption("seeds", p.trim(), 0, { min: 0, max: 998 }));
-  if (seeds.length > 20 || new Set(seeds).size !== seeds.length) {
-    throw new UsageError(
-      `--seeds takes 1 to 20 different seeds separated by commas, got ${quote(raw)}`,
-    );
+  const seeds = listOption(
+    "seeds",
+    raw,
+    [1, 2, 3],
+    (p) => intOption("seeds", p, 0, { min: 0, max: 998 }),
+  );
+  if (seeds.length > 20) {
+    throw new UsageError(`--seeds takes at most 20 seeds, got ${seeds.length}`);
   }
   return seeds;
 }
