@@ -67,3 +67,36 @@ Deno.test("conv2d() names both shapes when channels differ", () => {
       e.message.includes("[2, 3, 4, 4]"),
   );
 });
+
+// the residual is copied into the output and the product accumulates onto it (beta = 1)
+type ResidualCase = { x: number[]; w: number[]; pad: number; what: string };
+const residualCases: ResidualCase[] = [
+  { x: [2, 3, 5, 6], w: [4, 3, 3, 3], pad: 1, what: "3x3 (im2col texture on the texture variant)" },
+  { x: [2, 5, 4, 3], w: [3, 5, 1, 1], pad: 0, what: "1x1 (no im2col)" },
+];
+
+for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
+  for (const c of residualCases) {
+    Deno.test(`conv2d() ${variant} adds a residual for ${c.what}`, () => {
+      const [B, , H, W] = c.x as [number, number, number, number];
+      const out = [B, c.w[0]!, H + 2 * c.pad - c.w[2]! + 1, W + 2 * c.pad - c.w[3]! + 1];
+      return checkOp({
+        shapes: [c.x, c.w, [c.w[0]!], out],
+        gpu: (x, w, b, r) => conv2d(x, w!, b!, { padding: c.pad, variant, residual: r! }),
+        ref: (x, w, b, r) => conv2dRef(x, c.x, w!, c.w, b!, 1, c.pad).map((v, i) => v + r![i]!),
+        // f32 sums of up to 27 products of values in [-1, 1) plus one residual: below 1e-5
+        atol: 1e-5,
+        rtol: 1e-4,
+      });
+    });
+  }
+}
+
+Deno.test("conv2d() names a residual that does not match the output", () => {
+  const x = tensor(new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+  const w = tensor(new Float32Array(4 * 3 * 9), [4, 3, 3, 3]);
+  throws(
+    () => conv2d(x, w, null, { residual: tensor(new Float32Array(2 * 4 * 16), [2, 4, 4, 4]) }),
+    /residual \[2, 4, 4, 4\] f32 must match the output \[2, 4, 2, 2\] f32/,
+  );
+});

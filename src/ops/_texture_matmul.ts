@@ -3,6 +3,7 @@
 // the outer-product kernel, in batch chunks that fit the texture height limit.
 import { cachedKernel } from "../wgsl/builder.ts";
 import {
+  epilogueKey,
   type MatmulTypes,
   packKernel,
   TEX_COLS,
@@ -114,22 +115,25 @@ export interface TextureProduct {
   beta: number;
   /** One A for every batch (a weight): packed once, as batch 0 of 1, and read by all. */
   aShared?: boolean;
+  /** Whether the bias is per column of C (`bias[n]`) instead of per row. */
+  biasN?: boolean;
 }
 
 /**
  * C's binding (then the bias's) and the storage types the matmul epilogue is built for, shared
- * by the texture and tiled kernels.
+ * by the texture and tiled kernels; `biasN` puts the bias along C's columns.
  */
 export function epilogueOutputs(
   c: Tensor,
   bias: Tensor | null,
+  biasN = false,
 ): { outs: Resource[]; types: MatmulTypes } {
   return bias
-    ? { outs: [c.binding, bias.binding], types: { c: c.dtype, bias: bias.dtype } }
+    ? { outs: [c.binding, bias.binding], types: { c: c.dtype, bias: bias.dtype, biasN } }
     : { outs: [c.binding], types: { c: c.dtype } };
 }
 
-// c: [B, M, N] = alpha * op(A)[b] op(B)[b] (+ bias[m]) + beta * c
+// c: [B, M, N] = alpha * op(A)[b] op(B)[b] (+ bias[m] or bias[n]) + beta * c
 /** Runs the outer-product kernel over packed operands, in chunks of batches. */
 export function runTextureMatmul(
   c: Tensor,
@@ -141,8 +145,8 @@ export function runTextureMatmul(
   const max = deviceInfo().limits.maxTextureDimension2D;
   const chunk = Math.max(1, Math.floor(max / Math.max(p.K, aK ? p.M : 0)));
   const [wA, wB] = textureWidths(p.M, p.N, p.K, aK);
-  const { outs, types } = epilogueOutputs(c, bias);
-  const key = `matmul texture ${types.c} ${types.bias ?? "none"} ${aK}`;
+  const { outs, types } = epilogueOutputs(c, bias, p.biasN);
+  const key = `matmul texture ${epilogueKey(types)} ${aK}`;
   const mk = cachedKernel(key, () => textureMatmulKernel(types, aK));
   for (let b0 = 0; b0 < p.B; b0 += chunk) {
     const nb = Math.min(chunk, p.B - b0);

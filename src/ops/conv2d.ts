@@ -23,6 +23,7 @@ import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
 import { matmulRaw, type MatmulVariant, productDType } from "./matmul.ts";
 import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import { sum } from "./reduce.ts";
+import { copy } from "./creation.ts";
 import { type ConvGeometry as Geometry, geometryParams } from "./_conv_geometry.ts";
 import { foldedWeightGrad, foldedWeightGradFits } from "./_conv_weight_grad.ts";
 import { flippedWeight, transposedConvFits } from "./_conv_input_grad.ts";
@@ -35,6 +36,11 @@ export interface Conv2dOptions {
   padding?: number;
   /** Matmul kernel choice (default auto). */
   variant?: MatmulVariant;
+  /**
+   * A tensor of the output's shape and dtype added to it (a residual connection): copied into the
+   * output, which the product then accumulates onto (no element-wise pass).
+   */
+  residual?: Tensor | null;
 }
 
 /** im2col into a buffer: per output row segment (software adapters) or per output element. */
@@ -120,7 +126,8 @@ function im2colPack(x: Tensor, g: Geometry, width: number, b0: number, nb: numbe
   return tex;
 }
 
-// x: [B, Cin, H, W], w2: [Cout, K], bias: [Cout] -> y: [B, Cout, Ho * Wo], outside the graph
+// x: [B, Cin, H, W], w2: [Cout, K], bias: [Cout], residual: [B, Cout, Ho * Wo]
+//   -> y: [B, Cout, Ho * Wo], outside the graph
 function forward(
   x: Tensor,
   w2: Tensor,
@@ -128,13 +135,15 @@ function forward(
   g: Geometry,
   direct: boolean,
   variant: MatmulVariant,
+  residual: Tensor | null = null,
 ): Tensor {
   const Cout = w2.shape[0]!, K = w2.shape[1]!, P2 = g.Ho * g.Wo;
   if (!direct && textureVariant(Cout, P2, K, variant, true)) {
     // software adapters: im2col goes straight into the matmul's operand texture; the weight,
     // shared by the batch, is packed once k-major (a copy for f32 rows of whole 256 bytes)
-    const y = new Tensor([g.B, Cout, P2], productDType(x, w2));
-    const p = { M: Cout, N: P2, K, B: g.B, alpha: 1, beta: 0, aShared: true };
+    const y = residual ? copy(residual) : new Tensor([g.B, Cout, P2], productDType(x, w2));
+    const beta = residual ? 1 : 0;
+    const p = { M: Cout, N: P2, K, B: g.B, alpha: 1, beta, aShared: true };
     runTextureMatmul(y, bias, p, {
       a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
       b: (b0, nb, w) => im2colPack(x, g, w, b0, nb),
@@ -142,7 +151,11 @@ function forward(
     return y;
   }
   const cols = direct ? x.view([g.B, g.C, P2]) : im2colRaw(x, g, im2colRows(variant));
-  const y = matmulRaw(w2, cols, { variant, ...(bias ? { bias } : {}) });
+  const y = matmulRaw(w2, cols, {
+    variant,
+    ...(bias ? { bias } : {}),
+    ...(residual ? { c: residual } : {}),
+  });
   cols.dispose();
   return y;
 }
@@ -182,14 +195,27 @@ export function conv2d(
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== Cout)) {
     throw new ShapeError(`conv2d() bias must be [${Cout}], got ${fmtShape(bias.shape)}`);
   }
+  const residual = options.residual ?? null;
+  const dtype = productDType(x, weight);
+  if (
+    residual &&
+    (residual.shape.join() !== [g.B, Cout, g.Ho, g.Wo].join() || residual.dtype !== dtype)
+  ) {
+    throw new ShapeError(
+      `conv2d() residual ${fmtShape(residual.shape)} ${residual.dtype} must match the output ` +
+        `${fmtShape([g.B, Cout, g.Ho, g.Wo])} ${dtype}`,
+    );
+  }
   const variant = options.variant ?? "auto";
   const direct = g.kh === 1 && g.kw === 1 && g.stride === 1 && g.pad === 0;
   const w2 = weight.view([Cout, K]);
-  const y3 = forward(x, w2, bias, g, direct, variant);
+  const r3 = residual?.view([g.B, Cout, P2]) ?? null;
+  const y3 = forward(x, w2, bias, g, direct, variant, r3);
   w2.dispose();
+  r3?.dispose();
   const y = y3.view([g.B, Cout, g.Ho, g.Wo]);
   y3.dispose();
-  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const inputs = [x, weight, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   return record("conv2d", inputs, y, [x, weight], (dy, [sx, sw]) => {
     const dy3 = dy.view([g.B, Cout, P2]);
     const w = sw!.view([Cout, K]);
@@ -211,8 +237,10 @@ export function conv2d(
       const perBatch = matmulRaw(dy3, cols, { transB: true, variant });
       dw = sum(perBatch, 0).view(weight.shape);
     }
-    const db = bias?.requiresGrad ? sum(dy, [0, 2, 3]) : null;
-    return bias ? [dx, dw, db] : [dx, dw];
+    const grads = [dx, dw];
+    if (bias) grads.push(bias.requiresGrad ? sum(dy, [0, 2, 3]) : null);
+    if (residual) grads.push(residual.requiresGrad ? dy.view() : null);
+    return grads;
   });
 }
 

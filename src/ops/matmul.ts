@@ -4,7 +4,7 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
-import { TILE, tiledMatmulKernel } from "../wgsl/matmul.ts";
+import { epilogueKey, TILE, tiledMatmulKernel } from "../wgsl/matmul.ts";
 import { type DType, Tensor } from "./tensor.ts";
 import { dispatch } from "./runtime.ts";
 import {
@@ -16,6 +16,7 @@ import {
 import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
 import { sum } from "./reduce.ts";
+import { copy } from "./creation.ts";
 
 export type { MatmulVariant } from "./_texture_matmul.ts";
 import type { MatmulVariant } from "./_texture_matmul.ts";
@@ -70,14 +71,15 @@ function plan(a: Tensor, b: Tensor, tA: boolean, tB: boolean): Plan {
 }
 
 /**
- * Where `raw` writes: `c = alpha * op(a) op(b) (+ bias[m], one value per row) + beta * c`, into
- * `into.c` when given.
+ * Where `raw` writes: `c = alpha * op(a) op(b) (+ bias[m], one value per row, or bias[n] per
+ * column with `biasN`) + beta * c`, into `into.c` when given.
  */
 interface Into {
   c?: Tensor;
   alpha?: number;
   beta?: number;
   bias?: Tensor;
+  biasN?: boolean;
 }
 
 /** The dtype of a product: f16 only when both operands are f16. */
@@ -106,12 +108,15 @@ function raw(
     throw new ShapeError(`matmul() output ${fmtShape(c.shape)} should be ${fmtShape(shape)}`);
   }
   const bias = into.bias ?? null;
-  if (bias && bias.size !== p.M) {
+  const biasN = into.biasN ?? false;
+  if (bias && bias.size !== (biasN ? N : p.M)) {
     throw new ShapeError(
-      `matmul() bias ${fmtShape(bias.shape)} should have one value per row (${p.M})`,
+      `matmul() bias ${fmtShape(bias.shape)} should have one value per ${
+        biasN ? `column (${N})` : `row (${p.M})`
+      }`,
     );
   }
-  if (bias && fold) {
+  if (bias && fold && !biasN) {
     throw new ArgumentError("matmul() cannot add a per-row bias to a product folded over batches");
   }
   const alpha = into.alpha ?? 1, beta = into.beta ?? 0;
@@ -126,7 +131,7 @@ function raw(
   const aK = natural && textureVariant(M, N, K, variant, true);
   if (aK || textureVariant(M, N, K, variant)) {
     const aShared = B > 1 && sbA === 0;
-    runTextureMatmul(c, bias, { M, N, K, B, alpha, beta, aShared }, {
+    runTextureMatmul(c, bias, { M, N, K, B, alpha, beta, aShared, biasN }, {
       a: (b0, nb, w) =>
         aK
           ? packStrided(a, M, K, [amk, akk, sbA], w, b0, nb)
@@ -135,9 +140,9 @@ function raw(
     }, aK);
     return c;
   }
-  const { outs, types } = epilogueOutputs(c, bias);
+  const { outs, types } = epilogueOutputs(c, bias, biasN);
   const tt = { ...types, a: a.dtype, b: b.dtype };
-  const key = `matmul tiled ${tt.a} ${tt.b} ${tt.c} ${tt.bias ?? "none"}`;
+  const key = `matmul tiled ${tt.a} ${tt.b} ${epilogueKey(tt)}`;
   const k = cachedKernel(key, () => tiledMatmulKernel(tt));
   dispatch(k, [a.binding, b.binding, ...outs], [
     M,
@@ -176,15 +181,19 @@ export function matmulInto(
   });
 }
 
-/** `alpha * op(a) op(b) (+ bias[m] on row m)` as a new tensor, outside the graph. */
+/**
+ * `alpha * op(a) op(b) (+ bias[m] on row m, or bias[n] on column n with `biasN`) + beta * c` as a
+ * new tensor, outside the graph; `c` (beta's input) is copied into the output first.
+ */
 export function matmulRaw(
   a: Tensor,
   b: Tensor,
-  options: MatmulOptions & { alpha?: number; bias?: Tensor } = {},
+  options: MatmulOptions & { alpha?: number; bias?: Tensor; biasN?: boolean; c?: Tensor } = {},
 ): Tensor {
   return raw(a, b, options.transA ?? false, options.transB ?? false, options.variant ?? "auto", {
     alpha: options.alpha ?? 1,
-    ...(options.bias ? { bias: options.bias } : {}),
+    ...(options.bias ? { bias: options.bias, biasN: options.biasN ?? false } : {}),
+    ...(options.c ? { c: copy(options.c), beta: 1 } : {}),
   });
 }
 

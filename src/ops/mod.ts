@@ -42,6 +42,7 @@ export * from "./unary.ts";
 export * from "./reduce.ts";
 export * from "./reshape.ts";
 export * from "./matmul.ts";
+export * from "./linear.ts";
 export * from "./conv2d.ts";
 export * from "./permute.ts";
 export * from "./concat.ts";

@@ -14,14 +14,21 @@ import { type BindingSpec, buildKernel, type BuiltKernel, type StorageType } fro
 export interface MatmulTypes {
   /** Output (and `beta` input) storage. */
   c: StorageType;
-  /** Storage of the bias the epilogue adds to each row of C, `bias[m]` (default: no bias). */
+  /** Storage of the bias the epilogue adds to C, `bias[m]` per row (default: no bias). */
   bias?: StorageType;
+  /** Whether the bias runs along C's columns, `bias[n]` (a Linear layer's), instead of rows. */
+  biasN?: boolean;
 }
 
-// c = alpha * acc (+ bias[m]) + beta * c (beta 0 never reads c, so c may hold garbage)
-function epilogue(bias: boolean): string {
-  const add = bias ? " + ld_bias(m)" : "";
-  return `fn out_(i: u32, m: u32, acc: f32) {
+/** The cache key part of a matmul's epilogue types. */
+export function epilogueKey(t: MatmulTypes): string {
+  return `${t.c} ${t.bias ?? "none"}${t.biasN ? " n" : ""}`;
+}
+
+// c = alpha * acc (+ bias[m] or bias[n]) + beta * c (beta 0 never reads c: c may hold garbage)
+function epilogue(t: MatmulTypes): string {
+  const add = t.bias ? ` + ld_bias(${t.biasN ? "n" : "m"})` : "";
+  return `fn out_(i: u32, m: u32, n: u32, acc: f32) {
   let v = P.alpha * acc${add};
   if (P.beta == 0.0) { st_c(i, v); } else { st_c(i, v + P.beta * ld_c(i)); }
 }`;
@@ -134,7 +141,7 @@ function simpleLoop(): string[] {
 // bt: texels (j / 4, b * K + k) of op(B) -> c: [B, M, N]
 /**
  * The outer-product kernel over packed operands; one invocation computes 16 x 8 of C, and the
- * epilogue optionally adds a bias per row. `aK` takes op(A) k-major, the layout of a row-major
+ * epilogue optionally adds a bias per row or per column. `aK` takes op(A) k-major, the layout of a row-major
  * operand, so that packing it is a copy; it steps 4 k at a time (the same 24 texel loads per 512
  * multiply-adds as 4 steps of the other loop). (op(B) k-major measured slower: 11-30 ms against
  * 7-18 ms for Linear-sized products, so B always runs along n.)
@@ -150,7 +157,9 @@ export function textureMatmulKernel(t: MatmulTypes, aK = false): BuiltKernel {
     lines.push(`{ let m = r4 * 4u + ${r}u; if (m < P.M) { let o = out + m * P.N;`);
     for (let c = 0; c < TEX_COLS; c++) {
       lines.push(
-        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, acc${r}_${c >> 2}.${SW[c & 3]}); }`,
+        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, col + ${c}u, acc${r}_${c >> 2}.${
+          SW[c & 3]
+        }); }`,
       );
     }
     lines.push("}");
@@ -174,7 +183,7 @@ export function textureMatmulKernel(t: MatmulTypes, aK = false): BuiltKernel {
       ["aBatch", "u32"],
     ],
     workgroup: [TEX_GROUP],
-    prelude: epilogue(t.bias !== undefined),
+    prelude: epilogue(t),
     body: `let c4 = gid.x * 2u;
 let r4 = gid.y * 4u;
 ${lines.join("\n")}`,
@@ -212,7 +221,7 @@ export function tiledMatmulKernel(
       ["beta", "f32"],
     ],
     workgroup: [16, 16],
-    prelude: `${epilogue(t.bias !== undefined)}
+    prelude: `${epilogue(t)}
 var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>;
 var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>;`,
     body: `let row0 = wid.y * ${TILE}u; let col0 = wid.x * ${TILE}u;
@@ -241,7 +250,7 @@ for (var i = 0u; i < 4u; i++) {
   if (m < P.M) {
     for (var j = 0u; j < 4u; j++) {
       let n = col0 + lid.x * 4u + j;
-      if (n < P.N) { out_(cOff + m * P.N + n, m, acc[i][j]); }
+      if (n < P.N) { out_(cOff + m * P.N + n, m, n, acc[i][j]); }
     }
   }
 }`,

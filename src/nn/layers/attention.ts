@@ -134,8 +134,11 @@ export class Attention extends Module {
     );
   }
 
-  /** Attends from `x` to `context` (default: `x` itself). */
-  forward(x: Tensor, context?: Tensor): Tensor {
+  /**
+   * Attends from `x` to `context` (default: `x` itself); `residual` (shaped like `x`) is added to
+   * the output inside `to_out.0`'s product.
+   */
+  forward(x: Tensor, context?: Tensor, residual?: Tensor): Tensor {
     const ctx = context ?? x;
     if (
       x.shape.length !== 3 || x.shape[2] !== this.queryDim || ctx.shape.length !== 3 ||
@@ -151,7 +154,7 @@ export class Attention extends Module {
       const k = splitHeads(this.child<Linear>("to_k").forward(ctx), this.heads);
       const v = splitHeads(this.child<Linear>("to_v").forward(ctx), this.heads);
       const o = mergeHeads(scaledDotProductAttention(q, k, v));
-      return this.child<Linear>("to_out.0").forward(o);
+      return this.child<Linear>("to_out.0").forward(o, residual);
     });
   }
 }

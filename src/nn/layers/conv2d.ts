@@ -82,20 +82,22 @@ export class Conv2d extends Module {
    * Convolves `x`. When the unfolded input (im2col, `B Cin k k Ho Wo` elements) would exceed one
    * storage binding (e.g. 960 channels at 64x64 in SD's last up block), the input channels are
    * split into chunks whose partial convolutions are summed. An attached adapter computes the
-   * output instead.
+   * output instead. `residual` (shaped like the output) is added inside the product.
    */
-  forward(x: Tensor): Tensor {
-    return this.adapter ? this.adapter.forward(x) : this.baseForward(x);
+  forward(x: Tensor, residual?: Tensor): Tensor {
+    if (!this.adapter) return this.baseForward(x, residual);
+    const y = this.adapter.forward(x);
+    return residual ? add(y, residual) : y;
   }
 
-  /** The layer's own output, ignoring any adapter. */
-  baseForward(x: Tensor): Tensor {
+  /** The layer's own output (plus `residual` when given), ignoring any adapter. */
+  baseForward(x: Tensor, residual?: Tensor): Tensor {
     const w = this.param("weight").value;
     const bias = this.hasBias ? this.param("bias").value : null;
     const opts = { stride: this.stride, padding: this.padding };
     const k = this.kernelSize;
     if (x.shape.length !== 4 || (k === 1 && this.stride === 1 && this.padding === 0)) {
-      return conv2d(x, w, bias, opts);
+      return conv2d(x, w, bias, { ...opts, residual: residual ?? null });
     }
     const [B, C, H, W] = x.shape as [number, number, number, number];
     const Ho = Math.floor((H + 2 * this.padding - k) / this.stride) + 1;
@@ -104,7 +106,7 @@ export class Conv2d extends Module {
     const limit = this.maxUnfoldBytes ?? deviceInfo().limits.maxStorageBufferBindingSize;
     const chunk = Math.floor(limit / Math.max(perChannel, 1));
     if (C * perChannel <= limit || chunk < 1 || C !== this.inChannels) {
-      return conv2d(x, w, bias, opts);
+      return conv2d(x, w, bias, { ...opts, residual: residual ?? null });
     }
     return scope(() => {
       let y: Tensor | null = null;
@@ -113,7 +115,7 @@ export class Conv2d extends Module {
         const part = conv2d(slice(x, 1, c0, c1), slice(w, 1, c0, c1), c0 === 0 ? bias : null, opts);
         y = y ? add(y, part) : part;
       }
-      return y!;
+      return residual ? add(y!, residual) : y!;
     });
   }
 }

@@ -77,8 +77,10 @@ export class FeedForward extends Module {
     );
   }
 
-  /** Applies the feed-forward. */
-  forward(x: Tensor): Tensor {
-    return scope(() => this.child<Linear>("net.2").forward(this.child<GEGLU>("net.0").forward(x)));
+  /** Applies the feed-forward; `residual` (shaped like `x`) is added inside `net.2`'s product. */
+  forward(x: Tensor, residual?: Tensor): Tensor {
+    return scope(() =>
+      this.child<Linear>("net.2").forward(this.child<GEGLU>("net.0").forward(x), residual)
+    );
   }
 }

@@ -4,10 +4,8 @@
  * @module
  */
 import { Module } from "../module.ts";
-import { matmul } from "../../ops/matmul.ts";
+import { linear } from "../../ops/linear.ts";
 import { add } from "../../ops/binary.ts";
-import { scope } from "../../ops/scope.ts";
-import { reshape } from "../../ops/reshape.ts";
 import { fmtShape, ShapeError } from "../../ops/errors.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import { type InitOptions, uniformInit } from "./_init.ts";
@@ -19,10 +17,11 @@ export interface LinearOptions extends InitOptions {
   bias?: boolean;
 }
 
-// x: [..., in] -> y: [..., out]
+// x: [..., in], residual: [..., out] -> y: [..., out]
 /**
  * `y = x W^T + b` with `weight` [out, in] and `bias` [out] (PyTorch's `nn.Linear`, so state-dict
- * keys are `weight` and `bias`). Initialized uniform in +-1/sqrt(in).
+ * keys are `weight` and `bias`). Initialized uniform in +-1/sqrt(in). A residual passed to
+ * `forward` is added in the same product (see the `linear` op).
  *
  * @example
  * ```ts
@@ -57,24 +56,27 @@ export class Linear extends Module {
   /** An adapter that computes the output in the layer's place (see `src/lora`), or null. */
   adapter: LayerAdapter | null = null;
 
-  /** Applies the layer (through its adapter, when one is attached) to the last dimension of `x`. */
-  forward(x: Tensor): Tensor {
-    return this.adapter ? this.adapter.forward(x) : this.baseForward(x);
+  /**
+   * Applies the layer (through its adapter, when one is attached) to the last dimension of `x`,
+   * plus `residual` when given.
+   */
+  forward(x: Tensor, residual?: Tensor): Tensor {
+    if (!this.adapter) return this.baseForward(x, residual);
+    const y = this.adapter.forward(x);
+    return residual ? add(y, residual) : y;
   }
 
-  /** The layer's own output, ignoring any adapter. */
-  baseForward(x: Tensor): Tensor {
+  /** The layer's own output (plus `residual` when given), ignoring any adapter. */
+  baseForward(x: Tensor, residual?: Tensor): Tensor {
     if (x.shape.length < 1 || x.shape.at(-1) !== this.inFeatures) {
       throw new ShapeError(
         `Linear(${this.inFeatures}, ${this.outFeatures}) needs an input whose last dimension is ` +
           `${this.inFeatures}, got ${fmtShape(x.shape)}`,
       );
     }
-    return scope(() => {
-      const x2 = x.shape.length === 1 ? reshape(x, [1, this.inFeatures]) : x;
-      let y = matmul(x2, this.param("weight").value, { transB: true });
-      if (this.hasBias) y = add(y, this.param("bias").value);
-      return x.shape.length === 1 ? reshape(y, [this.outFeatures]) : y;
+    return linear(x, this.param("weight").value, {
+      bias: this.hasBias ? this.param("bias").value : null,
+      residual: residual ?? null,
     });
   }
 }

@@ -86,9 +86,13 @@ export class ResnetBlock2D extends Module {
         const t = proj.forward(silu(temb));
         h = add(h, reshape(t, [t.shape[0]!, this.outChannels, 1, 1]));
       }
-      h = this.child<Conv2d>("conv2").forward(silu(this.child<NormLayer>("norm2").forward(h)));
+      // the shortcut is added inside conv2's product
       const sc = this.getChild("conv_shortcut") as Conv2d | undefined;
-      return add(sc ? sc.forward(x) : x, h);
+      const skip = sc ? sc.forward(x) : x;
+      return this.child<Conv2d>("conv2").forward(
+        silu(this.child<NormLayer>("norm2").forward(h)),
+        skip,
+      );
     });
   }
 }

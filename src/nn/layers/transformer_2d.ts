@@ -4,7 +4,6 @@
  * @module
  */
 import { Module, ModuleList } from "../module.ts";
-import { add } from "../../ops/binary.ts";
 import { permute } from "../../ops/permute.ts";
 import { reshape } from "../../ops/reshape.ts";
 import { scope } from "../../ops/scope.ts";
@@ -77,7 +76,7 @@ export class Transformer2DModel extends Module {
         h = blk.forward(h, context);
       }
       h = permute(reshape(h, [B, H, W, C]), [0, 3, 1, 2]);
-      return add(this.child<Conv2d>("proj_out").forward(h), x);
+      return this.child<Conv2d>("proj_out").forward(h, x);
     });
   }
 }

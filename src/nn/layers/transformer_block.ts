@@ -4,7 +4,6 @@
  * @module
  */
 import { Module } from "../module.ts";
-import { add } from "../../ops/binary.ts";
 import { scope } from "../../ops/scope.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import { type InitOptions, initOptions } from "./_init.ts";
@@ -60,11 +59,12 @@ export class BasicTransformerBlock extends Module {
   forward(x: Tensor, context: Tensor): Tensor {
     return scope(() => {
       const n1 = this.child<LayerNorm>("norm1").forward(x);
-      let h = add(this.child<Attention>("attn1").forward(n1), x);
+      // each residual is added inside the block's output product
+      let h = this.child<Attention>("attn1").forward(n1, undefined, x);
       const n2 = this.child<LayerNorm>("norm2").forward(h);
-      h = add(this.child<Attention>("attn2").forward(n2, context), h);
+      h = this.child<Attention>("attn2").forward(n2, context, h);
       const n3 = this.child<LayerNorm>("norm3").forward(h);
-      return add(this.child<FeedForward>("ff").forward(n3), h);
+      return this.child<FeedForward>("ff").forward(n3, h);
     });
   }
 }

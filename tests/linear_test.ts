@@ -1,0 +1,53 @@
+import { throws } from "node:assert/strict";
+import { linear, linearRef, type MatmulVariant, ShapeError, tensor } from "../mod.ts";
+import { checkOp } from "./_helpers.ts";
+
+type Case = { x: number[]; n: number; bias: boolean; residual: boolean; what: string };
+const cases: Case[] = [
+  { x: [5, 7], n: 3, bias: true, residual: false, what: "2-D with a bias" },
+  { x: [2, 9, 6], n: 11, bias: true, residual: true, what: "a batch with a bias and a residual" },
+  { x: [3, 5], n: 4, bias: false, residual: true, what: "a residual without a bias" },
+  { x: [7], n: 5, bias: true, residual: true, what: "a 1-D input" },
+  // rows of 64 floats: the texture variant copies x instead of packing it; N past one workgroup
+  { x: [2, 16, 64], n: 130, bias: true, residual: true, what: "copied rows, 130 outputs" },
+];
+
+for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
+  for (const c of cases) {
+    Deno.test(`linear() ${variant} matches the reference and finite differences for ${c.what}`, () => {
+      const K = c.x.at(-1)!;
+      const out = [...c.x.slice(0, -1), c.n];
+      const shapes = [c.x, [c.n, K]];
+      if (c.bias) shapes.push([c.n]);
+      if (c.residual) shapes.push(out);
+      return checkOp({
+        shapes,
+        gpu: (x, w, ...rest) =>
+          linear(x, w!, {
+            bias: c.bias ? rest[0]! : null,
+            residual: c.residual ? rest.at(-1)! : null,
+            variant,
+          }),
+        ref: (x, w, ...rest) =>
+          linearRef(x, w!, c.n, c.bias ? rest[0]! : null, c.residual ? rest.at(-1)! : null),
+        // f32 sums of up to 64 products of values in [-1, 1): rounding stays below 1e-5
+        atol: 1e-5,
+        rtol: 1e-4,
+      });
+    });
+  }
+}
+
+Deno.test("linear() names the mismatched operand", () => {
+  const x = tensor(new Float32Array(6), [2, 3]);
+  const w = tensor(new Float32Array(12), [4, 3]);
+  throws(() => linear(x, tensor(new Float32Array(8), [4, 2])), ShapeError);
+  throws(
+    () => linear(x, w, { bias: tensor(new Float32Array(3), [3]) }),
+    /bias \[3\] must be \[4\]/,
+  );
+  throws(
+    () => linear(x, w, { residual: tensor(new Float32Array(6), [2, 3]) }),
+    /residual \[2, 3\] f32 must match the output \[2, 4\] f32/,
+  );
+});
