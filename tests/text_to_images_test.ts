@@ -1,7 +1,7 @@
 // textToImages(): a batch of prompts, each with its own seed, sampled in one loop must give the
 // very images textToImage() makes one at a time (each row draws its noise from its own seed),
 // in request order, also when prompts of different encoded lengths split the batch.
-import { deepEqual, equal, notDeepEqual } from "node:assert/strict";
+import { deepEqual, equal, notDeepEqual, rejects } from "node:assert/strict";
 import { loadDiffusersFolder, saveDiffusersFolder } from "../src/nn/loaders_fs.ts";
 import { textToImage, textToImages } from "../src/cli/text_to_image.ts";
 import { tinyModels } from "./_sd_fixture.ts";
@@ -36,3 +36,21 @@ for (const sampler of ["euler_a", "dpmpp_2m"]) {
     notDeepEqual(batch[0]!.rgb, batch[3]!.rgb);
   });
 }
+
+Deno.test("textToImages() img2img: each request's own init image, as textToImage() with it", async () => {
+  const o = { steps: 4, cfg: 4, sampler: "euler_a", width: 16, height: 16, strength: 0.6 };
+  const inits = [11, 200].map((v) => ({
+    width: 16,
+    height: 16,
+    rgb: Uint8Array.from({ length: 16 * 16 * 3 }, (_, i) => (v + i * 7) % 256),
+  }));
+  const rows = inits.map((initImage, i) => ({ prompt: "a cat", seed: i, initImage }));
+  const batch = await textToImages(models, rows, o);
+  for (const [i, r] of rows.entries()) {
+    deepEqual(batch[i]!.rgb, (await textToImage(models, { ...o, ...r })).rgb, `image ${i}`);
+  }
+  await rejects(
+    () => textToImages(models, [rows[0]!, { prompt: "a dog", seed: 3 }], o),
+    /1 of the 2 images of this batch have an init image; give every image its own init image/,
+  );
+});

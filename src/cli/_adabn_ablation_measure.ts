@@ -12,7 +12,7 @@ import { featureStats, frechetDistance } from "../eval/frechet.ts";
 import { heldOutImageLoss } from "./_demo_measure.ts";
 import { reconstructionScores } from "./_eval_vae.ts";
 import { generateAndScore, scoreImages } from "./_generation_measures.ts";
-import { textToImage } from "./text_to_image.ts";
+import { textToImages } from "./text_to_image.ts";
 import type { DomainSet } from "./_adabn_ablation_domain.ts";
 
 /** A domain's held-out set with the classifier's features of its real images. */
@@ -75,6 +75,9 @@ export async function scoreDomain(
 }
 
 // images [side, side, 3] -> latents -> noised to `strength` -> denoised -> decoded [side, side, 3]
+/** img2img reconstructions sampled together (the images do not depend on it). */
+const RECONSTRUCTION_BATCH = 16;
+
 /**
  * img2img reconstructions: each held-out image encoded, noised to `strength` of the schedule,
  * denoised with its own caption as the prompt (noise seed i) and decoded.
@@ -84,22 +87,26 @@ async function reconstructions(
   set: DomainSet,
   s: MeasureSettings,
 ): Promise<Uint8Array[]> {
-  const out: Uint8Array[] = [];
-  for (const [i, c] of set.cases.entries()) {
-    const img = await textToImage(models, {
-      prompt: c.prompt,
-      initImage: { width: s.side, height: s.side, rgb: set.images[i]! },
+  const side = s.side, out: Uint8Array[] = [];
+  const rows = set.cases.map((c, i) => ({
+    prompt: c.prompt,
+    seed: c.seed,
+    initImage: { width: side, height: side, rgb: set.images[i]! },
+  }));
+  for (let i = 0; i < rows.length; i += RECONSTRUCTION_BATCH) {
+    const made = await textToImages(models, rows.slice(i, i + RECONSTRUCTION_BATCH), {
       strength: s.strength,
       steps: s.steps,
       cfg: s.cfg,
       sampler: s.sampler,
-      seed: c.seed,
-      width: s.side,
-      height: s.side,
+      width: side,
+      height: side,
       scheduler: s.scheduler,
     });
-    out.push(img.rgb);
-    s.onImage?.();
+    for (const img of made) {
+      out.push(img.rgb);
+      s.onImage?.();
+    }
   }
   return out;
 }

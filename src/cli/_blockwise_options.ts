@@ -12,7 +12,6 @@ import {
   listOption,
   type OptionTable,
   type OptionValues,
-  type UsageError,
 } from "./_args.ts";
 import {
   ADAPTER_TYPES,

@@ -81,6 +81,8 @@ export interface ImageRequest {
   prompt: string;
   /** Noise seed of this image (initial and ancestral noise). */
   seed: number;
+  /** img2img: this image's starting image (default: the options' `initImage`). */
+  initImage?: RgbImage;
 }
 
 /** The settings every image of a {@link textToImages} batch shares. */
@@ -116,7 +118,8 @@ export async function textToImage(
  * image equals the one {@link textToImage} makes from the same prompt and seed (every row of a
  * batch draws its noise from its own seed's stream), at a fraction of the cost on small models.
  * Prompts whose encodings differ in length (over 75 tokens) run as separate batches. The
- * options apply to every image; an init image is shared by all.
+ * options apply to every image; the options' init image is shared by all, unless a request
+ * brings its own (then every request must).
  *
  * @example
  * ```ts ignore
@@ -152,13 +155,23 @@ export async function textToImages(
       `The image size ${width}x${height} must be a positive multiple of ${f} for this model`,
     );
   }
-  const init = options.initImage, m = options.mask;
-  if (init && (init.width !== width || init.height !== height)) {
+  const own = requests.filter((r) => r.initImage).length;
+  if (own > 0 && own < requests.length) {
     throw new ArgumentError(
-      `The init image is ${init.width}x${init.height} but the output is ${width}x${height}; ` +
-        "resize the image or drop --width and --height",
+      `${own} of the ${requests.length} images of this batch have an init image; give every ` +
+        "image its own init image, or none and share the options' initImage",
     );
   }
+  const inits = requests.map((r) => r.initImage ?? options.initImage);
+  for (const init of inits) {
+    if (init && (init.width !== width || init.height !== height)) {
+      throw new ArgumentError(
+        `The init image is ${init.width}x${init.height} but the output is ${width}x${height}; ` +
+          "resize the image or drop --width and --height",
+      );
+    }
+  }
+  const init = inits[0], m = options.mask;
   if (m && (!init || m.width !== init.width || m.height !== init.height)) {
     throw new ArgumentError(
       `The mask is ${m.width}x${m.height}${
@@ -168,7 +181,9 @@ export async function textToImages(
   }
   const encoded: PromptEncoding[] = [];
   try {
-    for (const r of requests) encoded.push(await encodeRequest(models, tokenizer, r, options));
+    for (const [i, r] of requests.entries()) {
+      encoded.push({ ...await encodeRequest(models, tokenizer, r, options), init: inits[i] });
+    }
     const images: RgbImage[] = new Array(requests.length);
     for (const rows of sameLengthGroups(encoded)) {
       const out = await sampleRows(models, rows.map((i) => encoded[i]!), options, vaeFactor);
@@ -180,11 +195,12 @@ export async function textToImages(
   }
 }
 
-/** A request's encoded prompt pair, each `[1, L, D]`. */
+/** A request's encoded prompt pair, each `[1, L, D]`, its seed and init image. */
 interface PromptEncoding {
   cond: Tensor;
   uncond: Tensor;
   seed: number;
+  init?: RgbImage | undefined;
 }
 
 async function encodeRequest(
@@ -232,9 +248,10 @@ async function sampleRows(
   try {
     cond = B === 1 ? rows[0]!.cond : concat(rows.map((r) => r.cond), 0);
     uncond = B === 1 ? rows[0]!.uncond : concat(rows.map((r) => r.uncond), 0);
-    if (options.initImage) {
-      using one = encodeImage(models.vae, options.initImage);
-      initLatent = concat(new Array(B).fill(one), 0);
+    if (rows[0]!.init) {
+      const parts = rows.map((r) => encodeImage(models.vae, r.init!));
+      initLatent = concat(parts, 0);
+      parts.forEach((t) => t.dispose());
     }
     if (options.mask) mask = latentMask(options.mask, vaeFactor);
     latents = await sample(
