@@ -1,6 +1,9 @@
 import { equal, throws as assertThrows } from "node:assert/strict";
+import { dispatchCount } from "../src/ops/runtime.ts";
 import {
+  add,
   ArgumentError,
+  backward,
   batchNorm,
   batchNormRef,
   groupNorm,
@@ -8,7 +11,11 @@ import {
   layerNorm,
   layerNormRef,
   ones,
+  randn,
+  scope,
   ShapeError,
+  sum,
+  type Tensor,
   tensor,
   zeros,
 } from "../mod.ts";
@@ -89,6 +96,52 @@ for (const shape of layerCases) {
         rtol: 2e-4,
       }));
   }
+}
+
+// x feeds the norm and a residual: the norm's backward kernel adds the residual's gradient to dx
+// (the pending gradient it takes) instead of a separate add pass
+const residualNorms = {
+  groupNorm: {
+    shape: [2, 4, 3, 3],
+    C: 4,
+    gpu: (x: Tensor, w: Tensor, b: Tensor, variant: "workgroup" | "thread") =>
+      groupNorm(x, 2, w, b, EPS, { variant }),
+    ref: (x: Float64Array, w: Float64Array, b: Float64Array) =>
+      groupNormRef(x, [2, 4, 3, 3], 2, w, b, EPS),
+  },
+  layerNorm: {
+    shape: [3, 5, 8],
+    C: 8,
+    gpu: (x: Tensor, w: Tensor, b: Tensor, variant: "workgroup" | "thread") =>
+      layerNorm(x, w, b, EPS, { variant }),
+    ref: (x: Float64Array, w: Float64Array, b: Float64Array) => layerNormRef(x, 8, w, b, EPS),
+  },
+};
+for (const [name, c] of Object.entries(residualNorms)) {
+  for (const variant of variants) {
+    Deno.test(`${name}() ${variant} variant adds a residual's gradient to dx`, () =>
+      checkOp({
+        shapes: [c.shape, [c.C], [c.C]],
+        gpu: (x, w, b) => add(c.gpu(x, w!, b!, variant), x),
+        ref: (x, w, b) => c.ref(x, w!, b!).map((v, i) => v + x[i]!),
+        data: shifted,
+        atol: 2e-5,
+        rtol: 2e-4,
+      }));
+  }
+  Deno.test(`${name}() backward through a residual costs no more dispatches than without`, () => {
+    const count = (residual: boolean): number =>
+      scope(() => {
+        const x = randn(c.shape, { requiresGrad: true });
+        const y = c.gpu(x, ones([c.C]), zeros([c.C]), "thread");
+        const loss = sum(residual ? add(y, x) : y);
+        const before = dispatchCount();
+        backward(loss);
+        x.grad?.dispose();
+        return dispatchCount() - before;
+      });
+    equal(count(true), count(false));
+  });
 }
 
 Deno.test("layerNorm() matches the reference without weight and bias", () =>

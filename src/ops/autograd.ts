@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { GradNode, Tensor } from "./tensor.ts";
+import type { GradNode, PendingGrads, Tensor } from "./tensor.ts";
 import { scope, untrack } from "./scope.ts";
 import { fmtShape, ShapeError } from "./errors.ts";
 import { add } from "./binary.ts";
@@ -42,8 +42,15 @@ export function noGrad<T>(fn: () => T): T {
   return withMode(false, fn);
 }
 
-/** The gradient rule of one recorded op: output gradient and saved tensors in, input grads out. */
-export type BackwardRule = (dy: Tensor, saved: readonly Tensor[]) => (Tensor | null)[];
+/**
+ * The gradient rule of one recorded op: output gradient and saved tensors in, input grads out; a
+ * rule that can add an input's gradient so far into its own takes it from `pending`.
+ */
+export type BackwardRule = (
+  dy: Tensor,
+  saved: readonly Tensor[],
+  pending: PendingGrads,
+) => (Tensor | null)[];
 
 /**
  * Links `out` to `inputs` when any input requires a gradient. `saved` tensors are retained (as
@@ -66,13 +73,15 @@ export function record(
   const node: GradNode = {
     op,
     inputs,
-    backward: (dy) => rule(dy, kept),
+    backward: (dy, pending = NO_PENDING) => rule(dy, kept, pending),
     release: () => kept.forEach((t) => t.dispose()),
   };
   out.requiresGrad = true;
   out.node = node;
   return out;
 }
+
+const NO_PENDING: PendingGrads = { take: () => null };
 
 /** A new handle on the same storage, cut from the graph. */
 export function detach(t: Tensor): Tensor {
@@ -150,12 +159,31 @@ export function backward(root: Tensor, seed?: Tensor): void {
           t.grad = g;
           continue;
         }
-        const gs = inOp(node.op, () => scope(() => node.backward(dy)));
+        // gradients a rule took from `pending`: its own already include them
+        const taken = new Map<number, Tensor>();
+        const pending: PendingGrads = {
+          take: (i) => {
+            const inp = node.inputs[i];
+            const g = inp && !taken.has(i) ? grads.get(inp) : undefined;
+            if (!inp || !g) return null;
+            grads.delete(inp);
+            taken.set(i, g);
+            return g;
+          },
+        };
+        const gs = inOp(node.op, () => scope(() => node.backward(dy, pending)));
         dy.dispose();
         node.release();
         t.node = null;
         node.inputs.forEach((inp, i) => {
           const g = gs[i];
+          const had = taken.get(i);
+          if (had && !g) {
+            throw new Error(
+              `The gradient rule of ${node.op} took a pending gradient and returned none; this is a bug in that op`,
+            );
+          }
+          had?.dispose();
           if (!g) return;
           if (!inp.requiresGrad) return g.dispose();
           if (g.shape.join() !== inp.shape.join()) {
@@ -166,7 +194,7 @@ export function backward(root: Tensor, seed?: Tensor): void {
                 `shape ${fmtShape(inp.shape)}; this is a bug in that op`,
             );
           }
-          const acc = accumulate(grads.get(inp), g);
+          const acc = had ? g : accumulate(grads.get(inp), g);
           untrack(acc);
           grads.set(inp, acc);
         });

@@ -97,20 +97,24 @@ export function rowNorm(
     dispatch(k, res, [...geo, eps], grid);
   }
   const inputs = [x, weight, bias].filter((v): v is Tensor => v !== null);
-  const out = record(g.op, inputs, y, [x, mean, rstd, ...(weight ? [weight] : [])], (dy, s) => {
+  const saved = [x, mean, rstd, ...(weight ? [weight] : [])];
+  const out = record(g.op, inputs, y, saved, (dy, s, pending) => {
     const [sx, sm, sr, sw] = s as [Tensor, Tensor, Tensor, Tensor | undefined];
     const grads: (Tensor | null)[] = [];
     if (x.requiresGrad) {
       const dx = new Tensor(x.shape, t);
       if (dx.size > 0) {
+        // x's gradient from its other uses (a residual) is added in the same pass
+        const acc = pending.take(0);
         const hasW = sw !== undefined;
         const k = cachedKernel(
-          `row_norm_grad ${t} ${hasW} ${wg}`,
-          () => rowNormGradKernel(t, hasW, wg),
+          `row_norm_grad ${t} ${hasW} ${wg} ${acc !== null}`,
+          () => rowNormGradKernel(t, hasW, wg, acc !== null),
         );
         const res = [sx.binding, dy.binding];
         if (sw) res.push(sw.binding);
         res.push(sm.binding, sr.binding, dx.binding);
+        if (acc) res.push(acc.binding);
         dispatch(k, res, geo, grid);
       }
       grads.push(dx);

@@ -31,13 +31,27 @@ export class Storage {
 }
 
 /** An autograd node: the op that produced a tensor and how to push gradients to its inputs. */
+/**
+ * The gradients already accumulated for an op's inputs while the backward pass runs. `take(i)`
+ * hands input i's over (null when there is none yet): the op then returns the sum of it and its
+ * own gradient for input i (e.g. one kernel reads it while writing dx), which saves the pass that
+ * would add the two. The taken tensor is read-only and freed by the backward pass.
+ */
+export interface PendingGrads {
+  /** Input i's gradient so far, handed over to the op; null when there is none. */
+  take(i: number): Tensor | null;
+}
+
 export interface GradNode {
   /** Op name, for messages and debugging. */
   readonly op: string;
   /** The op's inputs (only their identity and `requiresGrad` are used in backward). */
   readonly inputs: readonly Tensor[];
-  /** Returns one gradient per input (null where none is needed), given the output gradient. */
-  backward(dy: Tensor): (Tensor | null)[];
+  /**
+   * Returns one gradient per input (null where none is needed), given the output gradient; an op
+   * may fold an input's gradient accumulated so far into its own (see `PendingGrads`).
+   */
+  backward(dy: Tensor, pending?: PendingGrads): (Tensor | null)[];
   /** Frees the tensors saved for backward. */
   release(): void;
 }

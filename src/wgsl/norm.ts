@@ -127,16 +127,23 @@ ${one ? "" : "if (lid.x == 0u) "}{ mean[row] = mu; rstd[row] = r; }`,
   });
 }
 
-// x, dy: [rows, L], w: [C], mean, rstd: [rows] -> dx: [rows, L]
+// x, dy: [rows, L], w: [C], mean, rstd: [rows], acc: [rows, L] -> dx: [rows, L]
 /**
  * Row normalization backward to x: `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`,
- * `g = dy * w` (`wg` = 1: one invocation per row).
+ * `g = dy * w` (`wg` = 1: one invocation per row); with `acc`, x's gradient accumulated so far
+ * is added to dx in the same pass.
  */
-export function rowNormGradKernel(t: StorageType, hasW: boolean, wg: number): BuiltKernel {
+export function rowNormGradKernel(
+  t: StorageType,
+  hasW: boolean,
+  wg: number,
+  acc = false,
+): BuiltKernel {
   const one = wg === 1;
   const bindings: BindingSpec[] = [{ name: "x", type: t }, { name: "dy", type: t }];
   if (hasW) bindings.push({ name: "w", type: t });
   bindings.push({ name: "mean" }, { name: "rstd" }, { name: "dx", type: t, write: true });
+  if (acc) bindings.push({ name: "acc", type: t });
   return buildKernel({
     name: one ? "row_norm_grad_thread" : "row_norm_grad",
     bindings,
@@ -155,7 +162,7 @@ let m = ${total(wg, "acc")} / f32(P.L);
 ${overRow(wg)} {
   let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};
   let xh = (ld_x(base + j) - mu) * r;
-  st_dx(base + j, r * (g - m.x - xh * m.y));
+  st_dx(base + j, r * (g - m.x - xh * m.y)${acc ? " + ld_acc(base + j)" : ""});
 }`,
   });
 }
