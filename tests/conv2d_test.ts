@@ -1,5 +1,17 @@
-import { throws } from "node:assert/strict";
-import { conv2d, conv2dRef, type MatmulVariant, ShapeError, tensor } from "../mod.ts";
+import { equal, throws } from "node:assert/strict";
+import {
+  add,
+  backward,
+  conv2d,
+  conv2dRef,
+  dispatchCount,
+  type MatmulVariant,
+  randn,
+  scope,
+  ShapeError,
+  sum,
+  tensor,
+} from "../mod.ts";
 import { checkOp } from "./_helpers.ts";
 
 type Case = { x: number[]; w: number[]; stride: number; pad: number; bias: boolean; what: string };
@@ -99,4 +111,41 @@ Deno.test("conv2d() names a residual that does not match the output", () => {
     () => conv2d(x, w, null, { residual: tensor(new Float32Array(2 * 4 * 16), [2, 4, 4, 4]) }),
     /residual \[2, 4, 4, 4\] f32 must match the output \[2, 4, 2, 2\] f32/,
   );
+});
+
+// x feeds two convolutions: the second one's input-gradient product accumulates onto the first
+// one's gradient (the transposed convolution for 3x3 stride 1, the product for 1x1)
+for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
+  for (const c of residualCases) {
+    Deno.test(`conv2d() ${variant} adds x's gradient from another use for ${c.what}`, () =>
+      checkOp({
+        shapes: [c.x, c.w, c.w],
+        gpu: (x, w1, w2) =>
+          add(
+            conv2d(x, w1!, null, { padding: c.pad, variant }),
+            conv2d(x, w2!, null, { padding: c.pad, variant }),
+          ),
+        ref: (x, w1, w2) => {
+          const b = conv2dRef(x, c.x, w2!, c.w, null, 1, c.pad);
+          return conv2dRef(x, c.x, w1!, c.w, null, 1, c.pad).map((v, i) => v + b[i]!);
+        },
+        // f32 sums of up to 27 products of values in [-1, 1), twice
+        atol: 1e-5,
+        rtol: 1e-4,
+      }));
+  }
+}
+
+Deno.test("conv2d() backward of x used twice costs no more dispatches than two inputs", () => {
+  const count = (shared: boolean): number =>
+    scope(() => {
+      const x = randn([2, 3, 5, 6], { requiresGrad: true });
+      const x2 = shared ? x : randn([2, 3, 5, 6], { requiresGrad: true });
+      const w = () => randn([4, 3, 3, 3]);
+      const y = add(conv2d(x, w(), null, { padding: 1 }), conv2d(x2, w(), null, { padding: 1 }));
+      const before = dispatchCount();
+      backward(sum(y));
+      return dispatchCount() - before;
+    });
+  equal(count(true), count(false));
 });

@@ -1,5 +1,17 @@
-import { throws } from "node:assert/strict";
-import { linear, linearRef, type MatmulVariant, ShapeError, tensor } from "../mod.ts";
+import { equal, throws } from "node:assert/strict";
+import {
+  add,
+  backward,
+  dispatchCount,
+  linear,
+  linearRef,
+  type MatmulVariant,
+  randn,
+  scope,
+  ShapeError,
+  sum,
+  tensor,
+} from "../mod.ts";
 import { checkOp } from "./_helpers.ts";
 
 type Case = { x: number[]; n: number; bias: boolean; residual: boolean; what: string };
@@ -50,4 +62,31 @@ Deno.test("linear() names the mismatched operand", () => {
     () => linear(x, w, { residual: tensor(new Float32Array(6), [2, 3]) }),
     /residual \[2, 3\] f32 must match the output \[2, 4\] f32/,
   );
+});
+
+// x feeds two products (attention's q, k and v share an input): the second one's dx product
+// accumulates onto the first one's gradient instead of a separate add pass
+for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
+  Deno.test(`linear() ${variant} adds x's gradient from another use into dx`, () =>
+    checkOp({
+      shapes: [[2, 6, 5], [4, 5], [4, 5]],
+      gpu: (x, w1, w2) => add(linear(x, w1!, { variant }), linear(x, w2!, { variant })),
+      ref: (x, w1, w2) => linearRef(x, w1!, 4).map((v, i) => v + linearRef(x, w2!, 4)[i]!),
+      // f32 sums of 5 products of values in [-1, 1), twice
+      atol: 1e-5,
+      rtol: 1e-4,
+    }));
+}
+
+Deno.test("linear() backward of x used twice costs no more dispatches than two inputs", () => {
+  const count = (shared: boolean): number =>
+    scope(() => {
+      const x = randn([2, 6, 5], { requiresGrad: true });
+      const x2 = shared ? x : randn([2, 6, 5], { requiresGrad: true });
+      const loss = sum(add(linear(x, randn([4, 5])), linear(x2, randn([4, 5]))));
+      const before = dispatchCount();
+      backward(loss);
+      return dispatchCount() - before;
+    });
+  equal(count(true), count(false));
 });

@@ -1,11 +1,11 @@
 import { equal, throws as assertThrows } from "node:assert/strict";
-import { dispatchCount } from "../src/ops/runtime.ts";
 import {
   add,
   ArgumentError,
   backward,
   batchNorm,
   batchNormRef,
+  dispatchCount,
   groupNorm,
   groupNormRef,
   layerNorm,

@@ -160,12 +160,20 @@ function forward(
   return y;
 }
 
-// dy: [B, Cout, Ho, Wo], weight: [Cout, Cin, k, k] -> dx: [B, Cin, H * W] (stride 1)
-function transposedConv(dy: Tensor, weight: Tensor, g: Geometry, variant: MatmulVariant): Tensor {
+// dy: [B, Cout, Ho, Wo], weight: [Cout, Cin, k, k], acc: [B, Cin, H * W] -> dx: [B, Cin, H * W]
+// (stride 1; acc, x's gradient so far, is added in the product)
+function transposedConv(
+  dy: Tensor,
+  weight: Tensor,
+  g: Geometry,
+  variant: MatmulVariant,
+  acc: Tensor | null,
+): Tensor {
   const wf = flippedWeight(weight);
   const wf2 = wf.view([g.C, wf.size / g.C]);
   const pad = g.kh - 1 - g.pad;
-  const dx = forward(dy, wf2, null, geometry(dy.shape, wf.shape, 1, pad), false, variant);
+  const gt = geometry(dy.shape, wf.shape, 1, pad);
+  const dx = forward(dy, wf2, null, gt, false, variant, acc);
   wf.dispose();
   wf2.dispose();
   return dx;
@@ -216,15 +224,20 @@ export function conv2d(
   const y = y3.view([g.B, Cout, g.Ho, g.Wo]);
   y3.dispose();
   const inputs = [x, weight, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
-  return record("conv2d", inputs, y, [x, weight], (dy, [sx, sw]) => {
+  return record("conv2d", inputs, y, [x, weight], (dy, [sx, sw], pending) => {
     const dy3 = dy.view([g.B, Cout, P2]);
     const w = sw!.view([Cout, K]);
     let dx: Tensor | null = null, dw: Tensor | null = null;
     if (x.requiresGrad) {
-      if (!direct && transposedConvFits(g, Cout, variant)) {
-        dx = transposedConv(dy, sw!, g, variant).view(x.shape);
+      const transposed = !direct && transposedConvFits(g, Cout, variant);
+      // x's gradient from its other uses goes into the product (copied, then accumulated onto)
+      const acc = (transposed || direct) && x.dtype === dtype ? pending.take(0) : null;
+      const acc3 = acc?.view([g.B, g.C, g.H * g.W]) ?? null;
+      if (transposed) {
+        dx = transposedConv(dy, sw!, g, variant, acc3).view(x.shape);
       } else {
-        const dcols = matmulRaw(w, dy3, { transA: true, variant });
+        const c = acc3 ? { c: acc3 } : {};
+        const dcols = matmulRaw(w, dy3, { transA: true, variant, ...c });
         dx = direct ? dcols.view(x.shape) : col2imRaw(dcols, g);
       }
     }

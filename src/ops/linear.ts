@@ -45,8 +45,8 @@ function check(x: Tensor, weight: Tensor, o: LinearOpOptions): number[] {
 /**
  * `y = x W^T + bias + residual` in one product: the bias is added by the matmul's epilogue and
  * the residual is copied into the output before the product accumulates onto it (`beta = 1`), so
- * neither costs an element-wise pass. Gradients: `dx = dy W`, `dW = dy^T x`, `dbias` the sum of
- * dy's rows, `dresidual = dy`.
+ * neither costs an element-wise pass. Gradients: `dx = dy W` (accumulated onto x's gradient from
+ * its other uses in the same way), `dW = dy^T x`, `dbias` the sum of dy's rows, `dresidual = dy`.
  *
  * @example
  * ```ts
@@ -76,10 +76,13 @@ export function linear(x: Tensor, weight: Tensor, options: LinearOpOptions = {})
   const y = y2.view(shape);
   for (const t of [x2, r2, y2]) t?.dispose();
   const inputs = [x, weight, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
-  return record("linear", inputs, y, [x, weight], (dy, [sx, sw]) => {
+  return record("linear", inputs, y, [x, weight], (dy, [sx, sw], pending) => {
     const dy2 = dy.view([rows, N]);
+    // x's gradient from its other uses (q, k and v share an input) goes into dx's product
+    const acc = x.requiresGrad && x.dtype === y.dtype ? pending.take(0) : null;
+    const c = acc ? { c: acc.view([rows, K]) } : {};
     const grads: (Tensor | null)[] = [
-      x.requiresGrad ? matmulRaw(dy2, sw!, { variant }).view(x.shape) : null,
+      x.requiresGrad ? matmulRaw(dy2, sw!, { variant, ...c }).view(x.shape) : null,
       weight.requiresGrad ? matmulRaw(dy2, sx!.view([rows, K]), { transA: true, variant }) : null,
     ];
     if (bias) grads.push(bias.requiresGrad ? sumTo(dy2, [N]) : null);
