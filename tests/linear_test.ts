@@ -20,6 +20,8 @@ const cases: Case[] = [
   { x: [2, 9, 6], n: 11, bias: true, residual: true, what: "a batch with a bias and a residual" },
   { x: [3, 5], n: 4, bias: false, residual: true, what: "a residual without a bias" },
   { x: [7], n: 5, bias: true, residual: true, what: "a 1-D input" },
+  // N % 4 == 0: the texture kernel stores whole vec4s, the bias read per column
+  { x: [3, 8], n: 8, bias: true, residual: true, what: "vec4 output rows" },
   // rows of 64 floats: the texture variant copies x instead of packing it; N past one workgroup
   { x: [2, 16, 64], n: 130, bias: true, residual: true, what: "copied rows, 130 outputs" },
 ];

@@ -146,8 +146,10 @@ export function runTextureMatmul(
   const chunk = Math.max(1, Math.floor(max / Math.max(p.K, aK ? p.M : 0)));
   const [wA, wB] = textureWidths(p.M, p.N, p.K, aK);
   const { outs, types } = epilogueOutputs(c, bias, p.biasN);
-  const key = `matmul texture ${epilogueKey(types)} ${aK}`;
-  const mk = cachedKernel(key, () => textureMatmulKernel(types, aK));
+  // whole vec4 rows of an f32 C: 16-byte stores
+  const vec4 = types.c === "f32" && p.N % 4 === 0;
+  const key = `matmul texture ${epilogueKey(types)} ${aK} ${vec4}`;
+  const mk = cachedKernel(key, () => textureMatmulKernel(types, aK, vec4));
   for (let b0 = 0; b0 < p.B; b0 += chunk) {
     const nb = Math.min(chunk, p.B - b0);
     const at = p.aShared ? packers.a(0, 1, wA) : packers.a(b0, nb, wA);

@@ -34,8 +34,21 @@ function epilogue(t: MatmulTypes): string {
 }`;
 }
 
-function outBindings(t: MatmulTypes): BindingSpec[] {
-  const c: BindingSpec = { name: "c", type: t.c, write: true };
+// c[i4] (4 floats from column n) = alpha * acc (+ bias) + beta * c[i4], on a vec4<f32> C
+function epilogue4(t: MatmulTypes): string {
+  const add = !t.bias
+    ? ""
+    : t.biasN
+    ? " + vec4<f32>(ld_bias(n), ld_bias(n + 1u), ld_bias(n + 2u), ld_bias(n + 3u))"
+    : " + ld_bias(m)";
+  return `fn out4_(i4: u32, m: u32, n: u32, acc: vec4<f32>) {
+  let v = P.alpha * acc${add};
+  if (P.beta == 0.0) { c[i4] = v; } else { c[i4] = v + P.beta * c[i4]; }
+}`;
+}
+
+function outBindings(t: MatmulTypes, vec4 = false): BindingSpec[] {
+  const c: BindingSpec = { name: "c", type: vec4 ? "vec4<f32>" : t.c, write: true };
   return t.bias ? [c, { name: "bias", type: t.bias }] : [c];
 }
 
@@ -141,12 +154,14 @@ function simpleLoop(): string[] {
 // bt: texels (j / 4, b * K + k) of op(B) -> c: [B, M, N]
 /**
  * The outer-product kernel over packed operands; one invocation computes 16 x 8 of C, and the
- * epilogue optionally adds a bias per row or per column. `aK` takes op(A) k-major, the layout of a row-major
+ * epilogue optionally adds a bias per row or per column; `vec4` (an f32 C with N % 4 == 0) stores
+ * 16 bytes at a time instead of one float. `aK` takes op(A) k-major, the layout of a row-major
  * operand, so that packing it is a copy; it steps 4 k at a time (the same 24 texel loads per 512
  * multiply-adds as 4 steps of the other loop). (op(B) k-major measured slower: 11-30 ms against
  * 7-18 ms for Linear-sized products, so B always runs along n.)
  */
-export function textureMatmulKernel(t: MatmulTypes, aK = false): BuiltKernel {
+export function textureMatmulKernel(t: MatmulTypes, aK = false, vec4 = false): BuiltKernel {
+  if (vec4 && t.c !== "f32") throw new Error("The vec4 matmul epilogue needs an f32 output");
   const lines: string[] = [];
   for (let r = 0; r < TEX_ROWS; r++) {
     lines.push(`var acc${r}_0 = vec4<f32>(); var acc${r}_1 = vec4<f32>();`);
@@ -155,22 +170,33 @@ export function textureMatmulKernel(t: MatmulTypes, aK = false): BuiltKernel {
   lines.push("let col = c4 * 4u; let out = (P.b0 + wid.z) * P.M * P.N;");
   for (let r = 0; r < TEX_ROWS; r++) {
     lines.push(`{ let m = r4 * 4u + ${r}u; if (m < P.M) { let o = out + m * P.N;`);
-    for (let c = 0; c < TEX_COLS; c++) {
-      lines.push(
-        `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, col + ${c}u, acc${r}_${c >> 2}.${
-          SW[c & 3]
-        }); }`,
-      );
+    if (vec4) {
+      // N % 4 == 0: each row's 8 columns are two whole vec4s (16-byte stores)
+      for (let h = 0; h < 2; h++) {
+        lines.push(
+          `  if (col + ${4 * h}u < P.N) { out4_((o + col) / 4u + ${h}u, m, col + ${
+            4 * h
+          }u, acc${r}_${h}); }`,
+        );
+      }
+    } else {
+      for (let c = 0; c < TEX_COLS; c++) {
+        lines.push(
+          `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, col + ${c}u, acc${r}_${c >> 2}.${
+            SW[c & 3]
+          }); }`,
+        );
+      }
     }
     lines.push("}");
     lines.push("}");
   }
   return buildKernel({
-    name: aK ? "matmul_texture_ak" : "matmul_texture",
+    name: `${aK ? "matmul_texture_ak" : "matmul_texture"}${vec4 ? "_vec4" : ""}`,
     bindings: [
       { name: "at", kind: "texture_read" },
       { name: "bt", kind: "texture_read" },
-      ...outBindings(t),
+      ...outBindings(t, vec4),
     ],
     // aBatch 0: one A shared by every batch (a weight), packed once
     params: [
@@ -183,7 +209,7 @@ export function textureMatmulKernel(t: MatmulTypes, aK = false): BuiltKernel {
       ["aBatch", "u32"],
     ],
     workgroup: [TEX_GROUP],
-    prelude: epilogue(t),
+    prelude: vec4 ? epilogue4(t) : epilogue(t),
     body: `let c4 = gid.x * 2u;
 let r4 = gid.y * 4u;
 ${lines.join("\n")}`,
