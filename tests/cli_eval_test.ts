@@ -100,6 +100,17 @@ Deno.test("mod.ts eval: bad numbers exit 2, a missing model exits 1, one error l
     ok(oneErrorLine(r).includes(part), r.stderr);
     ok(r.stderr.includes("mod.ts eval --help"), r.stderr);
   }
+  // an ablation's usage errors point at the ablation's own help, which lists its options
+  const ablationCases: [string[], string][] = [
+    [["--bogus"], 'no option "--bogus"'],
+    [["--steps", "0"], "--steps"],
+  ];
+  for (const [args, part] of ablationCases) {
+    const r = await runCli(["eval", "--ablation", "blockwise", ...args]);
+    equal(r.code, 2, r.stderr);
+    ok(oneErrorLine(r).includes(part), r.stderr);
+    ok(r.stderr.includes('Run "deno run -A mod.ts eval --ablation blockwise --help"'), r.stderr);
+  }
   const missing = await runCli(["eval", "--model", "/nonexistent/mini_sd", "--n", "2"]);
   equal(missing.code, 1, missing.stderr);
   ok(oneErrorLine(missing).includes("/nonexistent/mini_sd"), missing.stderr);

@@ -10,7 +10,15 @@ import { DenoiseError } from "../ops/errors.ts";
 import { quote } from "../nn/_untrusted.ts";
 
 /** The command line does not fit the command: exit code 2, with the command's help hint. */
-export class UsageError extends DenoiseError {}
+export class UsageError extends DenoiseError {
+  /** The command whose help the hint names, when it is more than the first word (a sub-mode). */
+  readonly command: string | undefined;
+  /** Creates the error; `command` (e.g. `eval --ablation adabn`) overrides the hint's command. */
+  constructor(message: string, command?: string) {
+    super(message);
+    this.command = command;
+  }
+}
 
 /** One option of a command. */
 export interface OptionSpec {

@@ -128,7 +128,12 @@ function runAblation(name: string, args: string[]): Promise<number> {
         `${Object.keys(ABLATIONS).join(" or ")}`,
     );
   }
-  return run(args);
+  return run(args).catch((e) => {
+    // its errors hint at the ablation's own help, which lists its options
+    throw e instanceof UsageError && !e.command
+      ? new UsageError(e.message, `eval --ablation ${name}`)
+      : e;
+  });
 }
 
 /**

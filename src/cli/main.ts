@@ -89,7 +89,7 @@ function report(e: unknown, command: string | undefined, debug: boolean): number
   const err = e instanceof Error ? e : new Error(String(e));
   const line = escapeControls(err.message.split("\n")[0] ?? "");
   if (err instanceof UsageError) {
-    console.error(`error: ${line}\n${hint(command)}`);
+    console.error(`error: ${line}\n${hint(err.command ?? command)}`);
     return 2;
   }
   if (err instanceof DenoiseError) console.error(`error: ${line}`);
