@@ -8,6 +8,8 @@ const cases: [number, number, number, number, number, number][] = [
   [2, 64, 64, 32, 1, 1],
   [2, 64, 64, 32, 3, 2],
   [2, 320, 320, 32, 3, 1],
+  // 16 positions per sample: the texture variant folds the batch into one product's columns
+  [16, 128, 128, 4, 3, 1],
 ];
 for (const [B, Ci, Co, H, k, s] of cases) {
   const Ho = Math.floor((H + 2 * (k >> 1) - k) / s) + 1;

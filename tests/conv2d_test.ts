@@ -50,6 +50,9 @@ const cases: Case[] = [
     what: "batch past a texture",
   },
   { x: [2, 3, 5, 6], w: [7, 3, 1, 1], stride: 2, pad: 0, bias: false, what: "1x1 stride 2" },
+  // under 64 output positions per sample: the texture variant folds the batch into one product
+  // (columns b * 16 + p), forward and the transposed convolution of dx
+  { x: [3, 8, 4, 4], w: [6, 8, 3, 3], stride: 1, pad: 1, bias: true, what: "4x4, batch folded" },
   // 64 output positions: the weight gradient copies dy's rows (256 bytes) side by side
   { x: [2, 3, 8, 8], w: [5, 3, 3, 3], stride: 1, pad: 1, bias: true, what: "8x8, dy rows copied" },
 ];
@@ -85,6 +88,7 @@ type ResidualCase = { x: number[]; w: number[]; pad: number; what: string };
 const residualCases: ResidualCase[] = [
   { x: [2, 3, 5, 6], w: [4, 3, 3, 3], pad: 1, what: "3x3 (im2col texture on the texture variant)" },
   { x: [2, 5, 4, 3], w: [3, 5, 1, 1], pad: 0, what: "1x1 (no im2col)" },
+  { x: [3, 5, 4, 4], w: [4, 5, 3, 3], pad: 1, what: "4x4 (batch folded on the texture variant)" },
 ];
 
 for (const variant of ["texture", "tiled"] as MatmulVariant[]) {

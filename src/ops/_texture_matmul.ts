@@ -117,6 +117,11 @@ export interface TextureProduct {
   aShared?: boolean;
   /** Whether the bias is per column of C (`bias[n]`) instead of per row. */
   biasN?: boolean;
+  /**
+   * Columns per batch when a batch is folded into N (B is then 1): column n = b * nblk + p is
+   * written to c[b, m, p] (default 0: no fold).
+   */
+  nblk?: number;
 }
 
 /**
@@ -147,9 +152,10 @@ export function runTextureMatmul(
   const [wA, wB] = textureWidths(p.M, p.N, p.K, aK);
   const { outs, types } = epilogueOutputs(c, bias, p.biasN);
   // whole vec4 rows of an f32 C: 16-byte stores
-  const vec4 = types.c === "f32" && p.N % 4 === 0;
-  const key = `matmul texture ${epilogueKey(types)} ${aK} ${vec4}`;
-  const mk = cachedKernel(key, () => textureMatmulKernel(types, aK, vec4));
+  const nblk = p.nblk ?? 0, fold = nblk > 0;
+  const vec4 = types.c === "f32" && p.N % 4 === 0 && nblk % 4 === 0;
+  const key = `matmul texture ${epilogueKey(types)} ${aK} ${vec4} ${fold}`;
+  const mk = cachedKernel(key, () => textureMatmulKernel(types, aK, vec4, fold));
   for (let b0 = 0; b0 < p.B; b0 += chunk) {
     const nb = Math.min(chunk, p.B - b0);
     const at = p.aShared ? packers.a(0, 1, wA) : packers.a(b0, nb, wA);
@@ -165,6 +171,7 @@ export function runTextureMatmul(
         p.alpha,
         p.beta,
         p.aShared ? 0 : 1,
+        ...(fold ? [nblk] : []),
       ],
       [Math.ceil(p.N / (TEX_COLS * TEX_GROUP)), Math.ceil(p.M / TEX_ROWS), nb],
       2 * p.M * p.N * p.K * nb,

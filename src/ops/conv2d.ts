@@ -108,14 +108,22 @@ function geometry(
   return { B, C, H, W, kh, kw, stride, pad, Ho, Wo };
 }
 
-function im2colPack(x: Tensor, g: Geometry, width: number, b0: number, nb: number): GPUTexture {
+// fold: the nb batches side by side along the texture's rows (row kernel only)
+function im2colPack(
+  x: Tensor,
+  g: Geometry,
+  width: number,
+  b0: number,
+  nb: number,
+  fold = false,
+): GPUTexture {
   const K = g.C * g.kh * g.kw;
-  const tex = packTarget(width, K, nb);
+  const tex = packTarget(width, K, fold ? 1 : nb);
   const params = [...geometryParams(g, 0), width, nb, b0];
   if (x.dtype === "f32" && im2colPackRowFits(g)) {
     const k = cachedKernel(
-      `im2col pack row ${g.kw} ${g.pad}`,
-      () => im2colPackRowKernel(g.kw, g.pad),
+      `im2col pack row ${g.kw} ${g.pad} ${fold}`,
+      () => im2colPackRowKernel(g.kw, g.pad, fold),
     );
     const groups = [Math.ceil(g.Ho * g.Wo / 32), Math.ceil(g.C * g.kh * nb / 8)] as const;
     dispatch(k, [x.binding, tex], params, groups);
@@ -138,6 +146,18 @@ function forward(
   residual: Tensor | null = null,
 ): Tensor {
   const Cout = w2.shape[0]!, K = w2.shape[1]!, P2 = g.Ho * g.Wo;
+  if (!direct && foldsBatch(x, g, Cout, K, variant)) {
+    // outputs narrower than a workgroup's 64 columns (4x4 maps): one product over N = B Ho Wo
+    // instead of B products whose padded columns idle 3/4 of the kernel's lanes
+    const y = residual ? copy(residual) : new Tensor([g.B, Cout, P2], productDType(x, w2));
+    const beta = residual ? 1 : 0;
+    const p = { M: Cout, N: g.B * P2, K, B: 1, alpha: 1, beta, aShared: true, nblk: P2 };
+    runTextureMatmul(y, bias, p, {
+      a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
+      b: (_b0, _nb, w) => im2colPack(x, g, w, 0, g.B, true),
+    }, true);
+    return y;
+  }
   if (!direct && textureVariant(Cout, P2, K, variant, true)) {
     // software adapters: im2col goes straight into the matmul's operand texture; the weight,
     // shared by the batch, is packed once k-major (a copy for f32 rows of whole 256 bytes)
@@ -158,6 +178,22 @@ function forward(
   });
   cols.dispose();
   return y;
+}
+
+/**
+ * Whether the texture convolution folds the batch into the product's columns: f32 row-kernel
+ * im2col (stride 1, vec4 rows) with fewer than 64 output positions per sample.
+ */
+function foldsBatch(
+  x: Tensor,
+  g: Geometry,
+  Cout: number,
+  K: number,
+  variant: MatmulVariant,
+): boolean {
+  const P2 = g.Ho * g.Wo;
+  return x.dtype === "f32" && im2colPackRowFits(g) && P2 < 64 && g.B > 1 &&
+    textureVariant(Cout, g.B * P2, K, variant, true);
 }
 
 // dy: [B, Cout, Ho, Wo], weight: [Cout, Cin, k, k], acc: [B, Cin, H * W] -> dx: [B, Cin, H * W]

@@ -140,14 +140,16 @@ export function im2colPackRowFits(
 }
 
 // x: [B, C, H, W] as vec4s along W -> tex texels (p / 4, (b - b0) * C*kh*kw + (c*kh + ki)*kw + kj)
+//   (fold: texels (((b - b0) * Ho*Wo + p) / 4, (c*kh + ki)*kw + kj))
 /**
  * The same texture as `im2colPackKernel`, for stride-1 convolutions whose rows are whole vec4s:
  * one invocation loads the few aligned vec4s of x that cover output positions 4t .. 4t + 3 for
  * every kj, then stores `kw` texels. Loads are 16 bytes and shared by the kw texels, about 4 kw
  * times fewer than one load per element (storage loads are the slow part on software adapters).
- * `kw` and `pad` are compiled in, so every lane select is static.
+ * `kw` and `pad` are compiled in, so every lane select is static. `fold` lays the batches side
+ * by side along the texture's rows (one product over N = B Ho Wo for narrow outputs).
  */
-export function im2colPackRowKernel(kw: number, pad: number): BuiltKernel {
+export function im2colPackRowKernel(kw: number, pad: number, fold = false): BuiltKernel {
   const lead = Math.ceil(pad / 4); // whole vec4s left of the output quad
   const nt = Math.floor((4 * lead - pad + kw + 2) / 4) + 1; // vec4s covering every kj
   const lines: string[] = [];
@@ -161,10 +163,13 @@ if (rowOk && t${j} >= 0 && t${j} < i32(W4)) { v${j} = x[rowBase + u32(t${j})]; }
       const q = 4 * lead - pad + kj + e;
       return `v${q >> 2}.${sw[q & 3]}`;
     });
-    lines.push(`textureStore(tex, vec2<u32>(tx, y0 + ${kj}u), vec4<f32>(${lanes.join(", ")}));`);
+    lines.push(`textureStore(tex, vec2<u32>(x0, y0 + ${kj}u), vec4<f32>(${lanes.join(", ")}));`);
   }
+  // folded: batch b's positions continue along the texture's row instead of below it
+  const x0 = fold ? "(r / rows) * (P.Ho * P.Wo / 4u) + tx" : "tx";
+  const y0 = fold ? `ck * ${kw}u` : `(r / rows) * rows * ${kw}u + ck * ${kw}u`;
   return buildKernel({
-    name: `im2col_pack_row k${kw} p${pad}`,
+    name: `im2col_pack_row k${kw} p${pad}${fold ? " fold" : ""}`,
     bindings: [{ name: "x", type: "vec4<f32>" }, { name: "tex", kind: "texture_write" }],
     params: [...CONV_PARAMS, ["width", "u32"], ["nb", "u32"], ["b0", "u32"]],
     workgroup: [8, 8],
@@ -174,7 +179,7 @@ let b = P.b0 + r / rows; let ck = r % rows; let c = ck / P.kh; let ki = ck % P.k
 let p0 = tx * 4u; let oh = p0 / P.Wo; let q0 = (p0 % P.Wo) / 4u; let W4 = P.W / 4u;
 let h = i32(oh + ki) - P.pad; let rowOk = h >= 0 && h < i32(P.H);
 let rowBase = ((b * P.C + c) * P.H + u32(max(h, 0))) * W4;
-let y0 = (r / rows) * rows * ${kw}u + ck * ${kw}u;
+let x0 = ${x0}; let y0 = ${y0};
 ${lines.join("\n")}`,
   });
 }

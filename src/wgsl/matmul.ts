@@ -155,12 +155,18 @@ function simpleLoop(): string[] {
 /**
  * The outer-product kernel over packed operands; one invocation computes 16 x 8 of C, and the
  * epilogue optionally adds a bias per row or per column; `vec4` (an f32 C with N % 4 == 0) stores
- * 16 bytes at a time instead of one float. `aK` takes op(A) k-major, the layout of a row-major
+ * 16 bytes at a time instead of one float; `fold` writes a product whose columns are batches of
+ * `nblk` (a convolution's batch folded into N) to C [B, M, nblk]. `aK` takes op(A) k-major, the layout of a row-major
  * operand, so that packing it is a copy; it steps 4 k at a time (the same 24 texel loads per 512
  * multiply-adds as 4 steps of the other loop). (op(B) k-major measured slower: 11-30 ms against
  * 7-18 ms for Linear-sized products, so B always runs along n.)
  */
-export function textureMatmulKernel(t: MatmulTypes, aK = false, vec4 = false): BuiltKernel {
+export function textureMatmulKernel(
+  t: MatmulTypes,
+  aK = false,
+  vec4 = false,
+  fold = false,
+): BuiltKernel {
   if (vec4 && t.c !== "f32") throw new Error("The vec4 matmul epilogue needs an f32 output");
   const lines: string[] = [];
   for (let r = 0; r < TEX_ROWS; r++) {
@@ -168,23 +174,22 @@ export function textureMatmulKernel(t: MatmulTypes, aK = false, vec4 = false): B
   }
   lines.push(...(aK ? chunkedLoop() : simpleLoop()));
   lines.push("let col = c4 * 4u; let out = (P.b0 + wid.z) * P.M * P.N;");
+  // C's element (m, n): row-major, or with `fold` column n = b * nblk + p of batch b's [M, nblk]
+  const at = (m: string, n: string) =>
+    fold ? `(${n} / P.nblk) * P.M * P.nblk + ${m} * P.nblk + ${n} % P.nblk` : `o + ${n}`;
   for (let r = 0; r < TEX_ROWS; r++) {
     lines.push(`{ let m = r4 * 4u + ${r}u; if (m < P.M) { let o = out + m * P.N;`);
     if (vec4) {
-      // N % 4 == 0: each row's 8 columns are two whole vec4s (16-byte stores)
+      // N % 4 == 0 (and nblk % 4 == 0): each row's 8 columns are two whole vec4s
       for (let h = 0; h < 2; h++) {
-        lines.push(
-          `  if (col + ${4 * h}u < P.N) { out4_((o + col) / 4u + ${h}u, m, col + ${
-            4 * h
-          }u, acc${r}_${h}); }`,
-        );
+        const n = `(col + ${4 * h}u)`;
+        lines.push(`  if (${n} < P.N) { out4_((${at("m", n)}) / 4u, m, ${n}, acc${r}_${h}); }`);
       }
     } else {
       for (let c = 0; c < TEX_COLS; c++) {
+        const n = `(col + ${c}u)`;
         lines.push(
-          `  if (col + ${c}u < P.N) { out_(o + col + ${c}u, m, col + ${c}u, acc${r}_${c >> 2}.${
-            SW[c & 3]
-          }); }`,
+          `  if (${n} < P.N) { out_(${at("m", n)}, m, ${n}, acc${r}_${c >> 2}.${SW[c & 3]}); }`,
         );
       }
     }
@@ -207,6 +212,7 @@ export function textureMatmulKernel(t: MatmulTypes, aK = false, vec4 = false): B
       ["alpha", "f32"],
       ["beta", "f32"],
       ["aBatch", "u32"],
+      ...(fold ? [["nblk", "u32"] as [string, "u32"]] : []),
     ],
     workgroup: [TEX_GROUP],
     prelude: vec4 ? epilogue4(t) : epilogue(t),
