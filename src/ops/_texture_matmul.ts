@@ -20,11 +20,23 @@ import { cachedPack, releasePack } from "./pack_cache.ts";
 /** Which kernel runs a matmul: `auto` picks `texture` on software adapters, else `tiled`. */
 export type MatmulVariant = "auto" | "texture" | "tiled";
 
+/**
+ * Invocations along N of the texture kernel's workgroup for N columns (the rest of its
+ * `TEX_GROUP` run along M): 8 x 8 columns, or fewer for narrow products (16-wide heads, 12 keys)
+ * so that no lane computes only padding.
+ */
+export function textureGroupX(N: number): number {
+  let gx = TEX_GROUP;
+  while (gx > 1 && (gx / 2) * TEX_COLS >= N) gx /= 2;
+  return gx;
+}
+
 /** Texels per row of the packed A (k-major with `aK`) and B textures. */
 export function textureWidths(M: number, N: number, K = 0, aK = false): [number, number] {
+  const gx = textureGroupX(N);
   return [
     aK ? Math.ceil(K / 4) : Math.ceil(M / TEX_ROWS) * 4,
-    Math.ceil(N / (TEX_COLS * TEX_GROUP)) * TEX_GROUP * 2,
+    Math.ceil(N / (TEX_COLS * gx)) * gx * 2,
   ];
 }
 
@@ -154,8 +166,9 @@ export function runTextureMatmul(
   // whole vec4 rows of an f32 C: 16-byte stores
   const nblk = p.nblk ?? 0, fold = nblk > 0;
   const vec4 = types.c === "f32" && p.N % 4 === 0 && nblk % 4 === 0;
-  const key = `matmul texture ${epilogueKey(types)} ${aK} ${vec4} ${fold}`;
-  const mk = cachedKernel(key, () => textureMatmulKernel(types, aK, vec4, fold));
+  const gx = textureGroupX(p.N), gy = TEX_GROUP / gx;
+  const key = `matmul texture ${epilogueKey(types)} ${aK} ${vec4} ${fold} ${gx}`;
+  const mk = cachedKernel(key, () => textureMatmulKernel(types, aK, vec4, fold, gx));
   for (let b0 = 0; b0 < p.B; b0 += chunk) {
     const nb = Math.min(chunk, p.B - b0);
     const at = p.aShared ? packers.a(0, 1, wA) : packers.a(b0, nb, wA);
@@ -173,7 +186,7 @@ export function runTextureMatmul(
         p.aShared ? 0 : 1,
         ...(fold ? [nblk] : []),
       ],
-      [Math.ceil(p.N / (TEX_COLS * TEX_GROUP)), Math.ceil(p.M / TEX_ROWS), nb],
+      [Math.ceil(p.N / (TEX_COLS * gx)), Math.ceil(p.M / (TEX_ROWS * gy)), nb],
       2 * p.M * p.N * p.K * nb,
     );
     releasePack(at);

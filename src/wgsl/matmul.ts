@@ -156,7 +156,8 @@ function simpleLoop(): string[] {
  * The outer-product kernel over packed operands; one invocation computes 16 x 8 of C, and the
  * epilogue optionally adds a bias per row or per column; `vec4` (an f32 C with N % 4 == 0) stores
  * 16 bytes at a time instead of one float; `fold` writes a product whose columns are batches of
- * `nblk` (a convolution's batch folded into N) to C [B, M, nblk]. `aK` takes op(A) k-major, the layout of a row-major
+ * `nblk` (a convolution's batch folded into N) to C [B, M, nblk]; the workgroup is `gx` invocations
+ * along N by `TEX_GROUP / gx` along M (narrow products). `aK` takes op(A) k-major, the layout of a row-major
  * operand, so that packing it is a copy; it steps 4 k at a time (the same 24 texel loads per 512
  * multiply-adds as 4 steps of the other loop). (op(B) k-major measured slower: 11-30 ms against
  * 7-18 ms for Linear-sized products, so B always runs along n.)
@@ -166,6 +167,7 @@ export function textureMatmulKernel(
   aK = false,
   vec4 = false,
   fold = false,
+  gx = TEX_GROUP,
 ): BuiltKernel {
   if (vec4 && t.c !== "f32") throw new Error("The vec4 matmul epilogue needs an f32 output");
   const lines: string[] = [];
@@ -214,7 +216,7 @@ export function textureMatmulKernel(
       ["aBatch", "u32"],
       ...(fold ? [["nblk", "u32"] as [string, "u32"]] : []),
     ],
-    workgroup: [TEX_GROUP],
+    workgroup: [gx, TEX_GROUP / gx],
     prelude: vec4 ? epilogue4(t) : epilogue(t),
     body: `let c4 = gid.x * 2u;
 let r4 = gid.y * 4u;
