@@ -22,7 +22,7 @@ import {
 import { encodeImage, imageFormat, type RgbImage } from "./_image.ts";
 import { checkOutputPath, writeFileAtomic } from "./_output.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
-import { textToImage } from "./text_to_image.ts";
+import { textToImages } from "./text_to_image.ts";
 import { decodeImage } from "./_image_read.ts";
 import { formatInfotext, jpegWithUserComment, pngWithText, readInfotext } from "./_parameters.ts";
 import { infotextFields, valuesFromInfotext } from "./_sample_params.ts";
@@ -136,8 +136,8 @@ export const SAMPLE_OPTIONS = {
   "batch-size": {
     type: "string",
     value: "<n>",
-    help: "images per batch, 1 to 64 (default 1); image k uses seed + k as in AUTOMATIC1111 " +
-      "(the images run one after another: no GPU batching yet)",
+    help: "images sampled together in one batch, 1 to 64 (default 1); image k uses seed + k " +
+      "as in AUTOMATIC1111, and is the same image at any batch size",
   },
   "n-iter": {
     type: "string",
@@ -263,11 +263,13 @@ export async function sampleCommand(args: string[]): Promise<number> {
   const sigmaSchedule = values.schedule === undefined
     ? undefined
     : choiceOption("schedule", values.schedule, "normal", SIGMA_SCHEDULES);
-  const count = intOption("batch-size", values["batch-size"], 1, {
+  const batchSize = intOption("batch-size", values["batch-size"], 1, {
     min: 1,
     max: 64,
     why: "64 images per batch",
-  }) * intOption("n-iter", values["n-iter"], 1, { min: 1, max: 100, why: "100 batches" });
+  });
+  const count = batchSize *
+    intOption("n-iter", values["n-iter"], 1, { min: 1, max: 100, why: "100 batches" });
   if (seed + count - 1 > Number.MAX_SAFE_INTEGER) {
     throw new UsageError(
       `--seed ${seed} plus ${count - 1} images passes 2^53 - 1; use a lower seed`,
@@ -325,28 +327,38 @@ export async function sampleCommand(args: string[]): Promise<number> {
         ? pngWithText(bytes, "parameters", info)
         : jpegWithUserComment(bytes, info);
     };
-    // A1111's seeds: image k of the run uses seed + k
-    for (let k = 0; k < count; k++) {
-      const image = await textToImage(models, {
-        prompt: values.prompt,
-        negative: values.negative ?? "",
-        steps,
-        cfg,
-        sampler,
-        ...(sigmaSchedule ? { sigmaSchedule } : {}),
-        seed: seed + k,
-        clipSkip,
-        width,
-        height,
-        scheduler,
-        onStep: progress(performance.now()),
-        onWarning: (w) => k === 0 && console.error(`warning: ${escapeControls(w)}`),
-        ...(initImage ? { initImage, strength } : {}),
-        ...(mask ? { mask } : {}),
-      });
+    // A1111's seeds: image k of the run uses seed + k; a batch samples its images together
+    for (let k0 = 0; k0 < count; k0 += batchSize) {
+      const batch = await textToImages(
+        models,
+        Array.from(
+          { length: batchSize },
+          (_, j) => ({ prompt: values.prompt!, seed: seed + k0 + j }),
+        ),
+        {
+          negative: values.negative ?? "",
+          steps,
+          cfg,
+          sampler,
+          ...(sigmaSchedule ? { sigmaSchedule } : {}),
+          clipSkip,
+          width,
+          height,
+          scheduler,
+          onStep: progress(performance.now()),
+          onWarning: (w) => k0 === 0 && console.error(`warning: ${escapeControls(w)}`),
+          ...(initImage ? { initImage, strength } : {}),
+          ...(mask ? { mask } : {}),
+        },
+      );
       Deno.stderr.writeSync(new TextEncoder().encode("\n"));
-      if (count > 1) await writeFileAtomic(numberedPath(out, k), await withInfo(image, seed + k));
-      images.push(image);
+      for (const [j, image] of batch.entries()) {
+        const k = k0 + j;
+        if (count > 1) {
+          await writeFileAtomic(numberedPath(out, k), await withInfo(image, seed + k));
+        }
+        images.push(image);
+      }
     }
     await writeFileAtomic(out, await withInfo(count > 1 ? imageGrid(images) : images[0]!, seed));
   } finally {
