@@ -153,3 +153,25 @@ Deno.test("conv2d() backward of x used twice costs no more dispatches than two i
     });
   equal(count(true), count(false));
 });
+
+// a bias per sample [B, Cout] (a time embedding) goes into the epilogue after the conv's bias:
+// the per-batch texture products, the folded 4x4 product and the matmul (1x1) path
+type SampleBiasCase = { x: number[]; w: number[]; pad: number; what: string };
+const sampleBiasCases: SampleBiasCase[] = [
+  { x: [2, 3, 8, 8], w: [4, 3, 3, 3], pad: 1, what: "3x3 (a product per sample)" },
+  { x: [3, 5, 4, 4], w: [4, 5, 3, 3], pad: 1, what: "4x4 (batch folded on the texture variant)" },
+  { x: [2, 5, 4, 3], w: [3, 5, 1, 1], pad: 0, what: "1x1" },
+];
+for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
+  for (const c of sampleBiasCases) {
+    Deno.test(`conv2d() ${variant} adds a bias per sample for ${c.what}`, () =>
+      checkOp({
+        shapes: [c.x, c.w, [c.w[0]!], [c.x[0]!, c.w[0]!]],
+        gpu: (x, w, b, sb) => conv2d(x, w!, b!, { padding: c.pad, variant, sampleBias: sb! }),
+        ref: (x, w, b, sb) => conv2dRef(x, c.x, w!, c.w, b!, 1, c.pad, sb!),
+        // f32 sums of up to 45 products of values in [-1, 1) plus the bias: below 1e-5
+        atol: 1e-5,
+        rtol: 1e-4,
+      }));
+  }
+}

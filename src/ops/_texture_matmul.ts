@@ -138,19 +138,29 @@ export interface TextureProduct {
 
 /**
  * C's binding (then the bias's) and the storage types the matmul epilogue is built for, shared
- * by the texture and tiled kernels; `biasN` puts the bias along C's columns.
+ * by the texture and tiled kernels; `biasN` puts the bias along C's columns; `sampleBias` [B, M]
+ * is added after it (a conv bias, then a time embedding per sample).
  */
 export function epilogueOutputs(
   c: Tensor,
   bias: Tensor | null,
   biasN = false,
+  sampleBias: Tensor | null = null,
 ): { outs: Resource[]; types: MatmulTypes } {
-  return bias
-    ? { outs: [c.binding, bias.binding], types: { c: c.dtype, bias: bias.dtype, biasN } }
-    : { outs: [c.binding], types: { c: c.dtype } };
+  const outs: Resource[] = [c.binding];
+  const types: MatmulTypes = { c: c.dtype };
+  if (bias) {
+    outs.push(bias.binding);
+    Object.assign(types, { bias: bias.dtype, biasN });
+  }
+  if (sampleBias) {
+    outs.push(sampleBias.binding);
+    types.sampleBias = sampleBias.dtype;
+  }
+  return { outs, types };
 }
 
-// c: [B, M, N] = alpha * op(A)[b] op(B)[b] (+ bias[m] or bias[n]) + beta * c
+// c: [B, M, N] = alpha * op(A)[b] op(B)[b] (+ bias[m] or bias[n]) (+ sampleBias[b, m]) + beta * c
 /** Runs the outer-product kernel over packed operands, in chunks of batches. */
 export function runTextureMatmul(
   c: Tensor,
@@ -158,11 +168,12 @@ export function runTextureMatmul(
   p: TextureProduct,
   packers: { a: Packer; b: Packer },
   aK = false,
+  sampleBias: Tensor | null = null,
 ): void {
   const max = deviceInfo().limits.maxTextureDimension2D;
   const chunk = Math.max(1, Math.floor(max / Math.max(p.K, aK ? p.M : 0)));
   const [wA, wB] = textureWidths(p.M, p.N, p.K, aK);
-  const { outs, types } = epilogueOutputs(c, bias, p.biasN);
+  const { outs, types } = epilogueOutputs(c, bias, p.biasN, sampleBias);
   // whole vec4 rows of an f32 C: 16-byte stores
   const nblk = p.nblk ?? 0, fold = nblk > 0;
   const vec4 = types.c === "f32" && p.N % 4 === 0 && nblk % 4 === 0;

@@ -41,6 +41,11 @@ export interface Conv2dOptions {
    * output, which the product then accumulates onto (no element-wise pass).
    */
   residual?: Tensor | null;
+  /**
+   * A bias per sample [B, Cout] added after `bias` in the product's epilogue (a resnet's time
+   * embedding), with `bias`'s dtype.
+   */
+  sampleBias?: Tensor | null;
 }
 
 /** im2col into a buffer: per output row segment (software adapters) or per output element. */
@@ -134,8 +139,8 @@ function im2colPack(
   return tex;
 }
 
-// x: [B, Cin, H, W], w2: [Cout, K], bias: [Cout], residual: [B, Cout, Ho * Wo]
-//   -> y: [B, Cout, Ho * Wo], outside the graph
+// x: [B, Cin, H, W], w2: [Cout, K], bias: [Cout], residual: [B, Cout, Ho * Wo], sampleBias:
+//   [B, Cout] -> y: [B, Cout, Ho * Wo], outside the graph
 function forward(
   x: Tensor,
   w2: Tensor,
@@ -144,6 +149,7 @@ function forward(
   direct: boolean,
   variant: MatmulVariant,
   residual: Tensor | null = null,
+  sampleBias: Tensor | null = null,
 ): Tensor {
   const Cout = w2.shape[0]!, K = w2.shape[1]!, P2 = g.Ho * g.Wo;
   if (!direct && foldsBatch(x, g, Cout, K, variant)) {
@@ -155,7 +161,7 @@ function forward(
     runTextureMatmul(y, bias, p, {
       a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
       b: (_b0, _nb, w) => im2colPack(x, g, w, 0, g.B, true),
-    }, true);
+    }, true, sampleBias);
     return y;
   }
   if (!direct && textureVariant(Cout, P2, K, variant, true)) {
@@ -167,13 +173,14 @@ function forward(
     runTextureMatmul(y, bias, p, {
       a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
       b: (b0, nb, w) => im2colPack(x, g, w, b0, nb),
-    }, true);
+    }, true, sampleBias);
     return y;
   }
   const cols = direct ? x.view([g.B, g.C, P2]) : im2colRaw(x, g, im2colRows(variant));
   const y = matmulRaw(w2, cols, {
     variant,
     ...(bias ? { bias } : {}),
+    ...(sampleBias ? { sampleBias } : {}),
     ...(residual ? { c: residual } : {}),
   });
   cols.dispose();
@@ -239,6 +246,15 @@ export function conv2d(
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== Cout)) {
     throw new ShapeError(`conv2d() bias must be [${Cout}], got ${fmtShape(bias.shape)}`);
   }
+  const sampleBias = options.sampleBias ?? null;
+  const sbOk = sampleBias?.shape.join() === `${g.B},${Cout}` &&
+    (!bias || sampleBias.dtype === bias.dtype);
+  if (sampleBias && !sbOk) {
+    throw new ShapeError(
+      `conv2d() sampleBias must be [${g.B}, ${Cout}] with the bias's dtype, got ` +
+        `${fmtShape(sampleBias.shape)} ${sampleBias.dtype}`,
+    );
+  }
   const residual = options.residual ?? null;
   const dtype = productDType(x, weight);
   if (
@@ -254,12 +270,13 @@ export function conv2d(
   const direct = g.kh === 1 && g.kw === 1 && g.stride === 1 && g.pad === 0;
   const w2 = weight.view([Cout, K]);
   const r3 = residual?.view([g.B, Cout, P2]) ?? null;
-  const y3 = forward(x, w2, bias, g, direct, variant, r3);
+  const y3 = forward(x, w2, bias, g, direct, variant, r3, sampleBias);
   w2.dispose();
   r3?.dispose();
   const y = y3.view([g.B, Cout, g.Ho, g.Wo]);
   y3.dispose();
   const inputs = [x, weight, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+  if (sampleBias) inputs.push(sampleBias);
   return record("conv2d", inputs, y, [x, weight], (dy, [sx, sw], pending) => {
     const dy3 = dy.view([g.B, Cout, P2]);
     const w = sw!.view([Cout, K]);
@@ -287,13 +304,18 @@ export function conv2d(
       dw = sum(perBatch, 0).view(weight.shape);
     }
     const grads = [dx, dw];
-    if (bias) grads.push(bias.requiresGrad ? sum(dy, [0, 2, 3]) : null);
+    // one reduction over dy; the bias's is the sample bias's summed over the batch
+    const ds = sampleBias?.requiresGrad || (sampleBias && bias?.requiresGrad)
+      ? sum(dy, [2, 3])
+      : null;
+    if (bias) grads.push(bias.requiresGrad ? (ds ? sum(ds, 0) : sum(dy, [0, 2, 3])) : null);
     if (residual) grads.push(residual.requiresGrad ? dy.view() : null);
+    if (sampleBias) grads.push(sampleBias.requiresGrad ? ds : null);
     return grads;
   });
 }
 
-/** CPU reference of `conv2d` (float64, direct loops). */
+/** CPU reference of `conv2d` (float64, direct loops); `sampleBias` is [B, Cout]. */
 export function conv2dRef(
   x: ArrayLike<number>,
   xShape: readonly number[],
@@ -302,6 +324,7 @@ export function conv2dRef(
   bias: ArrayLike<number> | null,
   stride = 1,
   padding = 0,
+  sampleBias: ArrayLike<number> | null = null,
 ): Float64Array {
   const g = geometry(xShape, wShape, stride, padding);
   const Cout = wShape[0]!;
@@ -310,7 +333,7 @@ export function conv2dRef(
     for (let o = 0; o < Cout; o++) {
       for (let oh = 0; oh < g.Ho; oh++) {
         for (let ow = 0; ow < g.Wo; ow++) {
-          let s = bias ? bias[o]! : 0;
+          let s = (bias ? bias[o]! : 0) + (sampleBias ? sampleBias[b * Cout + o]! : 0);
           for (let c = 0; c < g.C; c++) {
             for (let i = 0; i < g.kh; i++) {
               for (let j = 0; j < g.kw; j++) {

@@ -72,7 +72,7 @@ function plan(a: Tensor, b: Tensor, tA: boolean, tB: boolean): Plan {
 
 /**
  * Where `raw` writes: `c = alpha * op(a) op(b) (+ bias[m], one value per row, or bias[n] per
- * column with `biasN`) + beta * c`, into `into.c` when given.
+ * column with `biasN`) (+ sampleBias[b, m]) + beta * c`, into `into.c` when given.
  */
 interface Into {
   c?: Tensor;
@@ -80,6 +80,7 @@ interface Into {
   beta?: number;
   bias?: Tensor;
   biasN?: boolean;
+  sampleBias?: Tensor;
 }
 
 /** The dtype of a product: f16 only when both operands are f16. */
@@ -116,6 +117,13 @@ function raw(
       }`,
     );
   }
+  const sBias = into.sampleBias ?? null;
+  if (sBias && (sBias.size !== p.batch * p.M || fold)) {
+    throw new ShapeError(
+      `matmul() sample bias ${fmtShape(sBias.shape)} should be [${p.batch}, ${p.M}], on a ` +
+        "product that is not folded over batches",
+    );
+  }
   if (bias && fold && !biasN) {
     throw new ArgumentError("matmul() cannot add a per-row bias to a product folded over batches");
   }
@@ -131,16 +139,23 @@ function raw(
   const aK = natural && textureVariant(M, N, K, variant, true);
   if (aK || textureVariant(M, N, K, variant)) {
     const aShared = B > 1 && sbA === 0;
-    runTextureMatmul(c, bias, { M, N, K, B, alpha, beta, aShared, biasN }, {
-      a: (b0, nb, w) =>
-        aK
-          ? packStrided(a, M, K, [amk, akk, sbA], w, b0, nb)
-          : packStrided(a, K, M, [akk, amk, sbA], w, b0, nb),
-      b: (b0, nb, w) => packStrided(b, K, N, [bkk, bnk, sbB], w, b0, nb),
-    }, aK);
+    runTextureMatmul(
+      c,
+      bias,
+      { M, N, K, B, alpha, beta, aShared, biasN },
+      {
+        a: (b0, nb, w) =>
+          aK
+            ? packStrided(a, M, K, [amk, akk, sbA], w, b0, nb)
+            : packStrided(a, K, M, [akk, amk, sbA], w, b0, nb),
+        b: (b0, nb, w) => packStrided(b, K, N, [bkk, bnk, sbB], w, b0, nb),
+      },
+      aK,
+      sBias,
+    );
     return c;
   }
-  const { outs, types } = epilogueOutputs(c, bias, biasN);
+  const { outs, types } = epilogueOutputs(c, bias, biasN, sBias);
   const tt = { ...types, a: a.dtype, b: b.dtype };
   const key = `matmul tiled ${tt.a} ${tt.b} ${epilogueKey(tt)}`;
   const k = cachedKernel(key, () => tiledMatmulKernel(tt));
@@ -182,17 +197,25 @@ export function matmulInto(
 }
 
 /**
- * `alpha * op(a) op(b) (+ bias[m] on row m, or bias[n] on column n with `biasN`) + beta * c` as a
- * new tensor, outside the graph; `c` (beta's input) is copied into the output first.
+ * `alpha * op(a) op(b) (+ bias[m] on row m, or bias[n] on column n with `biasN`) (+ sampleBias[b,
+ * m]) + beta * c` as a new tensor, outside the graph; `c` (beta's input) is copied into the output
+ * first.
  */
 export function matmulRaw(
   a: Tensor,
   b: Tensor,
-  options: MatmulOptions & { alpha?: number; bias?: Tensor; biasN?: boolean; c?: Tensor } = {},
+  options: MatmulOptions & {
+    alpha?: number;
+    bias?: Tensor;
+    biasN?: boolean;
+    sampleBias?: Tensor;
+    c?: Tensor;
+  } = {},
 ): Tensor {
   return raw(a, b, options.transA ?? false, options.transB ?? false, options.variant ?? "auto", {
     alpha: options.alpha ?? 1,
     ...(options.bias ? { bias: options.bias, biasN: options.biasN ?? false } : {}),
+    ...(options.sampleBias ? { sampleBias: options.sampleBias } : {}),
     ...(options.c ? { c: copy(options.c), beta: 1 } : {}),
   });
 }

@@ -18,17 +18,27 @@ export interface MatmulTypes {
   bias?: StorageType;
   /** Whether the bias runs along C's columns, `bias[n]` (a Linear layer's), instead of rows. */
   biasN?: boolean;
+  /** Storage of a second bias with one row per batch, `sbias[b * M + m]`, added after `bias`. */
+  sampleBias?: StorageType;
 }
 
 /** The cache key part of a matmul's epilogue types. */
 export function epilogueKey(t: MatmulTypes): string {
-  return `${t.c} ${t.bias ?? "none"}${t.biasN ? " n" : ""}`;
+  return `${t.c} ${t.bias ?? "none"}${t.biasN ? " n" : ""} ${t.sampleBias ?? "none"}`;
 }
 
-// c = alpha * acc (+ bias[m] or bias[n]) + beta * c (beta 0 never reads c: c may hold garbage)
+// The biases of output (m, n) in batch bb: bias[m] or bias[n], then sbias[bb, m].
+function biases(t: MatmulTypes, vec4: boolean): string {
+  const n4 = "vec4<f32>(ld_bias(n), ld_bias(n + 1u), ld_bias(n + 2u), ld_bias(n + 3u))";
+  const b = !t.bias ? "" : ` + ${t.biasN ? (vec4 ? n4 : "ld_bias(n)") : "ld_bias(m)"}`;
+  return b + (t.sampleBias ? " + ld_sbias(bb * P.M + m)" : "");
+}
+
+// c = alpha * acc (+ bias[m] or bias[n]) (+ sbias[bb, m]) + beta * c (beta 0 never reads c: c
+// may hold garbage)
 function epilogue(t: MatmulTypes): string {
-  const add = t.bias ? ` + ld_bias(${t.biasN ? "n" : "m"})` : "";
-  return `fn out_(i: u32, m: u32, n: u32, acc: f32) {
+  const add = biases(t, false);
+  return `fn out_(i: u32, m: u32, n: u32, bb: u32, acc: f32) {
   let v = P.alpha * acc${add};
   if (P.beta == 0.0) { st_c(i, v); } else { st_c(i, v + P.beta * ld_c(i)); }
 }`;
@@ -36,20 +46,18 @@ function epilogue(t: MatmulTypes): string {
 
 // c[i4] (4 floats from column n) = alpha * acc (+ bias) + beta * c[i4], on a vec4<f32> C
 function epilogue4(t: MatmulTypes): string {
-  const add = !t.bias
-    ? ""
-    : t.biasN
-    ? " + vec4<f32>(ld_bias(n), ld_bias(n + 1u), ld_bias(n + 2u), ld_bias(n + 3u))"
-    : " + ld_bias(m)";
-  return `fn out4_(i4: u32, m: u32, n: u32, acc: vec4<f32>) {
+  const add = biases(t, true);
+  return `fn out4_(i4: u32, m: u32, n: u32, bb: u32, acc: vec4<f32>) {
   let v = P.alpha * acc${add};
   if (P.beta == 0.0) { c[i4] = v; } else { c[i4] = v + P.beta * c[i4]; }
 }`;
 }
 
 function outBindings(t: MatmulTypes, vec4 = false): BindingSpec[] {
-  const c: BindingSpec = { name: "c", type: vec4 ? "vec4<f32>" : t.c, write: true };
-  return t.bias ? [c, { name: "bias", type: t.bias }] : [c];
+  const out: BindingSpec[] = [{ name: "c", type: vec4 ? "vec4<f32>" : t.c, write: true }];
+  if (t.bias) out.push({ name: "bias", type: t.bias });
+  if (t.sampleBias) out.push({ name: "sbias", type: t.sampleBias });
+  return out;
 }
 
 /** Rows of C per invocation of the texture kernel. */
@@ -179,19 +187,25 @@ export function textureMatmulKernel(
   // C's element (m, n): row-major, or with `fold` column n = b * nblk + p of batch b's [M, nblk]
   const at = (m: string, n: string) =>
     fold ? `(${n} / P.nblk) * P.M * P.nblk + ${m} * P.nblk + ${n} % P.nblk` : `o + ${n}`;
+  // the batch of column n
+  const bb = (n: string) => fold ? `${n} / P.nblk` : "P.b0 + wid.z";
   for (let r = 0; r < TEX_ROWS; r++) {
     lines.push(`{ let m = r4 * 4u + ${r}u; if (m < P.M) { let o = out + m * P.N;`);
     if (vec4) {
       // N % 4 == 0 (and nblk % 4 == 0): each row's 8 columns are two whole vec4s
       for (let h = 0; h < 2; h++) {
         const n = `(col + ${4 * h}u)`;
-        lines.push(`  if (${n} < P.N) { out4_((${at("m", n)}) / 4u, m, ${n}, acc${r}_${h}); }`);
+        lines.push(
+          `  if (${n} < P.N) { out4_((${at("m", n)}) / 4u, m, ${n}, ${bb(n)}, acc${r}_${h}); }`,
+        );
       }
     } else {
       for (let c = 0; c < TEX_COLS; c++) {
         const n = `(col + ${c}u)`;
         lines.push(
-          `  if (${n} < P.N) { out_(${at("m", n)}, m, ${n}, acc${r}_${c >> 2}.${SW[c & 3]}); }`,
+          `  if (${n} < P.N) { out_(${at("m", n)}, m, ${n}, ${bb(n)}, acc${r}_${c >> 2}.${
+            SW[c & 3]
+          }); }`,
         );
       }
     }
@@ -284,7 +298,7 @@ for (var i = 0u; i < 4u; i++) {
   if (m < P.M) {
     for (var j = 0u; j < 4u; j++) {
       let n = col0 + lid.x * 4u + j;
-      if (n < P.N) { out_(cOff + m * P.N + n, m, n, acc[i][j]); }
+      if (n < P.N) { out_(cOff + m * P.N + n, m, n, wid.z, acc[i][j]); }
     }
   }
 }`,

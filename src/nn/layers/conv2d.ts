@@ -10,6 +10,7 @@ import { deviceInfo } from "../../ops/device.ts";
 import { slice } from "../../ops/slice.ts";
 import { add } from "../../ops/binary.ts";
 import { scope } from "../../ops/scope.ts";
+import { reshape } from "../../ops/reshape.ts";
 import { type InitOptions, uniformInit } from "./_init.ts";
 import type { LayerAdapter } from "./adapter_hook.ts";
 
@@ -82,19 +83,38 @@ export class Conv2d extends Module {
    * Convolves `x`. When the unfolded input (im2col, `B Cin k k Ho Wo` elements) would exceed one
    * storage binding (e.g. 960 channels at 64x64 in SD's last up block), the input channels are
    * split into chunks whose partial convolutions are summed. An attached adapter computes the
-   * output instead. `residual` (shaped like the output) is added inside the product.
+   * output instead. `residual` (shaped like the output) is added inside the product, and so is
+   * `sampleBias` [B, out], a bias per sample added to the layer's (a time embedding).
    */
-  forward(x: Tensor, residual?: Tensor): Tensor {
-    if (!this.adapter) return this.baseForward(x, residual);
-    const y = this.adapter.forward(x);
+  forward(x: Tensor, residual?: Tensor, sampleBias?: Tensor): Tensor {
+    if (!this.adapter) return this.baseForward(x, residual, sampleBias);
+    let y = this.adapter.forward(x);
+    if (sampleBias) y = add(y, reshape(sampleBias, [...sampleBias.shape, 1, 1]));
     return residual ? add(y, residual) : y;
   }
 
-  /** The layer's own output (plus `residual` when given), ignoring any adapter. */
-  baseForward(x: Tensor, residual?: Tensor): Tensor {
+  /** The layer's own output (plus `residual` and `sampleBias`), ignoring any adapter. */
+  baseForward(x: Tensor, residual?: Tensor, sampleBias?: Tensor): Tensor {
+    const own = this.hasBias ? this.param("bias").value : null;
+    if (sampleBias && own && own.dtype !== sampleBias.dtype) {
+      // an f16 bias beside an f32 embedding: added after the product
+      return scope(() => {
+        const y = add(this.convolve(x, own), reshape(sampleBias, [...sampleBias.shape, 1, 1]));
+        return residual ? add(y, residual) : y;
+      });
+    }
+    return this.convolve(x, own, residual, sampleBias);
+  }
+
+  private convolve(
+    x: Tensor,
+    bias: Tensor | null,
+    residual?: Tensor,
+    sampleBias?: Tensor,
+  ): Tensor {
     const w = this.param("weight").value;
-    const bias = this.hasBias ? this.param("bias").value : null;
-    const opts = { stride: this.stride, padding: this.padding };
+    // the sample bias goes into the product after the layer's (same rounding as adding it after)
+    const opts = { stride: this.stride, padding: this.padding, sampleBias: sampleBias ?? null };
     const k = this.kernelSize;
     if (x.shape.length !== 4 || (k === 1 && this.stride === 1 && this.padding === 0)) {
       return conv2d(x, w, bias, { ...opts, residual: residual ?? null });
@@ -112,7 +132,11 @@ export class Conv2d extends Module {
       let y: Tensor | null = null;
       for (let c0 = 0; c0 < C; c0 += chunk) {
         const c1 = Math.min(C, c0 + chunk);
-        const part = conv2d(slice(x, 1, c0, c1), slice(w, 1, c0, c1), c0 === 0 ? bias : null, opts);
+        const first = c0 === 0;
+        const part = conv2d(slice(x, 1, c0, c1), slice(w, 1, c0, c1), first ? bias : null, {
+          ...opts,
+          sampleBias: first ? opts.sampleBias : null,
+        });
         y = y ? add(y, part) : part;
       }
       return residual ? add(y!, residual) : y!;

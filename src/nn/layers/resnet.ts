@@ -4,9 +4,7 @@
  * @module
  */
 import { Module } from "../module.ts";
-import { add } from "../../ops/binary.ts";
 import { silu } from "../../ops/unary.ts";
-import { reshape } from "../../ops/reshape.ts";
 import { scope } from "../../ops/scope.ts";
 import { fmtShape, ShapeError } from "../../ops/errors.ts";
 import type { Tensor } from "../../ops/tensor.ts";
@@ -77,15 +75,14 @@ export class ResnetBlock2D extends Module {
       );
     }
     return scope(() => {
-      let h = this.child<Conv2d>("conv1").forward(silu(this.child<NormLayer>("norm1").forward(x)));
       const proj = this.getChild("time_emb_proj") as Linear | undefined;
-      if (proj) {
-        if (!temb) {
-          throw new ShapeError("ResnetBlock2D with a time projection needs a time embedding");
-        }
-        const t = proj.forward(silu(temb));
-        h = add(h, reshape(t, [t.shape[0]!, this.outChannels, 1, 1]));
+      if (proj && !temb) {
+        throw new ShapeError("ResnetBlock2D with a time projection needs a time embedding");
       }
+      // the time projection [B, out] is added to conv1's bias, in its product
+      const t = proj && temb ? proj.forward(silu(temb)) : undefined;
+      const n1 = silu(this.child<NormLayer>("norm1").forward(x));
+      const h = this.child<Conv2d>("conv1").forward(n1, undefined, t);
       // the shortcut is added inside conv2's product
       const sc = this.getChild("conv_shortcut") as Conv2d | undefined;
       const skip = sc ? sc.forward(x) : x;
