@@ -158,10 +158,17 @@ function forward(
     const y = residual ? copy(residual) : new Tensor([g.B, Cout, P2], productDType(x, w2));
     const beta = residual ? 1 : 0;
     const p = { M: Cout, N: g.B * P2, K, B: 1, alpha: 1, beta, aShared: true, nblk: P2 };
-    runTextureMatmul(y, bias, p, {
-      a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
-      b: (_b0, _nb, w) => im2colPack(x, g, w, 0, g.B, true),
-    }, true, sampleBias);
+    runTextureMatmul(
+      y,
+      bias,
+      p,
+      {
+        a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
+        b: (_b0, _nb, w) => im2colPack(x, g, w, 0, g.B, true),
+      },
+      true,
+      sampleBias,
+    );
     return y;
   }
   if (!direct && textureVariant(Cout, P2, K, variant, true)) {
@@ -170,10 +177,17 @@ function forward(
     const y = residual ? copy(residual) : new Tensor([g.B, Cout, P2], productDType(x, w2));
     const beta = residual ? 1 : 0;
     const p = { M: Cout, N: P2, K, B: g.B, alpha: 1, beta, aShared: true };
-    runTextureMatmul(y, bias, p, {
-      a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
-      b: (b0, nb, w) => im2colPack(x, g, w, b0, nb),
-    }, true, sampleBias);
+    runTextureMatmul(
+      y,
+      bias,
+      p,
+      {
+        a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
+        b: (b0, nb, w) => im2colPack(x, g, w, b0, nb),
+      },
+      true,
+      sampleBias,
+    );
     return y;
   }
   const cols = direct ? x.view([g.B, g.C, P2]) : im2colRaw(x, g, im2colRows(variant));

@@ -31,7 +31,14 @@ export {
 export { profile, type ProfileOptions } from "./profile.ts";
 export { cachePacksOf, packCacheBytes, setPackCacheLimit } from "./pack_cache.ts";
 export { type Disposable, scope, untrack } from "./scope.ts";
-export { type DType, dtypeBytes, type GradNode, numel, Tensor } from "./tensor.ts";
+export {
+  type DType,
+  dtypeBytes,
+  type GradNode,
+  numel,
+  type PendingGrads,
+  Tensor,
+} from "./tensor.ts";
 export * from "./creation.ts";
 export * from "./rng.ts";
 export * from "./autograd.ts";

@@ -30,7 +30,6 @@ export class Storage {
   }
 }
 
-/** An autograd node: the op that produced a tensor and how to push gradients to its inputs. */
 /**
  * The gradients already accumulated for an op's inputs while the backward pass runs. `take(i)`
  * hands input i's over (null when there is none yet): the op then returns the sum of it and its
@@ -42,6 +41,7 @@ export interface PendingGrads {
   take(i: number): Tensor | null;
 }
 
+/** An autograd node: the op that produced a tensor and how to push gradients to its inputs. */
 export interface GradNode {
   /** Op name, for messages and debugging. */
   readonly op: string;

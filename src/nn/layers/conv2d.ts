@@ -106,6 +106,7 @@ export class Conv2d extends Module {
     return this.convolve(x, own, residual, sampleBias);
   }
 
+  /** The convolution with the layer's weight and the given biases and residual. */
   private convolve(
     x: Tensor,
     bias: Tensor | null,
