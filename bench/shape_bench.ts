@@ -66,6 +66,14 @@ bench(
   ([x]) => permute(x!, [0, 2, 1, 3]),
 );
 
+// the small U-Net's head split at batch 16: [16, 256, 4, 16] -> [16, 4, 256, 16], 2 MB moved
+bench(
+  "permute",
+  "permute f32 16x256x4x16 (0,2,1,3)",
+  () => [randn([16, 256, 4, 16])],
+  ([x]) => permute(x!, [0, 2, 1, 3]),
+);
+
 // UNet skip concat: 2 * 2 * 640 * 32 * 32 elements: 21 MB moved
 bench(
   "concat",

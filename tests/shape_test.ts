@@ -42,6 +42,9 @@ const permCases: [number[], number[]][] = [
   [[2, 1, 3, 2, 3, 2], [5, 3, 1, 4, 0, 2]],
   [[2, 3, 5], [0, 1, 2]],
   [[3, 1, 5], [-1, 0, 1]],
+  // a contiguous last axis of whole vec4s (attention's head split): the 16-byte kernel
+  [[2, 5, 3, 8], [0, 2, 1, 3]],
+  [[3, 4, 2, 4], [1, 0, 2, 3]],
 ];
 for (const [shape, perm] of permCases) {
   Deno.test(`permute() matches the reference and finite differences for ${shape} by (${perm})`, () =>

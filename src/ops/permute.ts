@@ -5,7 +5,7 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { MAX_DIMS } from "../wgsl/elementwise.ts";
-import { permuteKernel, SHAPE_GROUP } from "../wgsl/shape.ts";
+import { permuteKernel, permuteVec4Kernel, SHAPE_GROUP } from "../wgsl/shape.ts";
 import { numel, Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
@@ -69,10 +69,16 @@ function launch(x: Tensor, perm: readonly number[]): Tensor {
   });
   if (dims.length === 0) dims.push(1), ss.push(1);
   const rank = dims.length;
-  const k = cachedKernel(`permute ${x.dtype} ${rank}`, () => permuteKernel(x.dtype, rank));
-  const params = [y.size];
+  // a contiguous last axis of whole vec4s: 16-byte loads and stores (then every stride is a
+  // multiple of 4)
+  const vec4 = x.dtype === "f32" && ss[rank - 1] === 1 && dims[rank - 1]! % 4 === 0;
+  const k = vec4
+    ? cachedKernel(`permute vec4 ${rank}`, () => permuteVec4Kernel(rank))
+    : cachedKernel(`permute ${x.dtype} ${rank}`, () => permuteKernel(x.dtype, rank));
+  const n = vec4 ? y.size / 4 : y.size;
+  const params = [n];
   for (let d = 0; d < rank; d++) params.push(dims[d]!, ss[d]!);
-  dispatch(k, [x.binding, y.binding], params, grid1d(Math.ceil(y.size / SHAPE_GROUP)));
+  dispatch(k, [x.binding, y.binding], params, grid1d(Math.ceil(n / SHAPE_GROUP)));
   return y;
 }
 

@@ -35,6 +35,31 @@ st_y(i, ld_x(src));`,
   });
 }
 
+// x: [s0..s(r-1)] f32 as vec4s -> y: [d0..d(r-1)] as vec4s (the last output axis has input
+// stride 1 and a length divisible by 4, so every other stride is too)
+/**
+ * `permuteKernel` four elements at a time, for f32 permutations that keep a contiguous last axis
+ * of whole vec4s (attention's head split): one 16-byte load and store per invocation.
+ */
+export function permuteVec4Kernel(rank: number): BuiltKernel {
+  const params: [string, "u32"][] = [["n", "u32"]];
+  for (let d = 0; d < rank; d++) params.push([`d${d}`, "u32"], [`s${d}`, "u32"]);
+  const lines: string[] = ["var r = i * 4u; var src = 0u;"];
+  for (let d = rank - 1; d >= 1; d--) {
+    lines.push(`{ let c = r % P.d${d}; r = r / P.d${d}; src += c * P.s${d}; }`);
+  }
+  lines.push("src += r * P.s0;");
+  return buildKernel({
+    name: `permute_vec4_r${rank}`,
+    bindings: [{ name: "x", type: "vec4<f32>" }, { name: "y", type: "vec4<f32>", write: true }],
+    params,
+    workgroup: [SHAPE_GROUP],
+    body: `${head}
+${lines.join("\n")}
+y[i] = x[src / 4u];`,
+  });
+}
+
 // src: [O, Ls, I], dst: [O, Ld, I]; dst[o, dOff + j, k] = src[o, sOff + j, k] for j < L
 /** Copies a block of `L` positions along one axis between two tensors of the same outer/inner. */
 export function axisCopyKernel(t: StorageType): BuiltKernel {
