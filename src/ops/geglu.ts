@@ -30,20 +30,20 @@ export function geglu(x: Tensor): Tensor {
   }
   const D = last / 2;
   const y = new Tensor([...x.shape.slice(0, -1), D], x.dtype);
+  // f32 halves of whole vec4s: 16-byte loads and stores, sizes counted in vec4s
+  const vec4 = x.dtype === "f32" && D % 4 === 0;
+  const per = vec4 ? 4 : 1;
+  const params = [y.size / per, D / per];
+  const grid = grid1d(Math.ceil(y.size / per / EW_GROUP));
   if (y.size > 0) {
-    const k = cachedKernel(`geglu ${x.dtype}`, () => gegluKernel(x.dtype));
-    dispatch(k, [x.binding, y.binding], [y.size, D], grid1d(Math.ceil(y.size / EW_GROUP)));
+    const k = cachedKernel(`geglu ${x.dtype} ${vec4}`, () => gegluKernel(x.dtype, vec4));
+    dispatch(k, [x.binding, y.binding], params, grid);
   }
   return record("geglu", [x], y, [x], (dy, [sx]) => {
     const dx = new Tensor(x.shape, x.dtype);
     if (dx.size > 0) {
-      const k = cachedKernel(`geglu grad ${x.dtype}`, () => gegluGradKernel(x.dtype));
-      dispatch(
-        k,
-        [sx!.binding, dy.binding, dx.binding],
-        [y.size, D],
-        grid1d(Math.ceil(y.size / EW_GROUP)),
-      );
+      const k = cachedKernel(`geglu grad ${x.dtype} ${vec4}`, () => gegluGradKernel(x.dtype, vec4));
+      dispatch(k, [sx!.binding, dy.binding, dx.binding], params, grid);
     }
     return [dx];
   });
