@@ -40,6 +40,7 @@ const groupCases: [number[], number, number?][] = [
   [[2, 4, 9, 11], 2], // rows of 198 elements: more than one workgroup stride
   [[1, 6], 6, 0.05],
   [[2, 4, 97, 101], 2], // long rows take the 256-wide workgroup
+  [[2, 6, 4, 2], 3], // 8 positions per channel: the thread variant's vec4 kernels
 ];
 // both kernel variants on every machine (one workgroup per row; one invocation per row where
 // the row fits its 16384-element limit)
@@ -82,7 +83,8 @@ Deno.test("groupNorm() gives gradients to weight and bias only when they require
     rtol: 2e-4,
   }));
 
-const layerCases: number[][] = [[2, 7, 33], [1, 5], [3, 130], [4, 1, 64], [2, 9001]];
+// [4, 1, 64] and [2, 3, 12]: rows of whole vec4s, the thread variant's vec4 kernels
+const layerCases: number[][] = [[2, 7, 33], [1, 5], [3, 130], [4, 1, 64], [2, 9001], [2, 3, 12]];
 for (const shape of layerCases) {
   const N = shape[shape.length - 1]!;
   for (const variant of variants) {

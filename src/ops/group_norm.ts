@@ -11,7 +11,9 @@ import {
   NORM_THREAD_GROUP,
   normGroup,
   rowNormGradKernel,
+  rowNormGradVec4Kernel,
   rowNormKernel,
+  rowNormVec4Kernel,
 } from "../wgsl/norm.ts";
 import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
 import { Tensor } from "./tensor.ts";
@@ -79,17 +81,23 @@ export function rowNorm(
   const y = new Tensor(x.shape, t);
   const mean = new Tensor([g.rows], "f32");
   const rstd = new Tensor([g.rows], "f32");
-  const geo = [g.rows, g.L, g.S, g.Cg, g.G];
   // llvmpipe, one invocation per row: layer norm [16, 256, 64] forward+backward 397 -> 46 ms;
   // group norm rows of 2048 gain forward but lose backward, so `auto` stops at 1024
   const wg = rowThreads(g.L, variant, 1024) ? 1 : normGroup(g.L);
   const grid = grid1d(wg === 1 ? Math.ceil(g.rows / NORM_THREAD_GROUP) : g.rows);
+  // one invocation per f32 row of whole vec4s whose four elements share a channel or have one
+  // each: 16-byte loads (the row length then counted in vec4s)
+  const perElem = g.S === 1;
+  const vec4 = wg === 1 && t === "f32" && g.L % 4 === 0 && (perElem || g.S % 4 === 0);
+  const geo = [g.rows, vec4 ? g.L / 4 : g.L, g.S, g.Cg, g.G];
   if (y.size > 0) {
     const hasW = weight !== null, hasB = bias !== null;
-    const k = cachedKernel(
-      `row_norm ${t} ${hasW} ${hasB} ${wg}`,
-      () => rowNormKernel(t, hasW, hasB, wg),
-    );
+    const k = vec4
+      ? cachedKernel(
+        `row_norm vec4 ${hasW} ${hasB} ${perElem}`,
+        () => rowNormVec4Kernel(hasW, hasB, perElem),
+      )
+      : cachedKernel(`row_norm ${t} ${hasW} ${hasB} ${wg}`, () => rowNormKernel(t, hasW, hasB, wg));
     const res = [x.binding];
     if (weight) res.push(weight.binding);
     if (bias) res.push(bias.binding);
@@ -107,10 +115,15 @@ export function rowNorm(
         // x's gradient from its other uses (a residual) is added in the same pass
         const acc = pending.take(0);
         const hasW = sw !== undefined;
-        const k = cachedKernel(
-          `row_norm_grad ${t} ${hasW} ${wg} ${acc !== null}`,
-          () => rowNormGradKernel(t, hasW, wg, acc !== null),
-        );
+        const k = vec4
+          ? cachedKernel(
+            `row_norm_grad vec4 ${hasW} ${perElem} ${acc !== null}`,
+            () => rowNormGradVec4Kernel(hasW, perElem, acc !== null),
+          )
+          : cachedKernel(
+            `row_norm_grad ${t} ${hasW} ${wg} ${acc !== null}`,
+            () => rowNormGradKernel(t, hasW, wg, acc !== null),
+          );
         const res = [sx.binding, dy.binding];
         if (sw) res.push(sw.binding);
         res.push(sm.binding, sr.binding, dx.binding);

@@ -167,6 +167,98 @@ ${overRow(wg)} {
   });
 }
 
+// The affine weight of elements 4j .. 4j + 3 of a row: per element (S = 1, a layer norm: w read
+// as vec4s) or one channel for the four (S % 4 == 0).
+function weight4(perElem: boolean, name: string): string {
+  return perElem ? `${name}[j]` : `vec4<f32>(ld_${name}(c0 + j * 4u / P.S))`;
+}
+
+function affine4(perElem: boolean, name: string): BindingSpec {
+  return perElem ? { name, type: "vec4<f32>" } : { name };
+}
+
+// x: [rows, L] f32 as vec4s (L % 4 == 0; S == 1 or S % 4 == 0), w, b: [C] -> y, mean, rstd
+/**
+ * `rowNormKernel`'s one-invocation-per-row variant with 16-byte loads and stores, for f32 rows of
+ * whole vec4s whose four elements share a channel (`S % 4 == 0`) or have one each (`perElem`,
+ * S = 1: a layer norm, the weight and bias read as vec4s).
+ */
+export function rowNormVec4Kernel(hasW: boolean, hasB: boolean, perElem: boolean): BuiltKernel {
+  const bindings: BindingSpec[] = [{ name: "x", type: "vec4<f32>" }];
+  if (hasW) bindings.push(affine4(perElem, "w"));
+  if (hasB) bindings.push(affine4(perElem, "b"));
+  bindings.push(
+    { name: "y", type: "vec4<f32>", write: true },
+    { name: "mean", write: true },
+    { name: "rstd", write: true },
+  );
+  return buildKernel({
+    name: "row_norm_thread_vec4",
+    bindings,
+    params: [["rows", "u32"], ["L4", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"], [
+      "eps",
+      "f32",
+    ]],
+    workgroup: [NORM_THREAD_GROUP],
+    body: `let row = ${flatIndex(NORM_THREAD_GROUP)};
+if (row >= P.rows) { return; }
+let base = row * P.L4; let L = f32(P.L4 * 4u);
+var s = vec4<f32>();
+for (var j = 0u; j < P.L4; j++) { s += x[base + j]; }
+let mu = (s.x + s.y + s.z + s.w) / L;
+var q = vec4<f32>();
+for (var j = 0u; j < P.L4; j++) { let d = x[base + j] - mu; q += d * d; }
+let r = inverseSqrt((q.x + q.y + q.z + q.w) / L + P.eps);
+let c0 = (row % P.G) * P.Cg;
+for (var j = 0u; j < P.L4; j++) {
+  var v = (x[base + j] - mu) * r;
+  ${hasW ? `v = v * ${weight4(perElem, "w")};` : ""}
+  ${hasB ? `v = v + ${weight4(perElem, "b")};` : ""}
+  y[base + j] = v;
+}
+mean[row] = mu; rstd[row] = r;`,
+  });
+}
+
+// x, dy: [rows, L] f32 as vec4s, w: [C], mean, rstd: [rows], acc: [rows, L] -> dx: [rows, L]
+/** `rowNormGradKernel`'s vec4 variant (the same rows as {@link rowNormVec4Kernel}). */
+export function rowNormGradVec4Kernel(hasW: boolean, perElem: boolean, acc = false): BuiltKernel {
+  const bindings: BindingSpec[] = [{ name: "x", type: "vec4<f32>" }, {
+    name: "dy",
+    type: "vec4<f32>",
+  }];
+  if (hasW) bindings.push(affine4(perElem, "w"));
+  bindings.push({ name: "mean" }, { name: "rstd" }, {
+    name: "dx",
+    type: "vec4<f32>",
+    write: true,
+  });
+  if (acc) bindings.push({ name: "acc", type: "vec4<f32>" });
+  const g = `dy[base + j]${hasW ? ` * ${weight4(perElem, "w")}` : ""}`;
+  return buildKernel({
+    name: "row_norm_grad_thread_vec4",
+    bindings,
+    params: [["rows", "u32"], ["L4", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"]],
+    workgroup: [NORM_THREAD_GROUP],
+    body: `let row = ${flatIndex(NORM_THREAD_GROUP)};
+if (row >= P.rows) { return; }
+let base = row * P.L4; let L = f32(P.L4 * 4u);
+let mu = mean[row]; let r = rstd[row];
+let c0 = (row % P.G) * P.Cg;
+var a = vec4<f32>(); var b = vec4<f32>();
+for (var j = 0u; j < P.L4; j++) {
+  let g = ${g};
+  a += g; b += g * (x[base + j] - mu) * r;
+}
+let mx = (a.x + a.y + a.z + a.w) / L; let my = (b.x + b.y + b.z + b.w) / L;
+for (var j = 0u; j < P.L4; j++) {
+  let g = ${g};
+  let xh = (x[base + j] - mu) * r;
+  dx[base + j] = r * (g - mx - xh * my)${acc ? " + acc[base + j]" : ""};
+}`,
+  });
+}
+
 const CHANNEL = `let c = wid.x + wid.y * nwg.x;
 if (c >= P.C) { return; }
 let n = P.B * P.S;`;
