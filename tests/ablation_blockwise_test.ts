@@ -11,7 +11,11 @@ import { UsageError } from "../src/cli/_args.ts";
 import type { AblationResults } from "../src/cli/_ablation_report.ts";
 import { blockwiseClaims } from "../src/cli/_blockwise_claims.ts";
 import { blockwiseConditions } from "../src/cli/_blockwise_conditions.ts";
-import { BLOCKWISE_MEASURES } from "../src/cli/_blockwise_measure.ts";
+import { BLOCKWISE_MEASURES, blockwiseCases } from "../src/cli/_blockwise_measure.ts";
+import { vaeCeiling } from "../src/cli/_demo_measure.ts";
+import { bundledClassifierPath } from "../src/cli/bundled.ts";
+import { loadStableDiffusion } from "../src/nn/loaders_fs.ts";
+import { loadClassifier } from "../src/eval/classifier_fs.ts";
 import { blockwiseHelp, readBlockwiseSettings } from "../src/cli/_blockwise_options.ts";
 import {
   adapterTrainOptions,
@@ -19,6 +23,7 @@ import {
   presetIndices,
 } from "../src/cli/_blockwise_plan.ts";
 import { runCli } from "./_cli_fixtures.ts";
+import "./_helpers.ts"; // acquires the GPU device
 
 const MINI_SD = new URL("../models/mini_sd", import.meta.url).pathname;
 const MINI_UNET = unetConfigFromDiffusers(
@@ -248,7 +253,24 @@ Deno.test("mod.ts eval --ablation blockwise runs end to end at a tiny size and w
     deepEqual(json.conditions.map((c: { name: string }) => c.name), rows);
     deepEqual(Object.keys(json.conditions[0].measures), BLOCKWISE_MEASURES.map((m) => m.key));
     equal(json.conditions[1].measures.style.mean, null, "not measured: null");
-    equal(json.claims.length, 3);
+    equal(json.claims.length, 4);
+    // the VAE ceiling of both measures comes first, as the shipped model's VAE gives them
+    const models = await loadStableDiffusion(MINI_SD);
+    const classifier = await loadClassifier(bundledClassifierPath());
+    try {
+      const cases = blockwiseCases(1);
+      deepEqual(json.vaeCeiling, {
+        identity: await vaeCeiling(models, classifier, cases.identity, 32),
+        style: await vaeCeiling(models, classifier, cases.style, 32, "fill"),
+      });
+    } finally {
+      for (const m of [models.unet, models.vae, models.textEncoder, classifier]) m.dispose();
+    }
+    match(
+      json.claims[0],
+      /^VAE ceiling: \d+% of the identity .* \d+% of the style prompts' as striped/,
+    );
+    ok(r.stderr.includes(json.claims[0]), "the ceiling is printed before the work");
     equal(json.seconds.training.length, 4);
     match(json.presetMapping[0], /^upper: in0 \+ out1/);
 

@@ -19,6 +19,7 @@ import { IDENTITY_CONCEPT } from "../eval/concepts.ts";
 import { renderScene, rgbToChw } from "../eval/render.ts";
 import { reconstructImages } from "./_eval_vae.ts";
 import {
+  type ATTRIBUTES,
   type AttributeScores,
   evaluationCases,
   generateAndScore,
@@ -232,8 +233,9 @@ export async function heldOutImageLoss(
 // scenes rendered -> VAE mean latents -> decoded -> RGB bytes
 /**
  * The share of the cases' own scenes, rendered exactly and passed through the VAE (encode to
- * the latent mean, decode), whose shape the classifier reads correctly: the most a LoRA on the
- * U-Net and text encoder can reach, since every generated image comes out of this decoder.
+ * the latent mean, decode), whose `attribute` (default the shape) the classifier reads
+ * correctly: the most a LoRA on the U-Net and text encoder can reach, since every generated
+ * image comes out of this decoder.
  *
  * @example
  * ```ts ignore
@@ -245,11 +247,12 @@ export async function vaeCeiling(
   classifier: AttributeClassifier,
   cases: readonly GenerationCase[],
   side: number,
+  attribute: (typeof ATTRIBUTES)[number] = "shape",
 ): Promise<number> {
   const recs = await reconstructImages(
     models.vae,
     cases.map((c) => renderScene(c.scene)),
     side,
   );
-  return (await scoreImages(classifier, recs, cases.map((c) => c.scene), side)).scores.shape;
+  return (await scoreImages(classifier, recs, cases.map((c) => c.scene), side)).scores[attribute];
 }

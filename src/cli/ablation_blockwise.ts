@@ -49,6 +49,7 @@ import {
   presetMapping,
 } from "./_blockwise_plan.ts";
 import { gridJpeg } from "./_demo_outputs.ts";
+import { vaeCeiling } from "./_demo_measure.ts";
 import { bundledClassifierPath } from "./bundled.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
 import { DEMO } from "./train_demo.ts";
@@ -84,6 +85,20 @@ interface Run {
   work: { done: number; total: number; started: number };
   /** Wall seconds of each training and each condition's measurement. */
   seconds: { training: number[]; measuring: number[] };
+  /** What the base's VAE lets any adapter reach (see {@link ceilingLine}). */
+  ceiling: { identity: number; style: number };
+}
+
+/**
+ * The VAE ceiling of both measures: the share of the identity prompts' exact renders read as
+ * stars, and of the style prompts' read as striped, after the VAE's encode and decode. Every
+ * generation comes out of that decoder, so no adapter on the U-Net can score higher.
+ */
+function ceilingLine(c: { identity: number; style: number }): string {
+  const pct = (v: number) => `${Math.round(100 * v)}%`;
+  return `VAE ceiling: ${pct(c.identity)} of the identity prompts' exact renders read as ` +
+    `stars after the VAE's encode and decode, ${pct(c.style)} of the style prompts' as ` +
+    "striped: no adapter on this base can score higher";
 }
 
 function elapsed(run: Run): string {
@@ -173,7 +188,7 @@ async function writeOutputs(run: Run, seedsDone: number): Promise<string> {
   const { settings: s } = run;
   const r = { ...run.results, seeds: s.seeds.slice(0, seedsDone) };
   const table = ablationMarkdown(r);
-  const claims = blockwiseClaims(r, s.presets, s.types);
+  const claims = [ceilingLine(run.ceiling), ...blockwiseClaims(r, s.presets, s.types)];
   const mapping = presetMapping(run.models.unet.config);
   const settings = [
     `seeds ${r.seeds.join(", ")}${
@@ -191,6 +206,7 @@ async function writeOutputs(run: Run, seedsDone: number): Promise<string> {
     ...ablationJson(r),
     settings: { ...s, seeds: r.seeds, sampler: DEMO.sampler, cfg: DEMO.cfg, rank: DEMO.rank },
     presetMapping: mapping,
+    vaeCeiling: run.ceiling,
     claims,
     seconds: run.seconds,
   };
@@ -238,6 +254,11 @@ export async function blockwiseAblationCommand(args: string[]): Promise<number> 
   try {
     classifier = await loadClassifier(bundledClassifierPath());
     const conditions = blockwiseConditions(settings.presets, settings.types);
+    const cases = blockwiseCases(settings.images);
+    const ceiling = {
+      identity: await vaeCeiling(models, classifier, cases.identity, 32),
+      style: await vaeCeiling(models, classifier, cases.style, 32, "fill"),
+    };
     const adapters = blockwiseAdapters(settings.presets, settings.types).length;
     const images = conditions.reduce((a, c) => a + c.sets.length, 0) * settings.images;
     const perSeed = adapters * settings.steps * TRAIN_STEP_COST + images * settings.sampleSteps;
@@ -245,7 +266,7 @@ export async function blockwiseAblationCommand(args: string[]): Promise<number> 
       settings,
       models,
       classifier,
-      cases: blockwiseCases(settings.images),
+      cases,
       conditions,
       results: {
         title: "Block-wise LoRA / LoCon: identity and style alone and composed (issue 12)",
@@ -260,12 +281,14 @@ export async function blockwiseAblationCommand(args: string[]): Promise<number> 
       say,
       work: { done: 0, total: perSeed * settings.seeds.length, started: performance.now() },
       seconds: { training: [], measuring: [] },
+      ceiling,
     };
     say(
       `${settings.seeds.length} seed(s) x ${adapters} adapters, ${conditions.length} ` +
         `conditions, ${images} images per seed; into ${settings.outputDir}/`,
     );
     for (const l of presetMapping(models.unet.config)) say(l);
+    say(ceilingLine(ceiling));
     let summary = "";
     for (const [i, seed] of settings.seeds.entries()) {
       const files = await trainSeed(run, seed);
