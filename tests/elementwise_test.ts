@@ -59,20 +59,25 @@ const unaryOps: UnaryOp[] = [
   "gelu",
   "quickGelu",
 ];
+// an odd shape runs the scalar kernels, a multiple of 4 elements the vec4 ones
 for (const op of unaryOps) {
-  const positive = op === "log" || op === "sqrt";
-  Deno.test(`${op}() matches the reference and finite differences on an odd shape`, () =>
-    checkOp({
-      shapes: [[3, 7, 5]],
-      gpu: (x) => unary(op, x, 1.5, -0.25),
-      ref: (x) => unaryRef(op, x, 1.5, -0.25),
-      // relu's kink at 0 is avoided by the data (no exact zeros); log/sqrt need x > 0
-      data: (_i, n) =>
-        Float64Array.from({ length: n }, (_, j) =>
-          positive ? 0.2 + (j % 11) / 5 : 3 * Math.sin(j * 0.37 + 0.1)),
-      atol: 2e-6,
-      rtol: 2e-5,
-    }));
+  for (const shape of [[3, 7, 5], [2, 3, 4]]) {
+    const positive = op === "log" || op === "sqrt";
+    Deno.test(`${op}() matches the reference and finite differences on ${shape}`, () =>
+      checkOp({
+        shapes: [shape],
+        gpu: (x) => unary(op, x, 1.5, -0.25),
+        ref: (x) => unaryRef(op, x, 1.5, -0.25),
+        // relu's kink at 0 is avoided by the data (no exact zeros); log/sqrt need x > 0
+        data: (_i, n) =>
+          Float64Array.from(
+            { length: n },
+            (_, j) => positive ? 0.2 + (j % 11) / 5 : 3 * Math.sin(j * 0.37 + 0.1),
+          ),
+        atol: 2e-6,
+        rtol: 2e-5,
+      }));
+  }
 }
 
 Deno.test("add() names both shapes when they cannot broadcast", () => {

@@ -5,7 +5,7 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
-import { EW_GROUP, unaryGradKernel, unaryKernel } from "../wgsl/elementwise.ts";
+import { EW_GROUP, unaryGradKernel, unaryKernel, unaryVec4Kernel } from "../wgsl/elementwise.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
@@ -98,10 +98,21 @@ function run(op: UnaryOp, x: Tensor, p0: number, p1: number, dy?: Tensor): Tenso
   const rule = UNARY[op];
   const y = new Tensor(x.shape, x.dtype);
   if (y.size === 0) return y;
+  const res = dy ? [x.binding, dy.binding, y.binding] : [x.binding, y.binding];
+  // f32 of whole vec4s: 16-byte loads and stores (the expression per lane)
+  if (x.dtype === "f32" && y.size % 4 === 0) {
+    const grad = dy !== undefined;
+    const k = cachedKernel(
+      `unary vec4 ${op} ${grad}`,
+      () => unaryVec4Kernel(op, grad ? rule.df : rule.f, grad),
+    );
+    const n = y.size / 4;
+    dispatch(k, res, [n, p0, p1], grid1d(Math.ceil(n / EW_GROUP)));
+    return y;
+  }
   const k = dy
     ? cachedKernel(`dunary ${op} ${x.dtype}`, () => unaryGradKernel(op, rule.df, x.dtype))
     : cachedKernel(`unary ${op} ${x.dtype}`, () => unaryKernel(op, rule.f, x.dtype));
-  const res = dy ? [x.binding, dy.binding, y.binding] : [x.binding, y.binding];
   dispatch(k, res, [y.size, p0, p1], grid1d(Math.ceil(y.size / EW_GROUP)));
   return y;
 }

@@ -3,7 +3,13 @@
  *
  * @module
  */
-import { buildKernel, type BuiltKernel, flatIndex, type StorageType } from "./builder.ts";
+import {
+  type BindingSpec,
+  buildKernel,
+  type BuiltKernel,
+  flatIndex,
+  type StorageType,
+} from "./builder.ts";
 
 /** Most dimensions a broadcasting kernel handles. */
 export const MAX_DIMS = 6;
@@ -134,6 +140,28 @@ export function unaryGradKernel(name: string, dexpr: string, t: StorageType): Bu
     body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
 let x = ld_xs(i); let p0 = P.p0; let p1 = P.p1;
 st_dx(i, ld_dy(i) * (${dexpr}));`,
+  });
+}
+
+// xs: [n / 4] f32 as vec4 -> y: [n / 4]; (xs, dy) -> dx with `grad`
+/**
+ * `unaryKernel` (or, with `grad`, `unaryGradKernel`) four f32 elements at a time: 16-byte loads
+ * and stores, the scalar expression applied per lane (n % 4 == 0, `P.n` counts vec4s).
+ */
+export function unaryVec4Kernel(name: string, expr: string, grad: boolean): BuiltKernel {
+  const lanes = (v: string) => `vec4<f32>(f_(${v}.x), f_(${v}.y), f_(${v}.z), f_(${v}.w))`;
+  const bindings: BindingSpec[] = [{ name: "xs", type: "vec4<f32>" }];
+  if (grad) bindings.push({ name: "dy", type: "vec4<f32>" });
+  bindings.push({ name: grad ? "dx" : "y", type: "vec4<f32>", write: true });
+  return buildKernel({
+    name: `unary_${grad ? "grad_" : ""}vec4_${name}`,
+    bindings,
+    params: [["n", "u32"], ["p0", "f32"], ["p1", "f32"]],
+    workgroup: [EW_GROUP],
+    prelude: `${UNARY_PRELUDE}
+fn f_(x: f32) -> f32 { let p0 = P.p0; let p1 = P.p1; return ${expr}; }`,
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+${grad ? `dx[i] = dy[i] * ${lanes("xs[i]")};` : `y[i] = ${lanes("xs[i]")};`}`,
   });
 }
 
