@@ -94,13 +94,16 @@ export const UNARY: { readonly [K in UnaryOp]: UnaryRule } = {
   },
 };
 
+const VEC4_MIN = 1 << 16;
+
 function run(op: UnaryOp, x: Tensor, p0: number, p1: number, dy?: Tensor): Tensor {
   const rule = UNARY[op];
   const y = new Tensor(x.shape, x.dtype);
   if (y.size === 0) return y;
   const res = dy ? [x.binding, dy.binding, y.binding] : [x.binding, y.binding];
-  // f32 of whole vec4s: 16-byte loads and stores (the expression per lane)
-  if (x.dtype === "f32" && y.size % 4 === 0) {
+  // f32 of whole vec4s: 16-byte loads and stores (the expression per lane), from 64K elements;
+  // smaller tensors keep the one scalar pipeline (their time is the dispatch's, not the loads')
+  if (x.dtype === "f32" && y.size % 4 === 0 && y.size >= VEC4_MIN) {
     const grad = dy !== undefined;
     const k = cachedKernel(
       `unary vec4 ${op} ${grad}`,
