@@ -8,6 +8,7 @@
 import { cachedKernel } from "../wgsl/builder.ts";
 import {
   channelGradKernel,
+  channelGradVec4Kernel,
   NORM_THREAD_GROUP,
   normGroup,
   rowNormGradKernel,
@@ -138,10 +139,16 @@ export function rowNorm(
       const f = { dx: "none", hasW: false, dw: dw !== null, db: db !== null } as const;
       const B = g.rows / g.G;
       const cwg = normGroup(B * g.S);
-      const k = cachedKernel(
-        `norm_channel_grad ${t} none ${f.dw} ${f.db} ${cwg}`,
-        () => channelGradKernel(t, f, cwg),
-      );
+      // f32 maps of whole vec4s (group norm): 16-byte loads
+      const k = t === "f32" && g.S % 4 === 0
+        ? cachedKernel(
+          `norm_channel_grad vec4 ${f.dw} ${f.db} ${cwg}`,
+          () => channelGradVec4Kernel(f.dw, f.db, cwg),
+        )
+        : cachedKernel(
+          `norm_channel_grad ${t} none ${f.dw} ${f.db} ${cwg}`,
+          () => channelGradKernel(t, f, cwg),
+        );
       const res = [sx.binding, dy.binding, sm.binding, sr.binding];
       if (dw) res.push(dw.binding);
       if (db) res.push(db.binding);

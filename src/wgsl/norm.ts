@@ -337,6 +337,46 @@ export interface ChannelGradFlags {
   db: boolean;
 }
 
+// x, dy: [B, C, S] f32 as vec4s (S % 4 == 0), mean, rstd: [B * sb + C / cdiv] -> dw, db: [C]
+/**
+ * `channelGradKernel`'s weight and bias sums (no dx) four positions at a time, for f32 maps of
+ * whole vec4s (a group norm's): 16-byte loads, and one statistics load and index computation per
+ * four elements.
+ */
+export function channelGradVec4Kernel(dw: boolean, db: boolean, wg: number): BuiltKernel {
+  const bindings: BindingSpec[] = [
+    { name: "x", type: "vec4<f32>" },
+    { name: "dy", type: "vec4<f32>" },
+    { name: "mean" },
+    { name: "rstd" },
+  ];
+  if (dw) bindings.push({ name: "dw", write: true });
+  if (db) bindings.push({ name: "db", write: true });
+  return buildKernel({
+    name: "norm_channel_grad_vec4",
+    bindings,
+    params: [["C", "u32"], ["B", "u32"], ["S", "u32"], ["sb", "u32"], ["cdiv", "u32"]],
+    workgroup: [wg],
+    prelude: wgReducePrelude(wg),
+    body: `let c = wid.x + wid.y * nwg.x;
+if (c >= P.C) { return; }
+let S4 = P.S / 4u; let n4 = P.B * S4; let cs = c / P.cdiv;
+var a = vec4<f32>(); var b = vec4<f32>();
+for (var i = lid.x; i < n4; i += ${wg}u) {
+  let bb = i / S4;
+  let k = (bb * P.C + c) * S4 + i % S4;
+  let st = bb * P.sb + cs;
+  let g = dy[k];
+  a += g; b += g * (x[k] - mean[st]) * rstd[st];
+}
+let sums = wg_sum2(vec2<f32>(a.x + a.y + a.z + a.w, b.x + b.y + b.z + b.w), lid.x);
+if (lid.x == 0u) {
+  ${dw ? "st_dw(c, sums.y);" : ""}
+  ${db ? "st_db(c, sums.x);" : ""}
+}`,
+  });
+}
+
 // x, dy: [B, C, S], w: [C], mean, rstd: [B * sb + C / cdiv] (f32) -> dx: [B, C, S], dw, db: [C]
 /**
  * Per-channel gradient sums, one workgroup per channel: `dw = sum(dy * xhat)`, `db = sum(dy)`,
