@@ -1,11 +1,13 @@
-import { equal, throws } from "node:assert/strict";
+import { equal, ok, throws } from "node:assert/strict";
 import {
   add,
   backward,
   conv2d,
   conv2dRef,
+  deviceInfo,
   dispatchCount,
   type MatmulVariant,
+  profile,
   randn,
   scope,
   ShapeError,
@@ -175,3 +177,31 @@ for (const variant of ["texture", "tiled"] as MatmulVariant[]) {
       }));
   }
 }
+
+// K = C kh kw past the texture side: the texture variant splits the input channels into groups
+// whose products fit (accumulated through the residual) instead of the tiled kernel
+const side = deviceInfo().limits.maxTextureDimension2D;
+const wide: Case = {
+  x: [2, Math.floor(side / 9) + 1, 3, 3],
+  w: [3, Math.floor(side / 9) + 1, 3, 3],
+  stride: 1,
+  pad: 1,
+  bias: true,
+  what: `K past the texture side (${side})`,
+};
+Deno.test(`conv2d() texture splits the channels when ${wide.what}`, async () => {
+  await checkOp({
+    shapes: [wide.x, wide.w, [wide.w[0]!], [wide.x[0]!, wide.w[0]!, 3, 3]],
+    gpu: (x, w, b, r) => conv2d(x, w!, b!, { padding: 1, variant: "texture", residual: r! }),
+    ref: (x, w, b, r) => conv2dRef(x, wide.x, w!, wide.w, b!, 1, 1).map((v, i) => v + r![i]!),
+    // sums of 16k+ products of values in [-1, 1) (|y| ~ 130): f32 rounding ~1e-5 relative
+    atol: 1e-4,
+    rtol: 1e-4,
+    fdSamples: 16,
+  });
+  const x = randn(wide.x), w = randn(wide.w);
+  const report = await profile(() => conv2d(x, w, null, { padding: 1, variant: "texture" }));
+  const kernels = report.byKernel.map((k) => k.key);
+  ok(!kernels.some((k) => k.startsWith("matmul_tiled")), kernels.join(", "));
+  ok(kernels.some((k) => k.startsWith("matmul_texture")), kernels.join(", "));
+});
