@@ -198,4 +198,12 @@ if (deviceInfo().f16) {
     ([x]) => cast(x!, "f16"),
     true,
   );
+  // f16 -> f32 four at a time (unpack2x16float): 5.2 MB read + 10.5 MB written
+  bench(
+    "cast",
+    "cast f16->f32 2x320x64x64",
+    () => [cast(randn([2, 320, 64, 64]), "f16")],
+    ([x]) => cast(x!, "f32"),
+    true,
+  );
 }

@@ -12,6 +12,7 @@ import {
   type MatmulVariant,
   mul,
   noGrad,
+  profile,
   sum,
   type Tensor,
   tensor,
@@ -106,5 +107,25 @@ Deno.test({
     // of their spread; a broken mixed-dtype path is off by O(1)
     const spread = Math.sqrt(ya.reduce((s, v) => s + v * v, 0) / ya.length);
     assertClose(yb, ya, 2e-2 * spread, 0);
+  },
+});
+
+Deno.test({
+  name: `conv2d() texture: an f16 weight with K % 64 == 0 is cast whole, then copied${skip}`,
+  ignore: !f16,
+  fn: async () => {
+    // K = 64 * 9 = 576: rows of 2,304 bytes as f32, the copy's 256-byte pitch
+    const xShape = [2, 64, 5, 5], wShape = [6, 64, 3, 3];
+    const xs = randomData(2 * 64 * 25, 7), ws = half(6 * 576, 8), bs = randomData(6, 9);
+    const x = tensor(xs, xShape), w = tensor(ws, wShape, { dtype: "f16" });
+    const b = tensor(bs, [6]);
+    const report = await profile(async () => {
+      const y = conv2d(x, w, b, { padding: 1, variant: "texture" });
+      // sums of 576 products of values in [-1, 1): f32 rounding well below 1e-4
+      assertClose(await y.toArray(), conv2dRef(xs, xShape, ws, wShape, bs, 1, 1), 1e-4, 1e-4);
+    });
+    const kernels = report.byKernel.map((k) => k.key);
+    ok(kernels.some((k) => k.startsWith("cast_f16_f32")), kernels.join(", "));
+    ok(!kernels.some((k) => k.startsWith("matmul_pack f16")), kernels.join(", "));
   },
 });

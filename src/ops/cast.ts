@@ -4,14 +4,25 @@
  * @module
  */
 import { cachedKernel } from "../wgsl/builder.ts";
-import { castKernel, SHAPE_GROUP } from "../wgsl/shape.ts";
+import { castF16Vec4Kernel, castKernel, SHAPE_GROUP } from "../wgsl/shape.ts";
 import { type DType, Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
 
+/** `x` converted to `dtype` in a new tensor, outside autograd (for kernels' operands). */
+export function castRaw(x: Tensor, dtype: DType): Tensor {
+  return launch(x, dtype);
+}
+
 function launch(x: Tensor, dtype: DType): Tensor {
   const y = new Tensor(x.shape, dtype);
   if (y.size === 0) return y;
+  if (x.dtype === "f16" && dtype === "f32" && y.size % 4 === 0) {
+    const n = y.size / 4;
+    const k = cachedKernel("cast f16 f32 vec4", castF16Vec4Kernel);
+    dispatch(k, [x.binding, y.binding], [n], grid1d(Math.ceil(n / SHAPE_GROUP)));
+    return y;
+  }
   const k = cachedKernel(`cast ${x.dtype} ${dtype}`, () => castKernel(x.dtype, dtype));
   dispatch(k, [x.binding, y.binding], [y.size], grid1d(Math.ceil(y.size / SHAPE_GROUP)));
   return y;

@@ -167,6 +167,22 @@ st_dw(i, acc);`,
   });
 }
 
+// x: [n] f16 read as n / 2 u32 pairs -> y: [n] f32 as n / 4 vec4s (n % 4 == 0)
+/**
+ * f16 -> f32 four elements per invocation: two `u32` loads unpacked with `unpack2x16float` and
+ * one 16-byte store (llvmpipe loads f16 storage one lane at a time).
+ */
+export function castF16Vec4Kernel(): BuiltKernel {
+  return buildKernel({
+    name: "cast_f16_f32_vec4",
+    bindings: [{ name: "x", type: "u32" }, { name: "y", type: "vec4<f32>", write: true }],
+    params: [["n", "u32"]],
+    workgroup: [SHAPE_GROUP],
+    body: `${head}
+y[i] = vec4<f32>(unpack2x16float(x[2u * i]), unpack2x16float(x[2u * i + 1u]));`,
+  });
+}
+
 // x: [n] in dtype `from` -> y: [n] in dtype `to`
 /** Elementwise dtype conversion (through f32). */
 export function castKernel(from: StorageType, to: StorageType): BuiltKernel {
