@@ -6,7 +6,7 @@ import { cachedKernel } from "../wgsl/builder.ts";
 import { convWeightFlipKernel } from "../wgsl/conv.ts";
 import { EW_GROUP } from "../wgsl/elementwise.ts";
 import { dispatch, grid1d } from "./runtime.ts";
-import { Tensor } from "./tensor.ts";
+import { type DType, Tensor } from "./tensor.ts";
 import { textureVariant } from "./_texture_matmul.ts";
 import type { ConvGeometry } from "./_conv_geometry.ts";
 import type { MatmulVariant } from "./matmul.ts";
@@ -21,12 +21,18 @@ export function transposedConvFits(
     textureVariant(g.C, g.H * g.W, Cout * g.kh * g.kw, variant);
 }
 
-// w: [Cout, Cin, kh, kw] -> wf: [Cin, Cout, kh, kw]
-/** The transposed convolution's weight: channels swapped, each kernel turned 180 degrees. */
-export function flippedWeight(w: Tensor): Tensor {
+// w: [Cout, Cin, kh, kw] -> wf: [Cin, Cout, kh, kw] (dtype)
+/**
+ * The transposed convolution's weight: channels swapped, each kernel turned 180 degrees, stored
+ * as `dtype` (an f16 weight written f32 packs as one copy on the texture path).
+ */
+export function flippedWeight(w: Tensor, dtype: DType = w.dtype): Tensor {
   const [Cout, Cin, kh, kw] = w.shape as [number, number, number, number];
-  const wf = new Tensor([Cin, Cout, kh, kw], w.dtype);
-  const k = cachedKernel(`conv weight flip ${w.dtype}`, () => convWeightFlipKernel(w.dtype));
+  const wf = new Tensor([Cin, Cout, kh, kw], dtype);
+  const k = cachedKernel(
+    `conv weight flip ${w.dtype} ${dtype}`,
+    () => convWeightFlipKernel(w.dtype, dtype),
+  );
   dispatch(
     k,
     [w.binding, wf.binding],

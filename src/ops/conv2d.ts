@@ -228,7 +228,8 @@ function transposedConv(
   variant: MatmulVariant,
   acc: Tensor | null,
 ): Tensor {
-  const wf = flippedWeight(weight);
+  // f32 products: the flipped weight written f32 is copied, not cast again, into the texture
+  const wf = flippedWeight(weight, dy.dtype === "f32" ? "f32" : weight.dtype);
   const wf2 = wf.view([g.C, wf.size / g.C]);
   const pad = g.kh - 1 - g.pad;
   const gt = geometry(dy.shape, wf.shape, 1, pad);

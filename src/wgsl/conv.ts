@@ -229,10 +229,10 @@ ${loads.join("\n")}
  * so that a stride-1 convolution's input gradient is itself a convolution of the output
  * gradient (padding kh - 1 - pad). `n` is the element count.
  */
-export function convWeightFlipKernel(t: StorageType): BuiltKernel {
+export function convWeightFlipKernel(t: StorageType, to: StorageType = t): BuiltKernel {
   return buildKernel({
     name: "conv_weight_flip",
-    bindings: [{ name: "w", type: t }, { name: "wf", type: t, write: true }],
+    bindings: [{ name: "w", type: t }, { name: "wf", type: to, write: true }],
     params: [["n", "u32"], ["Cout", "u32"], ["Cin", "u32"], ["kk", "u32"]],
     workgroup: [EW_GROUP],
     body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
