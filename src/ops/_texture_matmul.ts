@@ -11,7 +11,7 @@ import {
   TEX_ROWS,
   textureMatmulKernel,
 } from "../wgsl/matmul.ts";
-import type { Tensor } from "./tensor.ts";
+import type { DType, Tensor } from "./tensor.ts";
 import { deviceInfo } from "./device.ts";
 import { copyEncoder, dispatch, type Resource } from "./runtime.ts";
 import { acquireTexture } from "./pool.ts";
@@ -70,7 +70,7 @@ export function packTarget(width: number, rows: number, nb: number): GPUTexture 
 // the texture's width exactly, at the copy's 256-byte row pitch and 16-byte offset, with the
 // batches back to back.
 function copyable(
-  src: { dtype: string },
+  dtype: DType,
   rows: number,
   cols: number,
   [rs, cs, bs]: [number, number, number],
@@ -78,7 +78,7 @@ function copyable(
   b0: number,
   nb: number,
 ): boolean {
-  return src.dtype === "f32" && cs === 1 && width * 4 === cols && rs >= cols &&
+  return dtype === "f32" && cs === 1 && width * 4 === cols && rs >= cols &&
     (rs * 4) % 256 === 0 &&
     (b0 * bs * 4) % 16 === 0 && (nb === 1 || bs === rows * rs);
 }
@@ -101,27 +101,21 @@ export function packStrided(
   const [rs, cs, bs] = strides;
   return cachedPack(src, `${rows} ${cols} ${strides} ${width} ${b0} ${nb}`, () => {
     const tex = packTarget(width, rows, nb);
-    if (copyable(src, rows, cols, strides, width, b0, nb)) {
-      copyEncoder().copyBufferToTexture(
-        { buffer: src.buffer, offset: b0 * bs * 4, bytesPerRow: rs * 4 },
-        { texture: tex },
-        [width, rows * nb],
-      );
-      return tex;
-    }
     // a whole f16 operand (a weight) whose f32 form would be copyable: one element-wise cast,
     // then the copy (llvmpipe: SD-size f16 weights 2.5-3x faster than the pack kernel's loads)
     const whole = b0 === 0 && (bs === 0 ? rows * rs : nb * bs) === src.size;
-    if (
-      src.dtype === "f16" && whole && copyable({ dtype: "f32" }, rows, cols, strides, width, 0, nb)
-    ) {
-      const f = castRaw(src, "f32");
+    const from = copyable(src.dtype, rows, cols, strides, width, b0, nb)
+      ? src
+      : src.dtype === "f16" && whole && copyable("f32", rows, cols, strides, width, b0, nb)
+      ? castRaw(src, "f32")
+      : null;
+    if (from) {
       copyEncoder().copyBufferToTexture(
-        { buffer: f.buffer, offset: 0, bytesPerRow: rs * 4 },
+        { buffer: from.buffer, offset: b0 * bs * 4, bytesPerRow: rs * 4 },
         { texture: tex },
         [width, rows * nb],
       );
-      f.dispose(); // its buffer is recycled only after this submission
+      if (from !== src) from.dispose(); // its buffer is recycled only after this submission
       return tex;
     }
     const k = cachedKernel(`matmul pack ${src.dtype}`, () => packKernel(src.dtype));

@@ -11,10 +11,6 @@ import { record } from "./autograd.ts";
 
 /** `x` converted to `dtype` in a new tensor, outside autograd (for kernels' operands). */
 export function castRaw(x: Tensor, dtype: DType): Tensor {
-  return launch(x, dtype);
-}
-
-function launch(x: Tensor, dtype: DType): Tensor {
   const y = new Tensor(x.shape, dtype);
   if (y.size === 0) return y;
   if (x.dtype === "f16" && dtype === "f32" && y.size % 4 === 0) {
@@ -46,8 +42,8 @@ function launch(x: Tensor, dtype: DType): Tensor {
  */
 export function cast(x: Tensor, dtype: DType): Tensor {
   const from = x.dtype;
-  const y = from === dtype ? x.view() : launch(x, dtype);
-  return record("cast", [x], y, [], (dy) => [from === dy.dtype ? dy.view() : launch(dy, from)]);
+  const y = from === dtype ? x.view() : castRaw(x, dtype);
+  return record("cast", [x], y, [], (dy) => [from === dy.dtype ? dy.view() : castRaw(dy, from)]);
 }
 
 /** CPU reference of `cast` (float64): rounds to the nearest f16 for `f16`, f32 for `f32`. */

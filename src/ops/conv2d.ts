@@ -154,38 +154,24 @@ function forward(
   sampleBias: Tensor | null = null,
 ): Tensor {
   const Cout = w2.shape[0]!, K = w2.shape[1]!, P2 = g.Ho * g.Wo;
-  if (!direct && foldsBatch(x, g, Cout, K, variant)) {
-    // outputs narrower than a workgroup's 64 columns (4x4 maps): one product over N = B Ho Wo
-    // instead of B products whose padded columns idle 3/4 of the kernel's lanes
-    const y = residual ? copy(residual) : new Tensor([g.B, Cout, P2], productDType(x, w2));
-    const beta = residual ? 1 : 0;
-    const p = { M: Cout, N: g.B * P2, K, B: 1, alpha: 1, beta, aShared: true, nblk: P2 };
-    runTextureMatmul(
-      y,
-      bias,
-      p,
-      {
-        a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
-        b: (_b0, _nb, w) => im2colPack(x, g, w, 0, g.B, true),
-      },
-      true,
-      sampleBias,
-    );
-    return y;
-  }
-  if (!direct && textureVariant(Cout, P2, K, variant, true)) {
+  // outputs narrower than a workgroup's 64 columns (4x4 maps) fold the batch: one product over
+  // N = B Ho Wo instead of B products whose padded columns idle 3/4 of the kernel's lanes
+  const fold = !direct && foldsBatch(x, g, Cout, K, variant);
+  if (fold || (!direct && textureVariant(Cout, P2, K, variant, true))) {
     // software adapters: im2col goes straight into the matmul's operand texture; the weight,
     // shared by the batch, is packed once k-major (a copy for f32 rows of whole 256 bytes)
     const y = residual ? copy(residual) : new Tensor([g.B, Cout, P2], productDType(x, w2));
-    const beta = residual ? 1 : 0;
-    const p = { M: Cout, N: P2, K, B: g.B, alpha: 1, beta, aShared: true };
+    const shape = fold ? { N: g.B * P2, B: 1, nblk: P2 } : { N: P2, B: g.B };
+    const p = { M: Cout, K, ...shape, alpha: 1, beta: residual ? 1 : 0, aShared: true };
     runTextureMatmul(
       y,
       bias,
       p,
       {
         a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
-        b: (b0, nb, w) => im2colPack(x, g, w, b0, nb),
+        b: fold
+          ? (_b0, _nb, w) => im2colPack(x, g, w, 0, g.B, true)
+          : (b0, nb, w) => im2colPack(x, g, w, b0, nb),
       },
       true,
       sampleBias,
