@@ -249,9 +249,13 @@ async function sampleRows(
     cond = B === 1 ? rows[0]!.cond : concat(rows.map((r) => r.cond), 0);
     uncond = B === 1 ? rows[0]!.uncond : concat(rows.map((r) => r.uncond), 0);
     if (rows[0]!.init) {
-      const parts = rows.map((r) => encodeImage(models.vae, r.init!));
-      initLatent = concat(parts, 0);
-      parts.forEach((t) => t.dispose());
+      // each distinct image encoded once (the options' init image is shared by every row)
+      const latents = new Map<RgbImage, Tensor>();
+      for (const r of rows) {
+        if (!latents.has(r.init!)) latents.set(r.init!, encodeImage(models.vae, r.init!));
+      }
+      initLatent = concat(rows.map((r) => latents.get(r.init!)!), 0);
+      latents.forEach((t) => t.dispose());
     }
     if (options.mask) mask = latentMask(options.mask, vaeFactor);
     latents = await sample(
