@@ -273,6 +273,11 @@ Deno.test("mod.ts eval --ablation blockwise runs end to end at a tiny size and w
     ok(r.stderr.includes(json.claims[0]), "the ceiling is printed before the work");
     equal(json.seconds.training.length, 4);
     match(json.presetMapping[0], /^upper: in0 \+ out1/);
+    equal(
+      json.settings.model,
+      "models/mini_sd",
+      "the shipped model, named from the repository root",
+    );
 
     const svg = await Deno.readTextFile(join(dir, "chart.svg"));
     ok(svg.startsWith("<svg") && svg.trimEnd().endsWith("</svg>"));

@@ -28,7 +28,12 @@ import {
   type AblationResults,
   ablationSvg,
 } from "./_ablation_report.ts";
-import { bundledBatchNormModelDir, bundledClassifierPath, bundledModelDir } from "./bundled.ts";
+import {
+  bundledBatchNormModelDir,
+  bundledClassifierPath,
+  bundledModelDir,
+  recordedPath,
+} from "./bundled.ts";
 import { HELD_OUT_TIMESTEPS } from "./_demo_measure.ts";
 import { SOURCE_DOMAIN, TARGET_DOMAIN } from "./_adabn_ablation_domain.ts";
 import { CONDITIONS, type ModelFamily } from "./_adabn_ablation_conditions.ts";
@@ -266,7 +271,13 @@ export async function adabnAblationCommand(args: string[]): Promise<number> {
     ...ablationJson(r),
     targetDomain: TARGET_DOMAIN,
     sourceDomain: SOURCE_DOMAIN,
-    settings: { ...o, ...FIXED, heldOutTimesteps: HELD_OUT_TIMESTEPS },
+    settings: {
+      ...o,
+      model: recordedPath(o.model),
+      bnModel: recordedPath(o.bnModel),
+      ...FIXED,
+      heldOutTimesteps: HELD_OUT_TIMESTEPS,
+    },
     conditionKeys: CONDITIONS.map((c) => c.key),
     training: st.training,
     conditionSeconds: st.seconds,

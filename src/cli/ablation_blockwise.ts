@@ -50,7 +50,7 @@ import {
 } from "./_blockwise_plan.ts";
 import { gridJpeg } from "./_demo_outputs.ts";
 import { vaeCeiling } from "./_demo_measure.ts";
-import { bundledClassifierPath } from "./bundled.ts";
+import { bundledClassifierPath, recordedPath } from "./bundled.ts";
 import { readSchedulerOptions } from "./scheduler_config.ts";
 import { DEMO } from "./train_demo.ts";
 
@@ -197,14 +197,21 @@ async function writeOutputs(run: Run, seedsDone: number): Promise<string> {
     `${s.steps} training steps per adapter (rank = alpha = ${DEMO.rank}, batch ${DEMO.batchSize}, ` +
     `learning rate ${DEMO.learningRate}); ${s.images} prompts per set, ${s.sampleSteps} ` +
     `${DEMO.sampler} steps at cfg ${DEMO.cfg}, prompt i with noise seed i`,
-    `model ${s.model}; presets as kohya block_dims / conv_block_dims (in<i> = ` +
+    `model ${recordedPath(s.model)}; presets as kohya block_dims / conv_block_dims (in<i> = ` +
     "down_blocks.<i>, out<i> = up_blocks.<i>):",
     ...mapping,
     `wall time: ${formatDuration((performance.now() - run.work.started) / 1000)}`,
   ];
   const json = {
     ...ablationJson(r),
-    settings: { ...s, seeds: r.seeds, sampler: DEMO.sampler, cfg: DEMO.cfg, rank: DEMO.rank },
+    settings: {
+      ...s,
+      model: recordedPath(s.model),
+      seeds: r.seeds,
+      sampler: DEMO.sampler,
+      cfg: DEMO.cfg,
+      rank: DEMO.rank,
+    },
     presetMapping: mapping,
     vaeCeiling: run.ceiling,
     claims,

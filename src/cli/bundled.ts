@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./_args.ts";
 
@@ -71,4 +72,22 @@ export function bundledClassifierPath(): string {
  */
 export function bundledDatasetDir(name: string): string {
   return shipped(`datasets/${name}`, `dataset ${name}`);
+}
+
+/**
+ * A path as a run's records show it: relative to the repository root when it lies inside this
+ * clone (`models/mini_sd`), so that committed results name no machine's folders; any other path
+ * unchanged.
+ *
+ * @example
+ * ```ts
+ * import { bundledModelDir, recordedPath } from "./bundled.ts";
+ * console.log(recordedPath(bundledModelDir())); // "models/mini_sd"
+ * ```
+ */
+export function recordedPath(path: string): string {
+  const root = new URL("../../", import.meta.url);
+  if (root.protocol !== "file:") return path;
+  const inside = relative(fileURLToPath(root), resolve(path));
+  return inside === "" || inside.startsWith("..") || isAbsolute(inside) ? path : inside;
 }
