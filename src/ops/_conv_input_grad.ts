@@ -21,17 +21,18 @@ export function transposedConvFits(
     textureVariant(g.C, g.H * g.W, Cout * g.kh * g.kw, variant);
 }
 
-// w: [Cout, Cin, kh, kw] -> wf: [Cin, Cout, kh, kw] (dtype)
+// w: [Cout, Cin, kh, kw] -> wf: [Cin, Cout, kh, kw] (tapsMajor: [Cin, kh, kw, Cout]) (dtype)
 /**
  * The transposed convolution's weight: channels swapped, each kernel turned 180 degrees, stored
- * as `dtype` (an f16 weight written f32 packs as one copy on the texture path).
+ * as `dtype` (an f16 weight written f32 packs as one copy on the texture path); `tapsMajor`
+ * orders each row by tap, then channel (the copied im2col's column order).
  */
-export function flippedWeight(w: Tensor, dtype: DType = w.dtype): Tensor {
+export function flippedWeight(w: Tensor, dtype: DType = w.dtype, tapsMajor = false): Tensor {
   const [Cout, Cin, kh, kw] = w.shape as [number, number, number, number];
-  const wf = new Tensor([Cin, Cout, kh, kw], dtype);
+  const wf = new Tensor(tapsMajor ? [Cin, kh, kw, Cout] : [Cin, Cout, kh, kw], dtype);
   const k = cachedKernel(
-    `conv weight flip ${w.dtype} ${dtype}`,
-    () => convWeightFlipKernel(w.dtype, dtype),
+    `conv weight flip ${w.dtype} ${dtype} ${tapsMajor}`,
+    () => convWeightFlipKernel(w.dtype, dtype, tapsMajor),
   );
   dispatch(
     k,

@@ -12,6 +12,7 @@ import { productDType } from "./matmul.ts";
 import { packStrided, packTarget, runTextureMatmul, textureVariant } from "./_texture_matmul.ts";
 import type { MatmulVariant } from "./matmul.ts";
 import { type ConvGeometry, geometryParams } from "./_conv_geometry.ts";
+import { copiedIm2col, im2colCopyFits, shiftedCopies } from "./_conv_im2col_copy.ts";
 
 /** Whether the folded texture product serves this weight gradient (one sample's rows fit). */
 export function foldedWeightGradFits(
@@ -48,14 +49,22 @@ function im2colPackFolded(x: Tensor, g: ConvGeometry, width: number, b0: number,
 // The transposed product dw^T = cols dy^T: its A is the row im2col with the batch folded along
 // k (16-byte loads, the forward's layout), 3x faster to write than the transposed im2col; dy's
 // transposing pack is a ninth of the columns' size for a 3x3 kernel.
-function transposedWeightGrad(dy3: Tensor, x: Tensor, g: ConvGeometry, per: number): Tensor {
+// (with the copied im2col the rows of dw^T come taps-major, (ki, kj, c))
+function transposedWeightGrad(
+  dy3: Tensor,
+  x: Tensor,
+  g: ConvGeometry,
+  per: number,
+  sh: Tensor | null,
+): Tensor {
   const Cout = dy3.shape[1]!, K = g.C * g.kh * g.kw, P2 = g.Ho * g.Wo;
   const dwT = new Tensor([K, Cout], productDType(dy3, x));
   for (let b0 = 0; b0 < g.B; b0 += per) {
     const nb = Math.min(per, g.B - b0);
     const p = { M: K, N: Cout, K: nb * P2, B: 1, alpha: 1, beta: b0 ? 1 : 0 };
     runTextureMatmul(dwT, null, p, {
-      a: (_b, _n, w) => im2colPackFolded(x, g, w, b0, nb),
+      a: (_b, _n, w) =>
+        sh ? copiedIm2col(sh, g, w, b0, nb, true) : im2colPackFolded(x, g, w, b0, nb),
       b: (_b, _n, w) => packStrided(dy3, P2, Cout, [1, P2, Cout * P2], w, b0, nb),
     }, true);
   }
@@ -80,8 +89,13 @@ export function foldedWeightGrad(
   // 64 or more positions a sample (llvmpipe, 16 x 128 x 8 x 8, 3x3: 42.0 -> 34.6 ms; at 4 x 4
   // the transposed product lost, 27.0 -> 33.4 ms)
   if (!direct && x.dtype === "f32" && im2colPackRowFits(g) && P2 >= 64) {
-    const dwT = transposedWeightGrad(dy3, x, g, per);
-    const dw = permute(dwT, [1, 0]);
+    const sh = im2colCopyFits(x, g) ? shiftedCopies(x, g) : null;
+    const dwT = transposedWeightGrad(dy3, x, g, per, sh);
+    sh?.dispose();
+    // [K, Cout] -> [Cout, K]; taps-major rows: [kh kw, C, Cout] -> [Cout, C, kh kw]
+    const taps = g.kh * g.kw, t3 = dwT.view([taps, g.C, Cout]);
+    const dw = sh ? permute(t3, [2, 1, 0]) : permute(dwT, [1, 0]);
+    t3.dispose();
     dwT.dispose();
     return dw;
   }

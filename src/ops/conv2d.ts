@@ -29,6 +29,12 @@ import { copy } from "./creation.ts";
 import { type ConvGeometry as Geometry, geometryParams } from "./_conv_geometry.ts";
 import { foldedWeightGrad, foldedWeightGradFits } from "./_conv_weight_grad.ts";
 import { flippedWeight, transposedConvFits } from "./_conv_input_grad.ts";
+import {
+  copiedIm2col,
+  im2colCopyFits,
+  shiftedCopies,
+  tapsMajorWeight,
+} from "./_conv_im2col_copy.ts";
 
 /** Options of `conv2d`. */
 export interface Conv2dOptions {
@@ -141,8 +147,21 @@ function im2colPack(
   return tex;
 }
 
-// x: [B, Cin, H, W], w2: [Cout, K], bias: [Cout], residual: [B, Cout, Ho * Wo], sampleBias:
-//   [B, Cout] -> y: [B, Cout, Ho * Wo], outside the graph
+/** Whether the convolution runs on the texture matmul with the copied im2col (taps-major). */
+function copiesIm2col(
+  x: Tensor,
+  g: Geometry,
+  Cout: number,
+  variant: MatmulVariant,
+): boolean {
+  const K = g.C * g.kh * g.kw;
+  return im2colCopyFits(x, g) &&
+    (foldsBatch(x, g, Cout, K, variant) || textureVariant(Cout, g.Ho * g.Wo, K, variant, true));
+}
+
+// x: [B, Cin, H, W], w2: [Cout, K] (wTaps: columns (ki, kj, c), only with the copied im2col),
+//   bias: [Cout], residual: [B, Cout, Ho * Wo], sampleBias: [B, Cout] -> y: [B, Cout, Ho * Wo],
+//   outside the graph
 function forward(
   x: Tensor,
   w2: Tensor,
@@ -152,30 +171,36 @@ function forward(
   variant: MatmulVariant,
   residual: Tensor | null = null,
   sampleBias: Tensor | null = null,
+  wTaps = false,
 ): Tensor {
   const Cout = w2.shape[0]!, K = w2.shape[1]!, P2 = g.Ho * g.Wo;
   // outputs narrower than a workgroup's 64 columns (4x4 maps) fold the batch: one product over
   // N = B Ho Wo instead of B products whose padded columns idle 3/4 of the kernel's lanes
   const fold = !direct && foldsBatch(x, g, Cout, K, variant);
   if (fold || (!direct && textureVariant(Cout, P2, K, variant, true))) {
-    // software adapters: im2col goes straight into the matmul's operand texture; the weight,
-    // shared by the batch, is packed once k-major (a copy for f32 rows of whole 256 bytes)
+    // software adapters: im2col goes straight into the matmul's operand texture (copied from
+    // shifted copies of x where the geometry allows); the weight, shared by the batch, is
+    // packed once k-major (a copy for f32 rows of whole 256 bytes)
     const y = residual ? copy(residual) : new Tensor([g.B, Cout, P2], productDType(x, w2));
     const shape = fold ? { N: g.B * P2, B: 1, nblk: P2 } : { N: P2, B: g.B };
     const p = { M: Cout, K, ...shape, alpha: 1, beta: residual ? 1 : 0, aShared: true };
+    const sh = copiesIm2col(x, g, Cout, variant) ? shiftedCopies(x, g) : null;
     runTextureMatmul(
       y,
       bias,
       p,
       {
-        a: (b0, nb, w) => packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
-        b: fold
-          ? (_b0, _nb, w) => im2colPack(x, g, w, 0, g.B, true)
-          : (b0, nb, w) => im2colPack(x, g, w, b0, nb),
+        a: (b0, nb, w) =>
+          sh && !wTaps ? tapsMajorWeight(w2, g, w) : packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
+        b: (b0, nb, w) =>
+          sh
+            ? copiedIm2col(sh, g, w, fold ? 0 : b0, fold ? g.B : nb, fold)
+            : im2colPack(x, g, w, fold ? 0 : b0, fold ? g.B : nb, fold),
       },
       true,
       sampleBias,
     );
+    sh?.dispose();
     return y;
   }
   const cols = direct ? x.view([g.B, g.C, P2]) : im2colRaw(x, g, im2colRows(variant));
@@ -214,12 +239,14 @@ function transposedConv(
   variant: MatmulVariant,
   acc: Tensor | null,
 ): Tensor {
-  // f32 products: the flipped weight written f32 is copied, not cast again, into the texture
-  const wf = flippedWeight(weight, dy.dtype === "f32" ? "f32" : weight.dtype);
+  // f32 products: the flipped weight written f32 is copied, not cast again, into the texture;
+  // taps-major for the copied im2col
+  const Cout = weight.shape[0]!;
+  const gt = geometry(dy.shape, [g.C, Cout, g.kh, g.kw], 1, g.kh - 1 - g.pad);
+  const taps = copiesIm2col(dy, gt, g.C, variant);
+  const wf = flippedWeight(weight, dy.dtype === "f32" ? "f32" : weight.dtype, taps);
   const wf2 = wf.view([g.C, wf.size / g.C]);
-  const pad = g.kh - 1 - g.pad;
-  const gt = geometry(dy.shape, wf.shape, 1, pad);
-  const dx = forward(dy, wf2, null, gt, false, variant, acc);
+  const dx = forward(dy, wf2, null, gt, false, variant, acc, null, taps);
   wf.dispose();
   wf2.dispose();
   return dx;

@@ -184,6 +184,47 @@ ${lines.join("\n")}`,
   });
 }
 
+// x: [B*C, H, W] as vec4s along W -> sh: [kw, B*C, S] as vec4s, sh[kj, bc, hp * W + w] =
+//   x[bc, hp - pad, w + kj - pad] for hp < H + 2 pad (zero outside x)
+/**
+ * The `kw` horizontally shifted, vertically padded copies of x from which the copied im2col
+ * (`src/ops/_conv_im2col_copy.ts`) takes its rows: for a stride-1 convolution whose output is as
+ * wide as x, im2col row (c, ki, kj) of a sample is one contiguous run of copy kj (H W floats from
+ * row ki). One invocation loads the few vec4s of x around one output vec4 and stores `kw`
+ * vec4s, a `kw`-th of what the im2col itself stores (kernel stores are the slow part on
+ * software adapters; buffer-to-texture copies run several times faster). `S` (vec4s `S4`) is the
+ * stride between copies of one channel; `kw` and `pad` are compiled in. `n` is B C (H + 2 pad) W / 4.
+ */
+export function convShiftKernel(kw: number, pad: number): BuiltKernel {
+  const lead = Math.ceil(pad / 4); // whole vec4s left of the output quad
+  const nt = Math.floor((4 * lead - pad + kw + 2) / 4) + 1; // vec4s covering every kj
+  const lines: string[] = [];
+  for (let j = 0; j < nt; j++) {
+    lines.push(`let t${j} = i32(q) - ${lead - j}; var v${j} = vec4<f32>();
+if (rowOk && t${j} >= 0 && t${j} < i32(P.W4)) { v${j} = x[rowBase + u32(t${j})]; }`);
+  }
+  const sw = ["x", "y", "z", "w"];
+  for (let kj = 0; kj < kw; kj++) {
+    const lanes = [0, 1, 2, 3].map((e) => {
+      const q = 4 * lead - pad + kj + e;
+      return `v${q >> 2}.${sw[q & 3]}`;
+    });
+    lines.push(`sh[${kj}u * P.BC * P.S4 + o] = vec4<f32>(${lanes.join(", ")});`);
+  }
+  return buildKernel({
+    name: `conv_shift k${kw} p${pad}`,
+    bindings: [{ name: "x", type: "vec4<f32>" }, { name: "sh", type: "vec4<f32>", write: true }],
+    params: [["n", "u32"], ["BC", "u32"], ["H", "u32"], ["W4", "u32"], ["S4", "u32"]],
+    workgroup: [EW_GROUP],
+    body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
+let per = (P.H + ${2 * pad}u) * P.W4; let bc = i / per; let r = i % per;
+let hp = r / P.W4; let q = r % P.W4;
+let h = i32(hp) - ${pad}; let rowOk = h >= 0 && h < i32(P.H);
+let rowBase = (bc * P.H + u32(max(h, 0))) * P.W4; let o = bc * P.S4 + r;
+${lines.join("\n")}`,
+  });
+}
+
 // x: [B, C, H, W] -> tex texel (row / 4, (b - b0) * Ho*Wo + p): im2col rows 4t .. 4t + 3 at p
 /**
  * The transposed im2col texture: the B operand of the convolution's weight gradient summed over
@@ -223,20 +264,29 @@ ${loads.join("\n")}
   });
 }
 
-// w: [Cout, Cin, kh, kw] -> wf: [Cin, Cout, kh, kw], each kernel turned 180 degrees
+// w: [Cout, Cin, kh, kw] -> wf: [Cin, Cout, kh, kw] (tapsMajor: [Cin, kh, kw, Cout]), each
+//   kernel turned 180 degrees
 /**
  * The weight of the transposed convolution: channels swapped and each kh x kw kernel flipped,
  * so that a stride-1 convolution's input gradient is itself a convolution of the output
- * gradient (padding kh - 1 - pad). `n` is the element count.
+ * gradient (padding kh - 1 - pad). `tapsMajor` orders each row by tap, then channel: the column
+ * order of the copied im2col. `n` is the element count.
  */
-export function convWeightFlipKernel(t: StorageType, to: StorageType = t): BuiltKernel {
+export function convWeightFlipKernel(
+  t: StorageType,
+  to: StorageType = t,
+  tapsMajor = false,
+): BuiltKernel {
+  const index = tapsMajor
+    ? "let o = i % P.Cout; let t = (i / P.Cout) % P.kk;"
+    : "let t = i % P.kk; let o = (i / P.kk) % P.Cout;";
   return buildKernel({
-    name: "conv_weight_flip",
+    name: `conv_weight_flip${tapsMajor ? " taps" : ""}`,
     bindings: [{ name: "w", type: t }, { name: "wf", type: to, write: true }],
     params: [["n", "u32"], ["Cout", "u32"], ["Cin", "u32"], ["kk", "u32"]],
     workgroup: [EW_GROUP],
     body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
-let t = i % P.kk; let o = (i / P.kk) % P.Cout; let c = i / (P.kk * P.Cout);
+${index} let c = i / (P.kk * P.Cout);
 st_wf(i, ld_w((o * P.Cin + c) * P.kk + P.kk - 1u - t));`,
   });
 }
