@@ -5,10 +5,8 @@
  *
  * @module
  */
-import { Module } from "../nn/module.ts";
 import { Linear } from "../nn/layers/linear.ts";
 import type { Conv2d } from "../nn/layers/conv2d.ts";
-import type { LayerAdapter } from "../nn/layers/adapter_hook.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import { tensor } from "../ops/creation.ts";
 import { add } from "../ops/binary.ts";
@@ -18,6 +16,7 @@ import { reshape } from "../ops/reshape.ts";
 import { scope } from "../ops/scope.ts";
 import { fmtShape, ShapeError } from "../ops/errors.ts";
 import type { HostTensor } from "./file_types.ts";
+import { AttachedAdapter } from "./attached_adapter.ts";
 
 // Linear: x [..., in] -> [..., out], delta [out, in]; Conv2d: x [B, in, H, W], delta [out, in, k, k]
 /**
@@ -35,15 +34,12 @@ import type { HostTensor } from "./file_types.ts";
  * console.log(fc.forward(randn([3, 2])).shape); // [3, 2]
  * ```
  */
-export class DeltaAdapter extends Module implements LayerAdapter {
-  /** The adapted layer. */
-  readonly target: Linear | Conv2d;
+export class DeltaAdapter extends AttachedAdapter<Linear | Conv2d> {
   readonly #hasBiasDelta: boolean;
 
   /** Uploads `delta` (the weight's shape) and `biasDelta` (`[out]`) for `target`. */
   constructor(target: Linear | Conv2d, delta: HostTensor, biasDelta: HostTensor | null = null) {
-    super();
-    this.target = target;
+    super(target);
     const want = target.param("weight").shape;
     if (delta.shape.join() !== want.join()) {
       throw new ShapeError(
@@ -66,19 +62,8 @@ export class DeltaAdapter extends Module implements LayerAdapter {
     }
   }
 
-  /** Routes the target's forward through this adapter and returns it. */
-  attach(): this {
-    this.target.adapter = this;
-    return this;
-  }
-
-  /** Gives the target its own forward back (if this adapter is the attached one). */
-  detach(): void {
-    if (this.target.adapter === this) this.target.adapter = null;
-  }
-
   /** The adapted output. */
-  forward(x: Tensor): Tensor {
+  override forward(x: Tensor): Tensor {
     const t = this.target;
     return scope(() => {
       const d = this.param("delta").value;

@@ -5,10 +5,8 @@
  *
  * @module
  */
-import { Module } from "../nn/module.ts";
 import { Linear } from "../nn/layers/linear.ts";
 import type { Conv2d } from "../nn/layers/conv2d.ts";
-import type { LayerAdapter } from "../nn/layers/adapter_hook.ts";
 import { dtypeBytes, type Tensor } from "../ops/tensor.ts";
 import { deviceInfo } from "../ops/device.ts";
 import { slice } from "../ops/slice.ts";
@@ -22,6 +20,7 @@ import { reshape } from "../ops/reshape.ts";
 import { scope } from "../ops/scope.ts";
 import { loraConv2d, loraLinear } from "../ops/lora.ts";
 import { ArgumentError } from "../ops/errors.ts";
+import { AttachedAdapter } from "./attached_adapter.ts";
 
 /** kohya's training-only dropouts (`networks/lora.py`, `LoRAModule.forward`). */
 export interface LoraDropouts {
@@ -66,9 +65,7 @@ function checkProbability(p: number, what: string): void {
  * console.log(fc.forward(randn([2, 16])).shape, lora.scale); // [2, 8] 0.5
  * ```
  */
-export class LoraModule extends Module implements LayerAdapter {
-  /** The adapted layer. */
-  readonly target: Linear | Conv2d;
+export class LoraModule extends AttachedAdapter<Linear | Conv2d> {
   /** Rank. */
   readonly rank: number;
   /** Alpha; the update is scaled by alpha / rank. */
@@ -90,14 +87,13 @@ export class LoraModule extends Module implements LayerAdapter {
     alpha: number,
     options: LoraModuleOptions = {},
   ) {
-    super();
+    super(target);
     if (!Number.isInteger(rank) || rank < 1) {
       throw new ArgumentError(`A LoRA rank must be a whole number >= 1, got ${rank}`);
     }
     if (!Number.isFinite(alpha)) {
       throw new ArgumentError(`A LoRA alpha must be a finite number, got ${alpha}`);
     }
-    this.target = target;
     this.rank = rank;
     this.alpha = alpha;
     this.multiplier = options.multiplier ?? 1;
@@ -123,19 +119,8 @@ export class LoraModule extends Module implements LayerAdapter {
     return this.alpha / this.rank;
   }
 
-  /** Routes the target's forward through this adapter and returns it. */
-  attach(): this {
-    this.target.adapter = this;
-    return this;
-  }
-
-  /** Gives the target its own forward back (if this adapter is the attached one). */
-  detach(): void {
-    if (this.target.adapter === this) this.target.adapter = null;
-  }
-
   /** The adapted output. */
-  forward(x: Tensor): Tensor {
+  override forward(x: Tensor): Tensor {
     const t = this.target;
     const train = this.training;
     if (train && this.moduleDropout > 0 && this.#draw() < this.moduleDropout) {

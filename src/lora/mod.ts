@@ -23,6 +23,7 @@ export type {
 export * from "./tree.ts";
 export * from "./plan.ts";
 export * from "./block_weights.ts";
+export * from "./attached_adapter.ts";
 export * from "./lora_module.ts";
 export * from "./norm_adapter.ts";
 export * from "./delta_adapter.ts";

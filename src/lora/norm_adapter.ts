@@ -4,10 +4,8 @@
  *
  * @module
  */
-import { Module } from "../nn/module.ts";
 import { GroupNorm } from "../nn/layers/group_norm.ts";
 import type { LayerNorm } from "../nn/layers/layer_norm.ts";
-import type { LayerAdapter } from "../nn/layers/adapter_hook.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import { zeros } from "../ops/creation.ts";
 import { add } from "../ops/binary.ts";
@@ -15,6 +13,7 @@ import { scale } from "../ops/unary.ts";
 import { scope } from "../ops/scope.ts";
 import { groupNorm } from "../ops/group_norm.ts";
 import { layerNorm } from "../ops/layer_norm.ts";
+import { AttachedAdapter } from "./attached_adapter.ts";
 
 // GroupNorm: x [B, C, ...] -> same; LayerNorm: x [..., C] -> same; w_norm, b_norm: [C]
 /**
@@ -32,35 +31,21 @@ import { layerNorm } from "../ops/layer_norm.ts";
  * console.log(gn.forward(randn([1, 8, 4, 4])).shape); // [1, 8, 4, 4]
  * ```
  */
-export class NormAdapter extends Module implements LayerAdapter {
-  /** The adapted norm. */
-  readonly target: GroupNorm | LayerNorm;
+export class NormAdapter extends AttachedAdapter<GroupNorm | LayerNorm> {
   /** Multiplier of the deltas. */
   multiplier: number;
 
   /** Zero deltas for `target` (not attached yet). */
   constructor(target: GroupNorm | LayerNorm, options: { multiplier?: number } = {}) {
-    super();
-    this.target = target;
+    super(target);
     this.multiplier = options.multiplier ?? 1;
     const c = target instanceof GroupNorm ? target.channels : target.features;
     this.addParameter("w_norm", zeros([c]));
     this.addParameter("b_norm", zeros([c]));
   }
 
-  /** Routes the target's forward through this adapter and returns it. */
-  attach(): this {
-    this.target.adapter = this;
-    return this;
-  }
-
-  /** Gives the target its own forward back (if this adapter is the attached one). */
-  detach(): void {
-    if (this.target.adapter === this) this.target.adapter = null;
-  }
-
   /** The adapted output. */
-  forward(x: Tensor): Tensor {
+  override forward(x: Tensor): Tensor {
     const t = this.target;
     return scope(() => {
       const m = this.multiplier;

@@ -5,10 +5,8 @@
  *
  * @module
  */
-import { Module } from "../nn/module.ts";
 import { Linear } from "../nn/layers/linear.ts";
 import type { Conv2d } from "../nn/layers/conv2d.ts";
-import type { LayerAdapter } from "../nn/layers/adapter_hook.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import { copy, tensor } from "../ops/creation.ts";
 import { add } from "../ops/binary.ts";
@@ -20,6 +18,7 @@ import { reshape } from "../ops/reshape.ts";
 import { scope } from "../ops/scope.ts";
 import { fmtShape, ShapeError } from "../ops/errors.ts";
 import type { HostTensor } from "./file_types.ts";
+import { AttachedAdapter } from "./attached_adapter.ts";
 
 function effective(base: Tensor, delta: HostTensor | null): Tensor {
   return noGrad(() =>
@@ -54,14 +53,10 @@ function effective(base: Tensor, delta: HostTensor | null): Tensor {
  * console.log(fc.forward(randn([3, 2])).shape); // [3, 2]
  * ```
  */
-export class WeightCopyAdapter extends Module implements LayerAdapter {
-  /** The adapted layer. */
-  readonly target: Linear | Conv2d;
-
+export class WeightCopyAdapter extends AttachedAdapter<Linear | Conv2d> {
   /** Builds the effective weight (and bias) copies on the GPU. */
   constructor(target: Linear | Conv2d, delta: HostTensor | null, biasDelta: HostTensor | null) {
-    super();
-    this.target = target;
+    super(target);
     this.addParameter("weight", effective(target.param("weight").value, delta), {
       trainable: false,
     });
@@ -74,19 +69,8 @@ export class WeightCopyAdapter extends Module implements LayerAdapter {
     }
   }
 
-  /** Routes the target's forward through this adapter and returns it. */
-  attach(): this {
-    this.target.adapter = this;
-    return this;
-  }
-
-  /** Gives the target its own forward back (if this adapter is the attached one). */
-  detach(): void {
-    if (this.target.adapter === this) this.target.adapter = null;
-  }
-
   /** The adapted output. */
-  forward(x: Tensor): Tensor {
+  override forward(x: Tensor): Tensor {
     const t = this.target;
     const w = this.param("weight").value;
     const b = t.hasBias ? this.param("bias").value : null;
