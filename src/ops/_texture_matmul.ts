@@ -149,13 +149,15 @@ export interface TextureProduct {
 /**
  * C's binding (then the bias's) and the storage types the matmul epilogue is built for, shared
  * by the texture and tiled kernels; `biasN` puts the bias along C's columns; `sampleBias` [B, M]
- * is added after it (a conv bias, then a time embedding per sample).
+ * is added after it (a conv bias, then a time embedding per sample); `gate` (C's shape)
+ * multiplies the result element-wise.
  */
 export function epilogueOutputs(
   c: Tensor,
   bias: Tensor | null,
   biasN = false,
   sampleBias: Tensor | null = null,
+  gate: Tensor | null = null,
 ): { outs: Resource[]; types: MatmulTypes } {
   const outs: Resource[] = [c.binding];
   const types: MatmulTypes = { c: c.dtype };
@@ -167,10 +169,15 @@ export function epilogueOutputs(
     outs.push(sampleBias.binding);
     types.sampleBias = sampleBias.dtype;
   }
+  if (gate) {
+    outs.push(gate.binding);
+    types.gate = gate.dtype;
+  }
   return { outs, types };
 }
 
-// c: [B, M, N] = alpha * op(A)[b] op(B)[b] (+ bias[m] or bias[n]) (+ sampleBias[b, m]) + beta * c
+// c: [B, M, N] = (alpha * op(A)[b] op(B)[b] (+ bias[m] or bias[n]) (+ sampleBias[b, m]))
+//   (* gate) + beta * c
 /** Runs the outer-product kernel over packed operands, in chunks of batches. */
 export function runTextureMatmul(
   c: Tensor,
@@ -179,14 +186,16 @@ export function runTextureMatmul(
   packers: { a: Packer; b: Packer },
   aK = false,
   sampleBias: Tensor | null = null,
+  gate: Tensor | null = null,
 ): void {
   const max = deviceInfo().limits.maxTextureDimension2D;
   const chunk = Math.max(1, Math.floor(max / Math.max(p.K, aK ? p.M : 0)));
   const [wA, wB] = textureWidths(p.M, p.N, p.K, aK);
-  const { outs, types } = epilogueOutputs(c, bias, p.biasN, sampleBias);
-  // whole vec4 rows of an f32 C: 16-byte stores
+  const { outs, types } = epilogueOutputs(c, bias, p.biasN, sampleBias, gate);
+  // whole vec4 rows of an f32 C (and gate): 16-byte stores
   const nblk = p.nblk ?? 0, fold = nblk > 0;
-  const vec4 = types.c === "f32" && p.N % 4 === 0 && nblk % 4 === 0;
+  const vec4 = types.c === "f32" && (types.gate ?? "f32") === "f32" && p.N % 4 === 0 &&
+    nblk % 4 === 0;
   const gx = textureGroupX(p.N), gy = TEX_GROUP / gx;
   const key = `matmul texture ${epilogueKey(types)} ${aK} ${vec4} ${fold} ${gx}`;
   const mk = cachedKernel(key, () => textureMatmulKernel(types, aK, vec4, fold, gx));

@@ -71,8 +71,9 @@ function plan(a: Tensor, b: Tensor, tA: boolean, tB: boolean): Plan {
 }
 
 /**
- * Where `raw` writes: `c = alpha * op(a) op(b) (+ bias[m], one value per row, or bias[n] per
- * column with `biasN`) (+ sampleBias[b, m]) + beta * c`, into `into.c` when given.
+ * Where `raw` writes: `c = (alpha * op(a) op(b) (+ bias[m], one value per row, or bias[n] per
+ * column with `biasN`) (+ sampleBias[b, m])) (* gate, element-wise) + beta * c`, into `into.c`
+ * when given.
  */
 interface Into {
   c?: Tensor;
@@ -81,6 +82,7 @@ interface Into {
   bias?: Tensor;
   biasN?: boolean;
   sampleBias?: Tensor;
+  gate?: Tensor;
 }
 
 /** The dtype of a product: f16 only when both operands are f16. */
@@ -127,6 +129,10 @@ function raw(
   if (bias && fold && !biasN) {
     throw new ArgumentError("matmul() cannot add a per-row bias to a product folded over batches");
   }
+  const gate = into.gate ?? null;
+  if (gate && gate.shape.join() !== shape.join()) {
+    throw new ShapeError(`matmul() gate ${fmtShape(gate.shape)} should be ${fmtShape(shape)}`);
+  }
   const alpha = into.alpha ?? 1, beta = into.beta ?? 0;
   if (c.size === 0) return c;
   const sbA = fold || !p.aBatched ? 0 : M * K;
@@ -152,10 +158,11 @@ function raw(
       },
       aK,
       sBias,
+      gate,
     );
     return c;
   }
-  const { outs, types } = epilogueOutputs(c, bias, biasN, sBias);
+  const { outs, types } = epilogueOutputs(c, bias, biasN, sBias, gate);
   const tt = { ...types, a: a.dtype, b: b.dtype };
   const key = `matmul tiled ${tt.a} ${tt.b} ${epilogueKey(tt)}`;
   const k = cachedKernel(key, () => tiledMatmulKernel(tt));
@@ -197,9 +204,9 @@ export function matmulInto(
 }
 
 /**
- * `alpha * op(a) op(b) (+ bias[m] on row m, or bias[n] on column n with `biasN`) (+ sampleBias[b,
- * m]) + beta * c` as a new tensor, outside the graph; `c` (beta's input) is copied into the output
- * first.
+ * `(alpha * op(a) op(b) (+ bias[m] on row m, or bias[n] on column n with `biasN`) (+
+ * sampleBias[b, m])) (* gate, element-wise) + beta * c` as a new tensor, outside the graph; `c`
+ * (beta's input) is copied into the output first.
  */
 export function matmulRaw(
   a: Tensor,
@@ -209,6 +216,7 @@ export function matmulRaw(
     bias?: Tensor;
     biasN?: boolean;
     sampleBias?: Tensor;
+    gate?: Tensor;
     c?: Tensor;
   } = {},
 ): Tensor {
@@ -216,6 +224,7 @@ export function matmulRaw(
     alpha: options.alpha ?? 1,
     ...(options.bias ? { bias: options.bias, biasN: options.biasN ?? false } : {}),
     ...(options.sampleBias ? { sampleBias: options.sampleBias } : {}),
+    ...(options.gate ? { gate: options.gate } : {}),
     ...(options.c ? { c: copy(options.c), beta: 1 } : {}),
   });
 }

@@ -62,6 +62,7 @@ export { groupNorm, groupNormRef } from "./group_norm.ts";
 export { layerNorm, layerNormRef } from "./layer_norm.ts";
 export * from "./batch_norm.ts";
 export * from "./softmax.ts";
+export * from "./softmax_matmul.ts";
 export { type RowKernelOptions, rowThreads } from "./row_variant.ts";
 export * from "./attention.ts";
 export * from "./adamw.ts";

@@ -13,7 +13,7 @@ import {
   softmaxVec4Kernel,
 } from "../wgsl/softmax.ts";
 import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
-import { Tensor } from "./tensor.ts";
+import { type DType, Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape } from "./errors.ts";
@@ -33,6 +33,33 @@ function geometry(shape: readonly number[], axis: number): [number, number, numb
   return [outer, A, inner];
 }
 
+// The kernel variant, params and grid of a softmax (forward or backward) over `axis`.
+function launchPlan(shape: readonly number[], axis: number, t: DType, options: RowKernelOptions) {
+  const [outer, A, inner] = geometry(shape, axis);
+  const rows = outer * inner;
+  const wg = rowThreads(A, options.variant) ? 1 : normGroup(A);
+  const grid = wg === 1 ? grid1d(Math.ceil(rows / ROW_THREAD_GROUP)) : grid1d(rows);
+  // contiguous f32 rows of whole vec4s: 16-byte loads (llvmpipe, [16384, 256] forward +
+  // backward 268 -> 225 ms)
+  const vec4 = wg === 1 && inner === 1 && A % 4 === 0 && t === "f32";
+  const params = vec4 ? [rows, A / 4] : [rows, A, inner];
+  return { wg, grid, vec4, params };
+}
+
+// x: [..., A, ...] -> y: same shape, softmax over `axis`, outside the graph
+/** The softmax forward as a new tensor, outside the graph (for fused ops with their own backward). */
+export function softmaxRaw(x: Tensor, axis = -1, options: RowKernelOptions = {}): Tensor {
+  const { wg, grid, vec4, params } = launchPlan(x.shape, axis, x.dtype, options);
+  const y = new Tensor(x.shape, x.dtype);
+  if (y.size > 0) {
+    const k = vec4
+      ? cachedKernel("softmax vec4", softmaxVec4Kernel)
+      : cachedKernel(`softmax ${x.dtype} ${wg}`, () => softmaxKernel(x.dtype, wg));
+    dispatch(k, [x.binding, y.binding], params, grid);
+  }
+  return y;
+}
+
 // x: [..., A, ...] -> y: same shape, softmax over `axis`
 /**
  * Softmax over `axis` (default the last): `exp(x - max) / sum(exp(x - max))`.
@@ -45,25 +72,12 @@ function geometry(shape: readonly number[], axis: number): [number, number, numb
  * ```
  */
 export function softmax(x: Tensor, axis = -1, options: RowKernelOptions = {}): Tensor {
-  const [outer, A, inner] = geometry(x.shape, axis);
-  const rows = outer * inner;
   const t = x.dtype;
-  const wg = rowThreads(A, options.variant) ? 1 : normGroup(A);
-  const grid = wg === 1 ? grid1d(Math.ceil(rows / ROW_THREAD_GROUP)) : grid1d(rows);
-  // contiguous f32 rows of whole vec4s: 16-byte loads (llvmpipe, [16384, 256] forward +
-  // backward 268 -> 225 ms)
-  const vec4 = wg === 1 && inner === 1 && A % 4 === 0 && t === "f32";
-  const params = vec4 ? [rows, A / 4] : [rows, A, inner];
-  const y = new Tensor(x.shape, t);
-  if (y.size > 0) {
-    const k = vec4
-      ? cachedKernel("softmax vec4", softmaxVec4Kernel)
-      : cachedKernel(`softmax ${t} ${wg}`, () => softmaxKernel(t, wg));
-    dispatch(k, [x.binding, y.binding], params, grid);
-  }
+  const y = softmaxRaw(x, axis, options);
   return record("softmax", [x], y, [y], (dy, [sy]) => {
     const dx = new Tensor(x.shape, t);
     if (dx.size > 0) {
+      const { wg, grid, vec4, params } = launchPlan(x.shape, axis, t, options);
       const k = vec4
         ? cachedKernel("softmax grad vec4", softmaxGradVec4Kernel)
         : cachedKernel(`softmax_grad ${t} ${wg}`, () => softmaxGradKernel(t, wg));

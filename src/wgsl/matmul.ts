@@ -20,11 +20,19 @@ export interface MatmulTypes {
   biasN?: boolean;
   /** Storage of a second bias with one row per batch, `sbias[b * M + m]`, added after `bias`. */
   sampleBias?: StorageType;
+  /**
+   * Storage of a tensor of C's shape that multiplies the product and its biases element-wise
+   * before `beta`: `c = gate * (alpha acc + biases) + beta c` (a softmax's backward, `P * (dP -
+   * D)`, in the product of dP).
+   */
+  gate?: StorageType;
 }
 
 /** The cache key part of a matmul's epilogue types. */
 export function epilogueKey(t: MatmulTypes): string {
-  return `${t.c} ${t.bias ?? "none"}${t.biasN ? " n" : ""} ${t.sampleBias ?? "none"}`;
+  return `${t.c} ${t.bias ?? "none"}${t.biasN ? " n" : ""} ${t.sampleBias ?? "none"}${
+    t.gate ? ` gate ${t.gate}` : ""
+  }`;
 }
 
 // The biases of output (m, n) in batch bb: bias[m] or bias[n], then sbias[bb, m].
@@ -34,21 +42,22 @@ function biases(t: MatmulTypes, vec4: boolean): string {
   return b + (t.sampleBias ? " + ld_sbias(bb * P.M + m)" : "");
 }
 
-// c = alpha * acc (+ bias[m] or bias[n]) (+ sbias[bb, m]) + beta * c (beta 0 never reads c: c
-// may hold garbage)
+// c = (alpha * acc (+ bias[m] or bias[n]) (+ sbias[bb, m])) (* gate[i]) + beta * c (beta 0
+// never reads c: c may hold garbage)
 function epilogue(t: MatmulTypes): string {
   const add = biases(t, false);
   return `fn out_(i: u32, m: u32, n: u32, bb: u32, acc: f32) {
-  let v = P.alpha * acc${add};
+  let v = (P.alpha * acc${add})${t.gate ? " * ld_gate(i)" : ""};
   if (P.beta == 0.0) { st_c(i, v); } else { st_c(i, v + P.beta * ld_c(i)); }
 }`;
 }
 
-// c[i4] (4 floats from column n) = alpha * acc (+ bias) + beta * c[i4], on a vec4<f32> C
+// c[i4] (4 floats from column n) = (alpha * acc (+ bias)) (* gate[i4]) + beta * c[i4], on a
+// vec4<f32> C (and gate)
 function epilogue4(t: MatmulTypes): string {
   const add = biases(t, true);
   return `fn out4_(i4: u32, m: u32, n: u32, bb: u32, acc: vec4<f32>) {
-  let v = P.alpha * acc${add};
+  let v = (P.alpha * acc${add})${t.gate ? " * gate[i4]" : ""};
   if (P.beta == 0.0) { c[i4] = v; } else { c[i4] = v + P.beta * c[i4]; }
 }`;
 }
@@ -57,6 +66,7 @@ function outBindings(t: MatmulTypes, vec4 = false): BindingSpec[] {
   const out: BindingSpec[] = [{ name: "c", type: vec4 ? "vec4<f32>" : t.c, write: true }];
   if (t.bias) out.push({ name: "bias", type: t.bias });
   if (t.sampleBias) out.push({ name: "sbias", type: t.sampleBias });
+  if (t.gate) out.push({ name: "gate", type: vec4 ? "vec4<f32>" : t.gate });
   return out;
 }
 
@@ -177,7 +187,9 @@ export function textureMatmulKernel(
   fold = false,
   gx = TEX_GROUP,
 ): BuiltKernel {
-  if (vec4 && t.c !== "f32") throw new Error("The vec4 matmul epilogue needs an f32 output");
+  if (vec4 && (t.c !== "f32" || (t.gate && t.gate !== "f32"))) {
+    throw new Error("The vec4 matmul epilogue needs an f32 output and gate");
+  }
   const lines: string[] = [];
   for (let r = 0; r < TEX_ROWS; r++) {
     lines.push(`var acc${r}_0 = vec4<f32>(); var acc${r}_1 = vec4<f32>();`);

@@ -126,3 +126,23 @@ let tot = s4.x + s4.y + s4.z + s4.w;
 for (var a = 0u; a < P.A4; a++) { dx[base + a] = y[base + a] * (dy[base + a] - tot); }`,
   });
 }
+
+// x, y: [rows, A] -> d: [rows] (f32)
+/**
+ * The negated row dot product `d[r] = -sum_a x[r, a] y[r, a]`, one invocation per row: the
+ * `-D = -rowsum(dO * O)` of a softmax followed by a product (`O = softmax(S) V`), whose
+ * backward `dS = P * (dO V^T - D)` the dO V^T product's epilogue then computes.
+ */
+export function negRowDotKernel(t: StorageType): BuiltKernel {
+  return buildKernel({
+    name: "neg_row_dot",
+    bindings: [{ name: "x", type: t }, { name: "y", type: t }, { name: "d", write: true }],
+    params: [["rows", "u32"], ["A", "u32"]],
+    workgroup: [ROW_THREAD_GROUP],
+    body: `let row = ${flatIndex(ROW_THREAD_GROUP)}; if (row >= P.rows) { return; }
+let base = row * P.A;
+var s = 0.0;
+for (var a = 0u; a < P.A; a++) { s += ld_x(base + a) * ld_y(base + a); }
+st_d(row, -s);`,
+  });
+}

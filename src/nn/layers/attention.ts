@@ -6,7 +6,7 @@
 import { Module, ModuleList } from "../module.ts";
 import { attention } from "../../ops/attention.ts";
 import { matmul } from "../../ops/matmul.ts";
-import { softmax } from "../../ops/softmax.ts";
+import { softmaxMatmul } from "../../ops/softmax_matmul.ts";
 import { permute } from "../../ops/permute.ts";
 import { reshape } from "../../ops/reshape.ts";
 import { scope } from "../../ops/scope.ts";
@@ -79,7 +79,8 @@ export function scaledDotProductAttention(
   return scope(() => {
     // the scale goes on q, Tk / D times fewer elements than the scores
     const s = matmul(scale(q, 1 / Math.sqrt(D)), k, { transB: true });
-    return matmul(softmax(s), v);
+    // softmax's backward runs inside the dO v^T product (no pass over the score gradient)
+    return softmaxMatmul(s, v);
   });
 }
 
