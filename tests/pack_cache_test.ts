@@ -71,3 +71,20 @@ Deno.test("setPackCacheLimit(0) empties the cache and stops caching", () => {
     setPackCacheLimit(512 * 2 ** 20);
   }
 });
+
+Deno.test("A freed weight's buffer, reused by a temporary tensor, is not cached again", async () => {
+  const before = packCacheBytes();
+  using x = tensor(xs, [5, 24]);
+  const w = tensor(ws, [24, 9]);
+  cachePacksOf(w);
+  matmul(x, w, { variant: "texture" }).dispose();
+  const buffer = w.buffer;
+  w.dispose();
+  await x.toArray(); // a submit: the pool's quarantine ends
+  using t = tensor(randomData(24 * 9, 3), [24, 9]);
+  equal(t.buffer, buffer, "precondition: the pool hands the freed buffer out again");
+  const n = dispatchCount();
+  matmul(x, t, { variant: "texture" }).dispose();
+  equal(dispatchCount() - n, 3, "t is packed like any temporary");
+  equal(packCacheBytes(), before, "and its pack is not kept");
+});

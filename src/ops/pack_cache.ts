@@ -67,6 +67,16 @@ export function releasePack(tex: GPUTexture): void {
   if (!cached.has(tex)) releaseTexture(tex);
 }
 
+/**
+ * Forgets a buffer that returns to the pool: its packs, and that it belonged to a parameter
+ * (a temporary tensor that gets the buffer next must not have its packs kept, since it may be
+ * freed while a product still reads its pack).
+ */
+export function releasePacksOf(buffer: GPUBuffer): void {
+  eligible.delete(buffer);
+  forgetPacks(buffer);
+}
+
 /** Drops the packs of a buffer that is being written or freed. */
 export function forgetPacks(buffer: GPUBuffer): void {
   const m = packs.get(buffer);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { forgetPacks } from "./pack_cache.ts";
+import { releasePacksOf } from "./pack_cache.ts";
 import { deviceInfo } from "./device.ts";
 import { LimitError } from "./errors.ts";
 
@@ -48,7 +48,7 @@ export function acquireBuffer(bytes: number, uniform = false): GPUBuffer {
 
 /** Returns a buffer to the pool; it becomes reusable after the next submit. */
 export function releaseBuffer(buf: GPUBuffer, uniform = false): void {
-  forgetPacks(buf);
+  releasePacksOf(buf);
   live -= buf.size;
   quarantine.push([`${uniform ? "u" : "s"}${buf.size}`, buf]);
 }
