@@ -20,6 +20,12 @@ const cases: Case[] = [
   // a 2-D left operand shared by a batch: packed (or copied) once, read by every batch
   { a: [5, 7], b: [3, 7, 4], what: "a 2-D operand shared by a batch" },
   { a: [16, 64], b: [3, 64, 64], what: "a copied 2-D operand shared by a batch" },
+  // contiguous rows narrower than 256 bytes (attention's heads): the texture variant copies them
+  // with 64 / cols rows side by side in a texture row, forward and backward (both loops)
+  { a: [3, 8, 16], b: [3, 16, 16], what: "16-wide rows, 4 to a texture row" },
+  { a: [2, 6, 32], b: [2, 32, 32], what: "32-wide rows, 2 to a texture row" },
+  { a: [2, 8, 8], b: [2, 8, 8], what: "8-wide rows, 8 to a texture row" },
+  { a: [2, 16, 4], b: [2, 4, 4], what: "4-wide rows, 16 to a texture row" },
 ];
 
 function to3(s: number[]): [number, number, number] {

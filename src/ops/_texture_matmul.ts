@@ -6,6 +6,7 @@ import {
   epilogueKey,
   type MatmulTypes,
   packKernel,
+  type RowFold,
   TEX_COLS,
   TEX_GROUP,
   TEX_ROWS,
@@ -83,11 +84,34 @@ function copyable(
     (b0 * bs * 4) % 16 === 0 && (nb === 1 || bs === rows * rs);
 }
 
+/**
+ * How many rows of an operand its texture folds into one row (`RowFold`): f32 rows of whole
+ * texels narrower than 256 bytes that lie back to back in memory (batches too) and fill the
+ * texture's width exactly, `rows` a multiple of the fold, the fold at most `max`. Such an operand
+ * (attention's 16- and 32-wide heads) is then one buffer-to-texture copy instead of the pack
+ * kernel (llvmpipe: [64, 256, 16] 3.5 ms as a kernel).
+ */
+export function rowFold(
+  dtype: DType,
+  rows: number,
+  cols: number,
+  [rs, cs, bs]: [number, number, number],
+  width: number,
+  max: RowFold,
+): RowFold {
+  if (dtype !== "f32" || cs !== 1 || rs !== cols || width * 4 !== cols) return 1;
+  if (bs !== 0 && bs !== rows * rs) return 1;
+  const G = 64 / cols;
+  if (![2, 4, 8, 16].includes(G) || G > max || rows % G !== 0) return 1;
+  return G as RowFold;
+}
+
 // src: batch of [rows, cols] read through (row, col, batch) strides -> texture
 /**
  * Packs a strided operand (see `packKernel`); one whose rows lie along memory at a copyable
  * pitch is copied instead (software adapters copy at memory speed, 3-15x faster than the
- * kernel's strided loads).
+ * kernel's strided loads), as is one whose narrow rows `fold` (from `rowFold`) go to a texture
+ * row.
  */
 export function packStrided(
   src: Tensor,
@@ -97,9 +121,19 @@ export function packStrided(
   width: number,
   b0: number,
   nb: number,
+  fold: RowFold = 1,
 ): GPUTexture {
   const [rs, cs, bs] = strides;
-  return cachedPack(src, `${rows} ${cols} ${strides} ${width} ${b0} ${nb}`, () => {
+  return cachedPack(src, `${rows} ${cols} ${strides} ${width} ${b0} ${nb} ${fold}`, () => {
+    if (fold > 1) {
+      const tex = acquireTexture(width * fold, rows * nb / fold);
+      copyEncoder().copyBufferToTexture(
+        { buffer: src.buffer, offset: b0 * bs * 4, bytesPerRow: 256 },
+        { texture: tex },
+        [width * fold, rows * nb / fold],
+      );
+      return tex;
+    }
     const tex = packTarget(width, rows, nb);
     // a whole f16 operand (a weight) whose f32 form would be copyable: one element-wise cast,
     // then the copy (llvmpipe: SD-size f16 weights 2.5-3x faster than the pack kernel's loads)
@@ -144,6 +178,9 @@ export interface TextureProduct {
    * written to c[b, m, p] (default 0: no fold).
    */
   nblk?: number;
+  /** Rows of A's and of B's textures folded into one texture row (`RowFold`, default 1). */
+  aFold?: RowFold;
+  bFold?: RowFold;
 }
 
 /**
@@ -197,8 +234,9 @@ export function runTextureMatmul(
   const vec4 = types.c === "f32" && (types.gate ?? "f32") === "f32" && p.N % 4 === 0 &&
     nblk % 4 === 0;
   const gx = textureGroupX(p.N), gy = TEX_GROUP / gx;
-  const key = `matmul texture ${epilogueKey(types)} ${aK} ${vec4} ${fold} ${gx}`;
-  const mk = cachedKernel(key, () => textureMatmulKernel(types, aK, vec4, fold, gx));
+  const aG = p.aFold ?? 1, bG = p.bFold ?? 1;
+  const key = `matmul texture ${epilogueKey(types)} ${aK} ${vec4} ${fold} ${gx} ${aG} ${bG}`;
+  const mk = cachedKernel(key, () => textureMatmulKernel(types, aK, vec4, fold, gx, aG, bG));
   for (let b0 = 0; b0 < p.B; b0 += chunk) {
     const nb = Math.min(chunk, p.B - b0);
     const at = p.aShared ? packers.a(0, 1, wA) : packers.a(b0, nb, wA);

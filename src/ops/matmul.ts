@@ -10,8 +10,10 @@ import { dispatch } from "./runtime.ts";
 import {
   epilogueOutputs,
   packStrided,
+  rowFold,
   runTextureMatmul,
   textureVariant,
+  textureWidths,
 } from "./_texture_matmul.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape, ShapeError } from "./errors.ts";
@@ -145,16 +147,20 @@ function raw(
   const aK = natural && textureVariant(M, N, K, variant, true);
   if (aK || textureVariant(M, N, K, variant)) {
     const aShared = B > 1 && sbA === 0;
+    // contiguous operands with narrow rows (attention's heads): copied, rows folded
+    const [wA, wB] = textureWidths(M, N, K, aK);
+    const aFold = aK ? rowFold(a.dtype, M, K, [amk, akk, sbA], wA, 16) : 1;
+    const bFold = rowFold(b.dtype, K, N, [bkk, bnk, sbB], wB, aK ? 4 : 16);
     runTextureMatmul(
       c,
       bias,
-      { M, N, K, B, alpha, beta, aShared, biasN },
+      { M, N, K, B, alpha, beta, aShared, biasN, aFold, bFold },
       {
         a: (b0, nb, w) =>
           aK
-            ? packStrided(a, M, K, [amk, akk, sbA], w, b0, nb)
+            ? packStrided(a, M, K, [amk, akk, sbA], w, b0, nb, aFold)
             : packStrided(a, K, M, [akk, amk, sbA], w, b0, nb),
-        b: (b0, nb, w) => packStrided(b, K, N, [bkk, bnk, sbB], w, b0, nb),
+        b: (b0, nb, w) => packStrided(b, K, N, [bkk, bnk, sbB], w, b0, nb, bFold),
       },
       aK,
       sBias,

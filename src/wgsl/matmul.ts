@@ -113,18 +113,33 @@ textureStore(tex, vec2<u32>(x, y), v);`,
 
 const SW = ["x", "y", "z", "w"];
 
+/**
+ * Rows of an operand texture folded into one texture row: `G` rows of 256 / G bytes side by side
+ * in a 256-byte row (1: no fold), so that a contiguous operand with narrow rows (attention's 16-
+ * and 32-wide heads) is one buffer-to-texture copy at the copy's 256-byte row pitch. Row `y`,
+ * texel `x` of the unfolded texture is texel `x + (y % G) * 16 / G` of row `y / G`.
+ */
+export type RowFold = 1 | 2 | 4 | 8 | 16;
+
+// The texel (x, y) of an operand texture whose rows are folded G to a row, for a row offset
+// `yc` known at compile time and `y0 % G == 0`.
+function foldedAt(x: string, y0: string, yc: number, G: RowFold): string {
+  if (G === 1) return `vec2<u32>(${x}, ${y0} + ${yc}u)`;
+  return `vec2<u32>(${x} + ${(yc % G) * (16 / G)}u, ${y0} / ${G}u + ${Math.floor(yc / G)}u)`;
+}
+
 // The loop of the kernel with A k-major (texel (x, b M + m) holds 4 consecutive k of row m,
 // zero past K): 4 k per step, a guarded last step when K % 4 > 0 (B's rows past K belong to the
-// next batch).
-function chunkedLoop(): string[] {
+// next batch). `aG`, `bG`: the operands' row folds (A: M % aG == 0; B: K % bG == 0, bG <= 4).
+function chunkedLoop(aG: RowFold, bG: RowFold): string[] {
   const step = (guard: boolean): string[] => {
     const out: string[] = [];
     for (let r = 0; r < TEX_ROWS; r++) {
-      out.push(`  let ar${r} = textureLoad(at, vec2<u32>(k4, arow + ${r}u));`);
+      out.push(`  let ar${r} = textureLoad(at, ${foldedAt("k4", "arow", r, aG)});`);
     }
     for (let kk = 0; kk < 4; kk++) {
       for (let h = 0; h < 2; h++) {
-        const load = `textureLoad(bt, vec2<u32>(c4 + ${h}u, base + k0 + ${kk}u))`;
+        const load = `textureLoad(bt, ${foldedAt(`c4 + ${h}u`, "(base + k0)", kk, bG)})`;
         const v = guard ? `select(vec4<f32>(), ${load}, k0 + ${kk}u < P.K)` : load;
         out.push(`  let bv${kk}_${h} = ${v};`);
       }
@@ -149,8 +164,8 @@ function chunkedLoop(): string[] {
   ];
 }
 
-// The loop of the all-mn kernel: one k per step.
-function simpleLoop(): string[] {
+// The loop of the all-mn kernel: one k per step (B's rows folded `bG` to a texture row).
+function simpleLoop(bG: RowFold): string[] {
   const lines = [
     "let base = wid.z * P.K; let abase = wid.z * P.aBatch * P.K;",
     "for (var k = 0u; k < P.K; k++) {",
@@ -158,8 +173,11 @@ function simpleLoop(): string[] {
   for (let q = 0; q < TEX_ROWS / 4; q++) {
     lines.push(`  let a${q} = textureLoad(at, vec2<u32>(r4 + ${q}u, abase + k));`);
   }
-  lines.push("  let b0 = textureLoad(bt, vec2<u32>(c4, base + k));");
-  lines.push("  let b1 = textureLoad(bt, vec2<u32>(c4 + 1u, base + k));");
+  const [x, y] = bG === 1
+    ? ["c4", "base + k"]
+    : [`c4 + ((base + k) % ${bG}u) * ${16 / bG}u`, `(base + k) / ${bG}u`];
+  lines.push(`  let b0 = textureLoad(bt, vec2<u32>(${x}, ${y}));`);
+  lines.push(`  let b1 = textureLoad(bt, vec2<u32>(${x} + 1u, ${y}));`);
   for (let r = 0; r < TEX_ROWS; r++) {
     const a = `a${r >> 2}.${SW[r & 3]}`;
     lines.push(`  acc${r}_0 += ${a} * b0; acc${r}_1 += ${a} * b1;`);
@@ -178,7 +196,8 @@ function simpleLoop(): string[] {
  * along N by `TEX_GROUP / gx` along M (narrow products). `aK` takes op(A) k-major, the layout of a row-major
  * operand, so that packing it is a copy; it steps 4 k at a time (the same 24 texel loads per 512
  * multiply-adds as 4 steps of the other loop). (op(B) k-major measured slower: 11-30 ms against
- * 7-18 ms for Linear-sized products, so B always runs along n.)
+ * 7-18 ms for Linear-sized products, so B always runs along n.) `aG` and `bG` read operand
+ * textures whose rows are folded (see `RowFold`; `aG` only with `aK`, `bG` at most 4 with `aK`).
  */
 export function textureMatmulKernel(
   t: MatmulTypes,
@@ -186,7 +205,12 @@ export function textureMatmulKernel(
   vec4 = false,
   fold = false,
   gx = TEX_GROUP,
+  aG: RowFold = 1,
+  bG: RowFold = 1,
 ): BuiltKernel {
+  if ((aG > 1 && !aK) || (aK && bG > 4)) {
+    throw new Error(`The texture matmul cannot read rows folded ${aG} (A) and ${bG} (B) here`);
+  }
   if (vec4 && (t.c !== "f32" || (t.gate && t.gate !== "f32"))) {
     throw new Error("The vec4 matmul epilogue needs an f32 output and gate");
   }
@@ -194,7 +218,7 @@ export function textureMatmulKernel(
   for (let r = 0; r < TEX_ROWS; r++) {
     lines.push(`var acc${r}_0 = vec4<f32>(); var acc${r}_1 = vec4<f32>();`);
   }
-  lines.push(...(aK ? chunkedLoop() : simpleLoop()));
+  lines.push(...(aK ? chunkedLoop(aG, bG) : simpleLoop(bG)));
   lines.push("let col = c4 * 4u; let out = (P.b0 + wid.z) * P.M * P.N;");
   // C's element (m, n): row-major, or with `fold` column n = b * nblk + p of batch b's [M, nblk]
   const at = (m: string, n: string) =>
