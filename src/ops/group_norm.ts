@@ -17,6 +17,7 @@ import {
   rowNormVec4Kernel,
 } from "../wgsl/norm.ts";
 import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
+import { ROW_THREAD_MAX } from "../wgsl/softmax.ts";
 import { Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
@@ -82,14 +83,17 @@ export function rowNorm(
   const y = new Tensor(x.shape, t);
   const mean = new Tensor([g.rows], "f32");
   const rstd = new Tensor([g.rows], "f32");
-  // llvmpipe, one invocation per row: layer norm [16, 256, 64] forward+backward 397 -> 46 ms;
-  // group norm rows of 2048 gain forward but lose backward, so `auto` stops at 1024
-  const wg = rowThreads(g.L, variant, 1024) ? 1 : normGroup(g.L);
-  const grid = grid1d(wg === 1 ? Math.ceil(g.rows / NORM_THREAD_GROUP) : g.rows);
   // one invocation per f32 row of whole vec4s whose four elements share a channel or have one
   // each: 16-byte loads (the row length then counted in vec4s)
   const perElem = g.S === 1;
-  const vec4 = wg === 1 && t === "f32" && g.L % 4 === 0 && (perElem || g.S % 4 === 0);
+  const whole4 = t === "f32" && g.L % 4 === 0 && (perElem || g.S % 4 === 0);
+  // llvmpipe, one invocation per row: layer norm [16, 256, 64] forward+backward 397 -> 46 ms;
+  // scalar rows of 2048 gain forward but lose backward, so `auto` stops at 1024 for them; the
+  // 16-byte kernels win at every length (group norm forward+backward, [16, 128, 16, 16] g16
+  // 100.5 -> 69.3 ms, [1, 512, 32, 32] g32 102.2 -> 73.8 ms, [1, 1280, 8, 8] g32 35.0 -> 30.7 ms)
+  const wg = rowThreads(g.L, variant, whole4 ? ROW_THREAD_MAX : 1024) ? 1 : normGroup(g.L);
+  const grid = grid1d(wg === 1 ? Math.ceil(g.rows / NORM_THREAD_GROUP) : g.rows);
+  const vec4 = wg === 1 && whole4;
   const geo = [g.rows, vec4 ? g.L / 4 : g.L, g.S, g.Cg, g.G];
   if (y.size > 0) {
     const hasW = weight !== null, hasB = bias !== null;
