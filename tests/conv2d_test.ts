@@ -57,6 +57,10 @@ const cases: Case[] = [
   { x: [3, 8, 4, 4], w: [6, 8, 3, 3], stride: 1, pad: 1, bias: true, what: "4x4, batch folded" },
   // 64 output positions: the weight gradient copies dy's rows (256 bytes) side by side
   { x: [2, 3, 8, 8], w: [5, 3, 3, 3], stride: 1, pad: 1, bias: true, what: "8x8, dy rows copied" },
+  // "same" padding on the texture variant: im2col copied from shifted copies of x (and from x
+  // itself when a channel is whole 256-byte rows), zeros copied where taps reach past x
+  { x: [2, 2, 8, 8], w: [3, 2, 5, 5], stride: 1, pad: 2, bias: true, what: "5x5 on 8x8, copies" },
+  { x: [2, 2, 1, 4], w: [3, 2, 3, 3], stride: 1, pad: 1, bias: false, what: "a one-row map" },
 ];
 
 for (const variant of ["texture", "tiled"] as MatmulVariant[]) {

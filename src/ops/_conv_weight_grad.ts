@@ -64,7 +64,7 @@ function transposedWeightGrad(
     const p = { M: K, N: Cout, K: nb * P2, B: 1, alpha: 1, beta: b0 ? 1 : 0 };
     runTextureMatmul(dwT, null, p, {
       a: (_b, _n, w) =>
-        sh ? copiedIm2col(sh, g, w, b0, nb, true) : im2colPackFolded(x, g, w, b0, nb),
+        sh ? copiedIm2col(x, sh, g, w, b0, nb, true) : im2colPackFolded(x, g, w, b0, nb),
       b: (_b, _n, w) => packStrided(dy3, P2, Cout, [1, P2, Cout * P2], w, b0, nb),
     }, true);
   }

@@ -194,7 +194,7 @@ function forward(
           sh && !wTaps ? tapsMajorWeight(w2, g, w) : packStrided(w2, Cout, K, [K, 1, 0], w, b0, nb),
         b: (b0, nb, w) =>
           sh
-            ? copiedIm2col(sh, g, w, fold ? 0 : b0, fold ? g.B : nb, fold)
+            ? copiedIm2col(x, sh, g, w, fold ? 0 : b0, fold ? g.B : nb, fold)
             : im2colPack(x, g, w, fold ? 0 : b0, fold ? g.B : nb, fold),
       },
       true,

@@ -184,44 +184,58 @@ ${lines.join("\n")}`,
   });
 }
 
-// x: [B*C, H, W] as vec4s along W -> sh: [kw, B*C, S] as vec4s, sh[kj, bc, hp * W + w] =
-//   x[bc, hp - pad, w + kj - pad] for hp < H + 2 pad (zero outside x)
+// x: [B*C, H, W] as vec4s along W -> sh: [slots, B*C, S] as vec4s, sh[slot(kj), bc, h * W + w] =
+//   x[bc, h, w + kj - pad] (zero outside x); the slots are kj = 0 .. kw - 1, without kj = pad
+//   when `skipCenter`
 /**
- * The `kw` horizontally shifted, vertically padded copies of x from which the copied im2col
+ * The horizontally shifted copies of x from which the copied im2col
  * (`src/ops/_conv_im2col_copy.ts`) takes its rows: for a stride-1 convolution whose output is as
- * wide as x, im2col row (c, ki, kj) of a sample is one contiguous run of copy kj (H W floats from
- * row ki). One invocation loads the few vec4s of x around one output vec4 and stores `kw`
- * vec4s, a `kw`-th of what the im2col itself stores (kernel stores are the slow part on
- * software adapters; buffer-to-texture copies run several times faster). `S` (vec4s `S4`) is the
- * stride between copies of one channel; `kw` and `pad` are compiled in. `n` is B C (H + 2 pad) W / 4.
+ * large as x, im2col row (ki, kj, c) of a sample is one contiguous run of copy kj (the rows of x
+ * that tap ki reaches). They hold a `kh`-th of the im2col's elements, fewer when x itself serves
+ * as the unshifted copy (`skipCenter`); buffer-to-texture copies, several times faster than
+ * kernel stores on software adapters, then assemble the im2col. One invocation a row of x (`n` =
+ * B C H) slides a window of vec4s along it: one 16-byte load per vec4 and one integer division
+ * per row (software adapters divide integers lane by lane). `S` (vec4s `S4`) is the stride
+ * between copies of one channel; `kw` and `pad` are compiled in.
  */
-export function convShiftKernel(kw: number, pad: number): BuiltKernel {
+export function convShiftKernel(kw: number, pad: number, skipCenter: boolean): BuiltKernel {
   const lead = Math.ceil(pad / 4); // whole vec4s left of the output quad
   const nt = Math.floor((4 * lead - pad + kw + 2) / 4) + 1; // vec4s covering every kj
-  const lines: string[] = [];
-  for (let j = 0; j < nt; j++) {
-    lines.push(`let t${j} = i32(q) - ${lead - j}; var v${j} = vec4<f32>();
-if (rowOk && t${j} >= 0 && t${j} < i32(P.W4)) { v${j} = x[rowBase + u32(t${j})]; }`);
-  }
   const sw = ["x", "y", "z", "w"];
-  for (let kj = 0; kj < kw; kj++) {
+  // the window v0 .. v(nt-1) holds quads q - lead .. q - lead + nt - 1 of the row
+  const init: string[] = [];
+  for (let j = 0; j < nt - 1; j++) {
+    // quads left of the row are zero
+    init.push(
+      `var v${j} = vec4<f32>();${
+        j < lead ? "" : `\nif (${j - lead}u < P.W4) { v${j} = x[rowBase + ${j - lead}u]; }`
+      }`,
+    );
+  }
+  const stores: string[] = [];
+  const slots = [...Array(kw).keys()].filter((kj) => !(skipCenter && kj === pad));
+  slots.forEach((kj, slot) => {
     const lanes = [0, 1, 2, 3].map((e) => {
       const q = 4 * lead - pad + kj + e;
       return `v${q >> 2}.${sw[q & 3]}`;
     });
-    lines.push(`sh[${kj}u * P.BC * P.S4 + o] = vec4<f32>(${lanes.join(", ")});`);
-  }
+    stores.push(`  sh[${slot}u * P.BC * P.S4 + o + q] = vec4<f32>(${lanes.join(", ")});`);
+  });
+  const shift = [...Array(nt - 1).keys()].map((j) => `v${j} = v${j + 1};`).join(" ");
   return buildKernel({
-    name: `conv_shift k${kw} p${pad}`,
+    name: `conv_shift k${kw} p${pad}${skipCenter ? " x" : ""}`,
     bindings: [{ name: "x", type: "vec4<f32>" }, { name: "sh", type: "vec4<f32>", write: true }],
     params: [["n", "u32"], ["BC", "u32"], ["H", "u32"], ["W4", "u32"], ["S4", "u32"]],
     workgroup: [EW_GROUP],
     body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
-let per = (P.H + ${2 * pad}u) * P.W4; let bc = i / per; let r = i % per;
-let hp = r / P.W4; let q = r % P.W4;
-let h = i32(hp) - ${pad}; let rowOk = h >= 0 && h < i32(P.H);
-let rowBase = (bc * P.H + u32(max(h, 0))) * P.W4; let o = bc * P.S4 + r;
-${lines.join("\n")}`,
+let bc = i / P.H; let rowBase = i * P.W4; let o = bc * P.S4 + (i - bc * P.H) * P.W4;
+${init.join("\n")}
+for (var q = 0u; q < P.W4; q++) {
+  let tn = i32(q) + ${nt - 1 - lead}; var v${nt - 1} = vec4<f32>();
+  if (tn >= 0 && tn < i32(P.W4)) { v${nt - 1} = x[rowBase + u32(tn)]; }
+${stores.join("\n")}
+  ${shift}
+}`,
   });
 }
 
