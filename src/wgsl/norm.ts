@@ -168,9 +168,29 @@ ${overRow(wg)} {
 }
 
 // The affine weight of elements 4j .. 4j + 3 of a row: per element (S = 1, a layer norm: w read
-// as vec4s) or one channel for the four (S % 4 == 0).
+// as vec4s) or one channel for the four (S % 4 == 0), loaded once per channel by `rowLoop4`.
 function weight4(perElem: boolean, name: string): string {
-  return perElem ? `${name}[j]` : `vec4<f32>(ld_${name}(c0 + j * 4u / P.S))`;
+  return perElem ? `${name}[j]` : `vec4<f32>(ch_${name})`;
+}
+
+// A loop over a row's vec4s j = 0 .. L4 - 1 around `body`; for rows of whole channels (S % 4 ==
+// 0) it runs channel by channel, loading the channel's weights (`names`) once and dividing no
+// index (software adapters divide integers lane by lane).
+function rowLoop4(perElem: boolean, names: string[], body: string): string {
+  if (perElem) {
+    return `for (var j = 0u; j < P.L4; j++) {
+${body}
+}`;
+  }
+  const loads = names.map((n) => `let ch_${n} = ld_${n}(c0 + cc);`).join(" ");
+  return `{ var j = 0u; let S4 = P.S / 4u;
+for (var cc = 0u; cc < P.Cg; cc++) {
+  ${loads}
+  for (var s4 = 0u; s4 < S4; s4++) {
+${body}
+  j++;
+  }
+} }`;
 }
 
 function affine4(perElem: boolean, name: string): BindingSpec {
@@ -210,12 +230,16 @@ var q = vec4<f32>();
 for (var j = 0u; j < P.L4; j++) { let d = x[base + j] - mu; q += d * d; }
 let r = inverseSqrt((q.x + q.y + q.z + q.w) / L + P.eps);
 let c0 = (row % P.G) * P.Cg;
-for (var j = 0u; j < P.L4; j++) {
-  var v = (x[base + j] - mu) * r;
+${
+      rowLoop4(
+        perElem,
+        [...(hasW ? ["w"] : []), ...(hasB ? ["b"] : [])],
+        `  var v = (x[base + j] - mu) * r;
   ${hasW ? `v = v * ${weight4(perElem, "w")};` : ""}
   ${hasB ? `v = v + ${weight4(perElem, "b")};` : ""}
-  y[base + j] = v;
-}
+  y[base + j] = v;`,
+      )
+    }
 mean[row] = mu; rstd[row] = r;`,
   });
 }
@@ -235,6 +259,7 @@ export function rowNormGradVec4Kernel(hasW: boolean, perElem: boolean, acc = fal
   });
   if (acc) bindings.push({ name: "acc", type: "vec4<f32>" });
   const g = `dy[base + j]${hasW ? ` * ${weight4(perElem, "w")}` : ""}`;
+  const ws = hasW ? ["w"] : [];
   return buildKernel({
     name: "row_norm_grad_thread_vec4",
     bindings,
@@ -246,16 +271,24 @@ let base = row * P.L4; let L = f32(P.L4 * 4u);
 let mu = mean[row]; let r = rstd[row];
 let c0 = (row % P.G) * P.Cg;
 var a = vec4<f32>(); var b = vec4<f32>();
-for (var j = 0u; j < P.L4; j++) {
-  let g = ${g};
-  a += g; b += g * (x[base + j] - mu) * r;
-}
+${
+      rowLoop4(
+        perElem,
+        ws,
+        `  let g = ${g};
+  a += g; b += g * (x[base + j] - mu) * r;`,
+      )
+    }
 let mx = (a.x + a.y + a.z + a.w) / L; let my = (b.x + b.y + b.z + b.w) / L;
-for (var j = 0u; j < P.L4; j++) {
-  let g = ${g};
+${
+      rowLoop4(
+        perElem,
+        ws,
+        `  let g = ${g};
   let xh = (x[base + j] - mu) * r;
-  dx[base + j] = r * (g - mx - xh * my)${acc ? " + acc[base + j]" : ""};
-}`,
+  dx[base + j] = r * (g - mx - xh * my)${acc ? " + acc[base + j]" : ""};`,
+      )
+    }`,
   });
 }
 
