@@ -45,6 +45,9 @@ const permCases: [number[], number[]][] = [
   // a contiguous last axis of whole vec4s (attention's head split): the 16-byte kernel
   [[2, 5, 3, 8], [0, 2, 1, 3]],
   [[3, 4, 2, 4], [1, 0, 2, 3]],
+  // 1024 output rows or more: one invocation per row (16-byte and scalar kernels)
+  [[4, 64, 4, 8], [0, 2, 1, 3]],
+  [[128, 10, 9], [0, 2, 1]],
 ];
 for (const [shape, perm] of permCases) {
   Deno.test(`permute() matches the reference and finite differences for ${shape} by (${perm})`, () =>

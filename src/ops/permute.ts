@@ -5,7 +5,7 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { MAX_DIMS } from "../wgsl/elementwise.ts";
-import { permuteKernel, permuteVec4Kernel, SHAPE_GROUP } from "../wgsl/shape.ts";
+import { permuteKernel, permuteRowsKernel, permuteVec4Kernel, SHAPE_GROUP } from "../wgsl/shape.ts";
 import { numel, Tensor } from "./tensor.ts";
 import { dispatch, grid1d } from "./runtime.ts";
 import { record } from "./autograd.ts";
@@ -72,10 +72,20 @@ function launch(x: Tensor, perm: readonly number[]): Tensor {
   // a contiguous last axis of whole vec4s: 16-byte loads and stores (then every stride is a
   // multiple of 4)
   const vec4 = x.dtype === "f32" && ss[rank - 1] === 1 && dims[rank - 1]! % 4 === 0;
-  const k = vec4
+  // one invocation per output row while rows keep the lanes busy and stay short (llvmpipe
+  // divides integers lane by lane: head split [16, 256, 4, 16] and a 3x3 conv weight's taps
+  // reorder [128, 256, 9] -> [128, 9, 256] run faster)
+  const len = dims[rank - 1]!, rows = y.size / len;
+  const byRow = rank > 1 && rows >= 4 * SHAPE_GROUP && len <= 4096;
+  const k = byRow
+    ? cachedKernel(
+      `permute rows ${x.dtype} ${rank} ${vec4}`,
+      () => permuteRowsKernel(x.dtype, rank, vec4),
+    )
+    : vec4
     ? cachedKernel(`permute vec4 ${rank}`, () => permuteVec4Kernel(rank))
     : cachedKernel(`permute ${x.dtype} ${rank}`, () => permuteKernel(x.dtype, rank));
-  const n = vec4 ? y.size / 4 : y.size;
+  const n = byRow ? rows : vec4 ? y.size / 4 : y.size;
   const params = [n];
   for (let d = 0; d < rank; d++) params.push(dims[d]!, ss[d]!);
   dispatch(k, [x.binding, y.binding], params, grid1d(Math.ceil(n / SHAPE_GROUP)));

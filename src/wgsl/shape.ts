@@ -60,6 +60,38 @@ y[i] = x[src / 4u];`,
   });
 }
 
+// x: [s0..s(r-1)] -> y: [d0..d(r-1)] (vec4: f32 as vec4s, the last output axis contiguous in x)
+/**
+ * `permuteKernel` (or `permuteVec4Kernel` with `vec4`) with one invocation per row of the last
+ * output axis (`n` rows), which it walks with the input stride: the index divisions (software
+ * adapters divide integers lane by lane) are paid once per row instead of once per element.
+ */
+export function permuteRowsKernel(t: StorageType, rank: number, vec4: boolean): BuiltKernel {
+  const params: [string, "u32"][] = [["n", "u32"]];
+  for (let d = 0; d < rank; d++) params.push([`d${d}`, "u32"], [`s${d}`, "u32"]);
+  const lines: string[] = ["var r = i; var src = 0u;"];
+  for (let d = rank - 2; d >= 1; d--) {
+    lines.push(`{ let c = r % P.d${d}; r = r / P.d${d}; src += c * P.s${d}; }`);
+  }
+  lines.push("src += r * P.s0;");
+  const last = `P.d${rank - 1}`, step = `P.s${rank - 1}`;
+  const copy = vec4
+    ? `let L4 = ${last} / 4u; let o = i * L4; let s4 = src / 4u;
+for (var q = 0u; q < L4; q++) { y[o + q] = x[s4 + q]; }`
+    : `let o = i * ${last};
+for (var q = 0u; q < ${last}; q++) { st_y(o + q, ld_x(src + q * ${step})); }`;
+  const type = vec4 ? "vec4<f32>" as const : t;
+  return buildKernel({
+    name: `permute_rows${vec4 ? "_vec4" : ""}_r${rank}`,
+    bindings: [{ name: "x", type }, { name: "y", type, write: true }],
+    params,
+    workgroup: [SHAPE_GROUP],
+    body: `${head}
+${lines.join("\n")}
+${copy}`,
+  });
+}
+
 // src: [O, Ls, I], dst: [O, Ld, I]; dst[o, dOff + j, k] = src[o, sOff + j, k] for j < L
 /** Copies a block of `L` positions along one axis between two tensors of the same outer/inner. */
 export function axisCopyKernel(t: StorageType): BuiltKernel {
