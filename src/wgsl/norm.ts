@@ -462,3 +462,85 @@ if (lid.x == 0u) {
 }`,
   });
 }
+
+/** Longest row (in vec4s) that the register variants of the layer norm kernels hold. */
+export const NORM_REGS_MAX4 = 32;
+
+// x: [rows, 4 n4] f32 as vec4s, w, b: [4 n4] as vec4s -> y, mean, rstd
+/**
+ * `rowNormVec4Kernel` for layer norm rows of `n4` vec4s (at most `NORM_REGS_MAX4`), compiled in:
+ * the row is loaded once into registers, so the mean, the variance and the output read x once
+ * instead of three times (storage loads are the slow part on software adapters).
+ */
+export function rowNormRegsKernel(hasW: boolean, hasB: boolean, n4: number): BuiltKernel {
+  const bindings: BindingSpec[] = [{ name: "x", type: "vec4<f32>" }];
+  if (hasW) bindings.push({ name: "w", type: "vec4<f32>" });
+  if (hasB) bindings.push({ name: "b", type: "vec4<f32>" });
+  bindings.push(
+    { name: "y", type: "vec4<f32>", write: true },
+    { name: "mean", write: true },
+    { name: "rstd", write: true },
+  );
+  return buildKernel({
+    name: "row_norm_regs",
+    bindings,
+    params: [["rows", "u32"], ["eps", "f32"]],
+    workgroup: [NORM_THREAD_GROUP],
+    body: `let row = ${flatIndex(NORM_THREAD_GROUP)};
+if (row >= P.rows) { return; }
+let base = row * ${n4}u; let L = ${4 * n4}.0;
+var xs: array<vec4<f32>, ${n4}>;
+var s = vec4<f32>();
+for (var j = 0u; j < ${n4}u; j++) { let v = x[base + j]; xs[j] = v; s += v; }
+let mu = (s.x + s.y + s.z + s.w) / L;
+var q = vec4<f32>();
+for (var j = 0u; j < ${n4}u; j++) { let d = xs[j] - mu; q += d * d; }
+let r = inverseSqrt((q.x + q.y + q.z + q.w) / L + P.eps);
+for (var j = 0u; j < ${n4}u; j++) {
+  var v = (xs[j] - mu) * r;
+  ${hasW ? "v = v * w[j];" : ""}
+  ${hasB ? "v = v + b[j];" : ""}
+  y[base + j] = v;
+}
+mean[row] = mu; rstd[row] = r;`,
+  });
+}
+
+// x, dy: [rows, 4 n4] f32 as vec4s, w: [4 n4], mean, rstd: [rows], acc -> dx: [rows, 4 n4]
+/**
+ * `rowNormGradVec4Kernel` for layer norm rows of `n4` vec4s (see `rowNormRegsKernel`): the
+ * scaled gradient and the normalized input of the row stay in registers between the two passes.
+ */
+export function rowNormGradRegsKernel(hasW: boolean, n4: number, acc = false): BuiltKernel {
+  const bindings: BindingSpec[] = [
+    { name: "x", type: "vec4<f32>" },
+    { name: "dy", type: "vec4<f32>" },
+  ];
+  if (hasW) bindings.push({ name: "w", type: "vec4<f32>" });
+  bindings.push({ name: "mean" }, { name: "rstd" }, {
+    name: "dx",
+    type: "vec4<f32>",
+    write: true,
+  });
+  if (acc) bindings.push({ name: "acc", type: "vec4<f32>" });
+  return buildKernel({
+    name: "row_norm_grad_regs",
+    bindings,
+    params: [["rows", "u32"]],
+    workgroup: [NORM_THREAD_GROUP],
+    body: `let row = ${flatIndex(NORM_THREAD_GROUP)};
+if (row >= P.rows) { return; }
+let base = row * ${n4}u; let L = ${4 * n4}.0;
+let mu = mean[row]; let r = rstd[row];
+var gs: array<vec4<f32>, ${n4}>; var hs: array<vec4<f32>, ${n4}>;
+var a = vec4<f32>(); var b = vec4<f32>();
+for (var j = 0u; j < ${n4}u; j++) {
+  let g = dy[base + j]${hasW ? " * w[j]" : ""}; let xh = (x[base + j] - mu) * r;
+  gs[j] = g; hs[j] = xh; a += g; b += g * xh;
+}
+let mx = (a.x + a.y + a.z + a.w) / L; let my = (b.x + b.y + b.z + b.w) / L;
+for (var j = 0u; j < ${n4}u; j++) {
+  dx[base + j] = r * (gs[j] - mx - hs[j] * my)${acc ? " + acc[base + j]" : ""};
+}`,
+  });
+}
