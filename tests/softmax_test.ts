@@ -12,6 +12,7 @@ const cases: [number[], number][] = [
   [[2, 9001], -1], // long rows take the 256-wide workgroup
   [[5, 12], -1], // contiguous rows of whole vec4s: the thread variant loads 16 bytes at a time
   [[3, 2, 256], -1],
+  [[2, 264], -1], // 66 vec4s: past the registers, the two-read online kernel
 ];
 // both kernel variants on every machine: one workgroup per row, one invocation per row
 for (const variant of ["workgroup", "thread"] as const) {

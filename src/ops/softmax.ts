@@ -7,9 +7,11 @@ import { cachedKernel } from "../wgsl/builder.ts";
 import { normGroup } from "../wgsl/norm.ts";
 import {
   ROW_THREAD_GROUP,
+  SOFTMAX_REGS_MAX4,
   softmaxGradKernel,
   softmaxGradVec4Kernel,
   softmaxKernel,
+  softmaxRegsKernel,
   softmaxVec4Kernel,
 } from "../wgsl/softmax.ts";
 import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
@@ -52,7 +54,11 @@ export function softmaxRaw(x: Tensor, axis = -1, options: RowKernelOptions = {})
   const { wg, grid, vec4, params } = launchPlan(x.shape, axis, x.dtype, options);
   const y = new Tensor(x.shape, x.dtype);
   if (y.size > 0) {
-    const k = vec4
+    // rows of at most 64 vec4s are read once, into registers
+    const n4 = params[1]!;
+    const k = vec4 && n4 <= SOFTMAX_REGS_MAX4
+      ? cachedKernel(`softmax regs ${n4}`, () => softmaxRegsKernel(n4))
+      : vec4
       ? cachedKernel("softmax vec4", softmaxVec4Kernel)
       : cachedKernel(`softmax ${x.dtype} ${wg}`, () => softmaxKernel(x.dtype, wg));
     dispatch(k, [x.binding, y.binding], params, grid);

@@ -110,6 +110,35 @@ for (var a = 0u; a < P.A4; a++) { y[base + a] = exp(x[base + a] - m) * inv; }`,
   });
 }
 
+/** Longest row (in vec4s) that `softmaxRegsKernel` holds in registers. */
+export const SOFTMAX_REGS_MAX4 = 64;
+
+// x: [rows, 4 n4] f32 as vec4s -> y: [rows, 4 n4], softmax over each row
+/**
+ * `softmaxVec4Kernel` for rows of `n4` vec4s (at most `SOFTMAX_REGS_MAX4`), compiled in: the row
+ * is loaded once into registers, exponentiated once in place, then scaled, so x is read once
+ * (llvmpipe, [16384, 256]: 75.2 -> 50.2 ms against the two-read online kernel).
+ */
+export function softmaxRegsKernel(n4: number): BuiltKernel {
+  return buildKernel({
+    name: "softmax_regs",
+    bindings: [{ name: "x", type: "vec4<f32>" }, { name: "y", type: "vec4<f32>", write: true }],
+    params: [["rows", "u32"], ["A4", "u32"]],
+    workgroup: [ROW_THREAD_GROUP],
+    body: `let row = ${flatIndex(ROW_THREAD_GROUP)};
+if (row >= P.rows) { return; }
+let base = row * ${n4}u;
+var xs: array<vec4<f32>, ${n4}>;
+var m4 = vec4<f32>(-3.4e38);
+for (var a = 0u; a < ${n4}u; a++) { let v = x[base + a]; xs[a] = v; m4 = max(m4, v); }
+let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
+var s4 = vec4<f32>();
+for (var a = 0u; a < ${n4}u; a++) { let e = exp(xs[a] - m); xs[a] = e; s4 += e; }
+let inv = 1.0 / (s4.x + s4.y + s4.z + s4.w);
+for (var a = 0u; a < ${n4}u; a++) { y[base + a] = xs[a] * inv; }`,
+  });
+}
+
 // y, dy: [rows, A] f32 as vec4s -> dx: [rows, A]
 /** Backward of {@link softmaxVec4Kernel}: `dx = y * (dy - sum(dy * y))`. */
 export function softmaxGradVec4Kernel(): BuiltKernel {
