@@ -24,11 +24,12 @@ export interface SoftmaxMatmulOptions {
 function negRowDot(o: Tensor, dO: Tensor): Tensor {
   const D = o.shape.at(-1)!, rows = o.size / D;
   const d = new Tensor([rows], "f32");
-  const k = cachedKernel(`neg row dot ${o.dtype}`, () => negRowDotKernel(o.dtype));
+  const vec4 = D % 4 === 0 && o.dtype === "f32" && dO.dtype === "f32";
+  const k = cachedKernel(`neg row dot ${o.dtype} ${vec4}`, () => negRowDotKernel(o.dtype, vec4));
   dispatch(
     k,
     [dO.binding, o.binding, d.binding],
-    [rows, D],
+    [rows, vec4 ? D / 4 : D],
     grid1d(Math.ceil(rows / ROW_THREAD_GROUP)),
   );
   return d;

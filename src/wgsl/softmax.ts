@@ -165,18 +165,25 @@ for (var a = 0u; a < P.A4; a++) { dx[base + a] = y[base + a] * (dy[base + a] - t
 /**
  * The negated row dot product `d[r] = -sum_a x[r, a] y[r, a]`, one invocation per row: the
  * `-D = -rowsum(dO * O)` of a softmax followed by a product (`O = softmax(S) V`), whose
- * backward `dS = P * (dO V^T - D)` the dO V^T product's epilogue then computes.
+ * backward `dS = P * (dO V^T - D)` the dO V^T product's epilogue then computes. `vec4`: f32 rows
+ * of whole vec4s (`A` then counted in vec4s), 16-byte loads.
  */
-export function negRowDotKernel(t: StorageType): BuiltKernel {
+export function negRowDotKernel(t: StorageType, vec4 = false): BuiltKernel {
+  const type = vec4 ? "vec4<f32>" as const : t;
+  const sum = vec4
+    ? `var s4 = vec4<f32>();
+for (var a = 0u; a < P.A; a++) { s4 += x[base + a] * y[base + a]; }
+let s = s4.x + s4.y + s4.z + s4.w;`
+    : `var s = 0.0;
+for (var a = 0u; a < P.A; a++) { s += ld_x(base + a) * ld_y(base + a); }`;
   return buildKernel({
-    name: "neg_row_dot",
-    bindings: [{ name: "x", type: t }, { name: "y", type: t }, { name: "d", write: true }],
+    name: `neg_row_dot${vec4 ? "_vec4" : ""}`,
+    bindings: [{ name: "x", type }, { name: "y", type }, { name: "d", write: true }],
     params: [["rows", "u32"], ["A", "u32"]],
     workgroup: [ROW_THREAD_GROUP],
     body: `let row = ${flatIndex(ROW_THREAD_GROUP)}; if (row >= P.rows) { return; }
 let base = row * P.A;
-var s = 0.0;
-for (var a = 0u; a < P.A; a++) { s += ld_x(base + a) * ld_y(base + a); }
+${sum}
 st_d(row, -s);`,
   });
 }
