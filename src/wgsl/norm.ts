@@ -201,7 +201,9 @@ function affine4(perElem: boolean, name: string): BindingSpec {
 /**
  * `rowNormKernel`'s one-invocation-per-row variant with 16-byte loads and stores, for f32 rows of
  * whole vec4s whose four elements share a channel (`S % 4 == 0`) or have one each (`perElem`,
- * S = 1: a layer norm, the weight and bias read as vec4s).
+ * S = 1: a layer norm, the weight and bias read as vec4s). The mean and variance come from one
+ * pass (Welford's update per vec4 lane, the four lanes combined exactly), so x is read twice
+ * instead of three times (llvmpipe, group norm [16, 64, 16, 16] g16: 7.4 -> 5.5 ms).
  */
 export function rowNormVec4Kernel(hasW: boolean, hasB: boolean, perElem: boolean): BuiltKernel {
   const bindings: BindingSpec[] = [{ name: "x", type: "vec4<f32>" }];
@@ -223,11 +225,12 @@ export function rowNormVec4Kernel(hasW: boolean, hasB: boolean, perElem: boolean
     body: `let row = ${flatIndex(NORM_THREAD_GROUP)};
 if (row >= P.rows) { return; }
 let base = row * P.L4; let L = f32(P.L4 * 4u);
-var s = vec4<f32>();
-for (var j = 0u; j < P.L4; j++) { s += x[base + j]; }
-let mu = (s.x + s.y + s.z + s.w) / L;
-var q = vec4<f32>();
-for (var j = 0u; j < P.L4; j++) { let d = x[base + j] - mu; q += d * d; }
+var m4 = vec4<f32>(); var q4 = vec4<f32>();
+for (var j = 0u; j < P.L4; j++) {
+  let v = x[base + j]; let d = v - m4; m4 += d * (1.0 / f32(j + 1u)); q4 += d * (v - m4);
+}
+let mu = (m4.x + m4.y + m4.z + m4.w) * 0.25;
+let dm = m4 - mu; let q = q4 + f32(P.L4) * dm * dm;
 let r = inverseSqrt((q.x + q.y + q.z + q.w) / L + P.eps);
 let c0 = (row % P.G) * P.Cg;
 ${
