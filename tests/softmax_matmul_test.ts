@@ -20,6 +20,8 @@ const cases: { s: number[]; D: number; what: string }[] = [
   { s: [2, 5, 8], D: 4, what: "keys in whole vec4s" },
   { s: [2, 3, 7], D: 5, what: "odd sizes" },
   { s: [1, 6, 12], D: 16, what: "12 keys, a 16-wide head" },
+  // rows of 64 keys (256 bytes): the texture kernel reads the gate (P) from a texture copy
+  { s: [2, 3, 64], D: 4, what: "64 keys, the gate from a texture" },
 ];
 
 // both matmul kernels on every machine: the epilogue that folds softmax's backward exists in each

@@ -26,12 +26,17 @@ export interface MatmulTypes {
    * D)`, in the product of dP).
    */
   gate?: StorageType;
+  /**
+   * Whether the vec4 epilogue reads the (f32) gate from an `rgba32float` texture of C's rows, B M
+   * rows of N / 4 texels (software adapters load textures faster than storage buffers).
+   */
+  gateTexture?: boolean;
 }
 
 /** The cache key part of a matmul's epilogue types. */
 export function epilogueKey(t: MatmulTypes): string {
   return `${t.c} ${t.bias ?? "none"}${t.biasN ? " n" : ""} ${t.sampleBias ?? "none"}${
-    t.gate ? ` gate ${t.gate}` : ""
+    t.gate ? ` gate ${t.gate}${t.gateTexture ? " texture" : ""}` : ""
   }`;
 }
 
@@ -57,7 +62,13 @@ function epilogue(t: MatmulTypes): string {
 function epilogue4(t: MatmulTypes): string {
   const add = biases(t, true);
   return `fn out4_(i4: u32, m: u32, n: u32, bb: u32, acc: vec4<f32>) {
-  let v = (P.alpha * acc${add})${t.gate ? " * gate[i4]" : ""};
+  let v = (P.alpha * acc${add})${
+    !t.gate
+      ? ""
+      : t.gateTexture
+      ? " * textureLoad(gate, vec2<u32>(n / 4u, bb * P.M + m))"
+      : " * gate[i4]"
+  };
   if (P.beta == 0.0) { c[i4] = v; } else { c[i4] = v + P.beta * c[i4]; }
 }`;
 }
@@ -66,7 +77,13 @@ function outBindings(t: MatmulTypes, vec4 = false): BindingSpec[] {
   const out: BindingSpec[] = [{ name: "c", type: vec4 ? "vec4<f32>" : t.c, write: true }];
   if (t.bias) out.push({ name: "bias", type: t.bias });
   if (t.sampleBias) out.push({ name: "sbias", type: t.sampleBias });
-  if (t.gate) out.push({ name: "gate", type: vec4 ? "vec4<f32>" : t.gate });
+  if (t.gate) {
+    out.push(
+      t.gateTexture && vec4
+        ? { name: "gate", kind: "texture_read" }
+        : { name: "gate", type: vec4 ? "vec4<f32>" : t.gate },
+    );
+  }
   return out;
 }
 
