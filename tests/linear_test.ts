@@ -24,6 +24,8 @@ const cases: Case[] = [
   { x: [3, 8], n: 8, bias: true, residual: true, what: "vec4 output rows" },
   // rows of 64 floats: the texture variant copies x instead of packing it; N past one workgroup
   { x: [2, 16, 64], n: 130, bias: true, residual: true, what: "copied rows, 130 outputs" },
+  // 64 outputs (rows of 256 bytes): the texture kernel reads the residual from a texture copy
+  { x: [2, 5, 8], n: 64, bias: true, residual: true, what: "64 outputs, residual as a texture" },
 ];
 
 for (const variant of ["texture", "tiled"] as MatmulVariant[]) {

@@ -31,13 +31,18 @@ export interface MatmulTypes {
    * rows of N / 4 texels (software adapters load textures faster than storage buffers).
    */
   gateTexture?: boolean;
+  /**
+   * Whether the vec4 epilogue reads `beta`'s input, C as it was, from an `rgba32float` texture
+   * copy (`cin`, laid out as `gateTexture`'s) instead of C's storage.
+   */
+  cTexture?: boolean;
 }
 
 /** The cache key part of a matmul's epilogue types. */
 export function epilogueKey(t: MatmulTypes): string {
   return `${t.c} ${t.bias ?? "none"}${t.biasN ? " n" : ""} ${t.sampleBias ?? "none"}${
     t.gate ? ` gate ${t.gate}${t.gateTexture ? " texture" : ""}` : ""
-  }`;
+  }${t.cTexture ? " cin" : ""}`;
 }
 
 // The biases of output (m, n) in batch bb: bias[m] or bias[n], then sbias[bb, m].
@@ -69,7 +74,9 @@ function epilogue4(t: MatmulTypes): string {
       ? " * textureLoad(gate, vec2<u32>(n / 4u, bb * P.M + m))"
       : " * gate[i4]"
   };
-  if (P.beta == 0.0) { c[i4] = v; } else { c[i4] = v + P.beta * c[i4]; }
+  if (P.beta == 0.0) { c[i4] = v; } else { c[i4] = v + P.beta * ${
+    t.cTexture ? "textureLoad(cin, vec2<u32>(n / 4u, bb * P.M + m))" : "c[i4]"
+  }; }
 }`;
 }
 
@@ -84,6 +91,7 @@ function outBindings(t: MatmulTypes, vec4 = false): BindingSpec[] {
         : { name: "gate", type: vec4 ? "vec4<f32>" : t.gate },
     );
   }
+  if (t.cTexture && vec4) out.push({ name: "cin", kind: "texture_read" });
   return out;
 }
 
