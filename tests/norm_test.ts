@@ -41,6 +41,7 @@ const groupCases: [number[], number, number?][] = [
   [[1, 6], 6, 0.05],
   [[2, 4, 97, 101], 2], // long rows take the 256-wide workgroup
   [[2, 6, 4, 2], 3], // 8 positions per channel: the thread variant's vec4 kernels
+  [[2, 4, 8, 8], 2], // rows of 128 elements (whole 256 bytes): read from texture copies
 ];
 // both kernel variants on every machine (one workgroup per row; one invocation per row where
 // the row fits its 16384-element limit)
@@ -84,7 +85,7 @@ Deno.test("groupNorm() gives gradients to weight and bias only when they require
   }));
 
 // [4, 1, 64] and [2, 3, 12]: rows of whole vec4s, the thread variant's vec4 kernels holding the
-// row in registers; [2, 3, 136]: 34 vec4s, past the registers, read from memory
+// row in registers; [2, 3, 136]: 34 vec4s, past the registers, read from storage
 const layerCases: number[][] = [
   [2, 7, 33],
   [1, 5],
@@ -93,6 +94,7 @@ const layerCases: number[][] = [
   [2, 9001],
   [2, 3, 12],
   [2, 3, 136],
+  [2, 3, 256], // 64 vec4s: read from texture copies
 ];
 for (const shape of layerCases) {
   const N = shape[shape.length - 1]!;

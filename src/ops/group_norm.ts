@@ -22,7 +22,9 @@ import {
 import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
 import { ROW_THREAD_MAX } from "../wgsl/softmax.ts";
 import { Tensor } from "./tensor.ts";
-import { dispatch, grid1d } from "./runtime.ts";
+import { copyEncoder, dispatch, grid1d, type Resource } from "./runtime.ts";
+import { acquireTexture, releaseTexture } from "./pool.ts";
+import { deviceInfo } from "./device.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, DTypeError, fmtShape, ShapeError } from "./errors.ts";
 
@@ -70,6 +72,17 @@ export function checkEps(op: string, eps: number): void {
   }
 }
 
+// x: [rows, L] f32 -> texture of `rows` rows, L / 4 texels each (L % 64 == 0)
+function rowsTexture(x: Tensor, g: RowNormGeometry): GPUTexture {
+  const tex = acquireTexture(g.L / 4, g.rows);
+  copyEncoder().copyBufferToTexture(
+    { buffer: x.buffer, bytesPerRow: g.L * 4 },
+    { texture: tex },
+    [g.L / 4, g.rows],
+  );
+  return tex;
+}
+
 /**
  * Normalizes contiguous rows and applies a per-channel affine, with backward to x, weight and
  * bias (internal launcher shared by `groupNorm` and `layerNorm`).
@@ -100,6 +113,10 @@ export function rowNorm(
   // layer norm rows of at most 32 vec4s stay in registers: x read once forward, x and dy once
   // backward (llvmpipe, [4096, 64] forward 10.5 -> 7.0 ms)
   const regs = vec4 && perElem && g.L / 4 <= NORM_REGS_MAX4 ? g.L / 4 : 0;
+  // longer rows of whole 256 bytes are read from texture copies (software adapters load
+  // textures faster than storage buffers)
+  const max = deviceInfo().limits.maxTextureDimension2D;
+  const tex = vec4 && !regs && g.L % 64 === 0 && g.L / 4 <= max && g.rows <= max;
   const geo = [g.rows, vec4 ? g.L / 4 : g.L, g.S, g.Cg, g.G];
   if (y.size > 0) {
     const hasW = weight !== null, hasB = bias !== null;
@@ -110,15 +127,17 @@ export function rowNorm(
       )
       : vec4
       ? cachedKernel(
-        `row_norm vec4 ${hasW} ${hasB} ${perElem}`,
-        () => rowNormVec4Kernel(hasW, hasB, perElem),
+        `row_norm vec4 ${hasW} ${hasB} ${perElem} ${tex}`,
+        () => rowNormVec4Kernel(hasW, hasB, perElem, tex),
       )
       : cachedKernel(`row_norm ${t} ${hasW} ${hasB} ${wg}`, () => rowNormKernel(t, hasW, hasB, wg));
-    const res = [x.binding];
+    const xt = tex ? rowsTexture(x, g) : null;
+    const res: Resource[] = [xt ?? x.binding];
     if (weight) res.push(weight.binding);
     if (bias) res.push(bias.binding);
     res.push(y.binding, mean.binding, rstd.binding);
     dispatch(k, res, regs ? [g.rows, eps] : [...geo, eps], grid);
+    if (xt) releaseTexture(xt);
   }
   const inputs = [x, weight, bias].filter((v): v is Tensor => v !== null);
   const saved = [x, mean, rstd, ...(weight ? [weight] : [])];
@@ -138,18 +157,20 @@ export function rowNorm(
           )
           : vec4
           ? cachedKernel(
-            `row_norm_grad vec4 ${hasW} ${perElem} ${acc !== null}`,
-            () => rowNormGradVec4Kernel(hasW, perElem, acc !== null),
+            `row_norm_grad vec4 ${hasW} ${perElem} ${acc !== null} ${tex}`,
+            () => rowNormGradVec4Kernel(hasW, perElem, acc !== null, tex),
           )
           : cachedKernel(
             `row_norm_grad ${t} ${hasW} ${wg} ${acc !== null}`,
             () => rowNormGradKernel(t, hasW, wg, acc !== null),
           );
-        const res = [sx.binding, dy.binding];
+        const ts = tex ? [rowsTexture(sx, g), rowsTexture(dy, g)] : null;
+        const res: Resource[] = ts ?? [sx.binding, dy.binding];
         if (sw) res.push(sw.binding);
         res.push(sm.binding, sr.binding, dx.binding);
         if (acc) res.push(acc.binding);
         dispatch(k, res, regs ? [g.rows] : geo, grid);
+        for (const t of ts ?? []) releaseTexture(t);
       }
       grads.push(dx);
     } else grads.push(null);

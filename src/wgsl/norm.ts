@@ -205,8 +205,16 @@ function affine4(perElem: boolean, name: string): BindingSpec {
  * pass (Welford's update per vec4 lane, the four lanes combined exactly), so x is read twice
  * instead of three times (llvmpipe, group norm [16, 64, 16, 16] g16: 7.4 -> 5.5 ms).
  */
-export function rowNormVec4Kernel(hasW: boolean, hasB: boolean, perElem: boolean): BuiltKernel {
-  const bindings: BindingSpec[] = [{ name: "x", type: "vec4<f32>" }];
+export function rowNormVec4Kernel(
+  hasW: boolean,
+  hasB: boolean,
+  perElem: boolean,
+  tex = false,
+): BuiltKernel {
+  const bindings: BindingSpec[] = [
+    tex ? { name: "x", kind: "texture_read" } : { name: "x", type: "vec4<f32>" },
+  ];
+  const xj = tex ? "textureLoad(x, vec2<u32>(j, row))" : "x[base + j]";
   if (hasW) bindings.push(affine4(perElem, "w"));
   if (hasB) bindings.push(affine4(perElem, "b"));
   bindings.push(
@@ -215,7 +223,7 @@ export function rowNormVec4Kernel(hasW: boolean, hasB: boolean, perElem: boolean
     { name: "rstd", write: true },
   );
   return buildKernel({
-    name: "row_norm_thread_vec4",
+    name: `row_norm_thread_vec4${tex ? " tex" : ""}`,
     bindings,
     params: [["rows", "u32"], ["L4", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"], [
       "eps",
@@ -227,7 +235,7 @@ if (row >= P.rows) { return; }
 let base = row * P.L4; let L = f32(P.L4 * 4u);
 var m4 = vec4<f32>(); var q4 = vec4<f32>();
 for (var j = 0u; j < P.L4; j++) {
-  let v = x[base + j]; let d = v - m4; m4 += d * (1.0 / f32(j + 1u)); q4 += d * (v - m4);
+  let v = ${xj}; let d = v - m4; m4 += d * (1.0 / f32(j + 1u)); q4 += d * (v - m4);
 }
 let mu = (m4.x + m4.y + m4.z + m4.w) * 0.25;
 let dm = m4 - mu; let q = q4 + f32(P.L4) * dm * dm;
@@ -237,7 +245,7 @@ ${
       rowLoop4(
         perElem,
         [...(hasW ? ["w"] : []), ...(hasB ? ["b"] : [])],
-        `  var v = (x[base + j] - mu) * r;
+        `  var v = (${xj} - mu) * r;
   ${hasW ? `v = v * ${weight4(perElem, "w")};` : ""}
   ${hasB ? `v = v + ${weight4(perElem, "b")};` : ""}
   y[base + j] = v;`,
@@ -249,11 +257,18 @@ mean[row] = mu; rstd[row] = r;`,
 
 // x, dy: [rows, L] f32 as vec4s, w: [C], mean, rstd: [rows], acc: [rows, L] -> dx: [rows, L]
 /** `rowNormGradKernel`'s vec4 variant (the same rows as {@link rowNormVec4Kernel}). */
-export function rowNormGradVec4Kernel(hasW: boolean, perElem: boolean, acc = false): BuiltKernel {
-  const bindings: BindingSpec[] = [{ name: "x", type: "vec4<f32>" }, {
-    name: "dy",
-    type: "vec4<f32>",
-  }];
+export function rowNormGradVec4Kernel(
+  hasW: boolean,
+  perElem: boolean,
+  acc = false,
+  tex = false,
+): BuiltKernel {
+  const bindings: BindingSpec[] = tex
+    ? [{ name: "x", kind: "texture_read" }, { name: "dy", kind: "texture_read" }]
+    : [{ name: "x", type: "vec4<f32>" }, { name: "dy", type: "vec4<f32>" }];
+  const [xj, dyj] = tex
+    ? ["textureLoad(x, vec2<u32>(j, row))", "textureLoad(dy, vec2<u32>(j, row))"]
+    : ["x[base + j]", "dy[base + j]"];
   if (hasW) bindings.push(affine4(perElem, "w"));
   bindings.push({ name: "mean" }, { name: "rstd" }, {
     name: "dx",
@@ -261,10 +276,10 @@ export function rowNormGradVec4Kernel(hasW: boolean, perElem: boolean, acc = fal
     write: true,
   });
   if (acc) bindings.push({ name: "acc", type: "vec4<f32>" });
-  const g = `dy[base + j]${hasW ? ` * ${weight4(perElem, "w")}` : ""}`;
+  const g = `${dyj}${hasW ? ` * ${weight4(perElem, "w")}` : ""}`;
   const ws = hasW ? ["w"] : [];
   return buildKernel({
-    name: "row_norm_grad_thread_vec4",
+    name: `row_norm_grad_thread_vec4${tex ? " tex" : ""}`,
     bindings,
     params: [["rows", "u32"], ["L4", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"]],
     workgroup: [NORM_THREAD_GROUP],
@@ -279,7 +294,7 @@ ${
         perElem,
         ws,
         `  let g = ${g};
-  a += g; b += g * (x[base + j] - mu) * r;`,
+  a += g; b += g * (${xj} - mu) * r;`,
       )
     }
 let mx = (a.x + a.y + a.z + a.w) / L; let my = (b.x + b.y + b.z + b.w) / L;
@@ -288,7 +303,7 @@ ${
         perElem,
         ws,
         `  let g = ${g};
-  let xh = (x[base + j] - mu) * r;
+  let xh = (${xj} - mu) * r;
   dx[base + j] = r * (g - mx - xh * my)${acc ? " + acc[base + j]" : ""};`,
       )
     }`,
