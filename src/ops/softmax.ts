@@ -16,7 +16,9 @@ import {
 } from "../wgsl/softmax.ts";
 import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
 import { type DType, Tensor } from "./tensor.ts";
-import { dispatch, grid1d } from "./runtime.ts";
+import { copyEncoder, dispatch, grid1d } from "./runtime.ts";
+import { acquireTexture, releaseTexture } from "./pool.ts";
+import { deviceInfo } from "./device.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, fmtShape } from "./errors.ts";
 
@@ -55,13 +57,23 @@ export function softmaxRaw(x: Tensor, axis = -1, options: RowKernelOptions = {})
   const y = new Tensor(x.shape, x.dtype);
   if (y.size > 0) {
     // rows of at most 64 vec4s are read once, into registers
-    const n4 = params[1]!;
-    const k = vec4 && n4 <= SOFTMAX_REGS_MAX4
-      ? cachedKernel(`softmax regs ${n4}`, () => softmaxRegsKernel(n4))
+    const n4 = params[1]!, rows = params[0]!;
+    const regs = vec4 && n4 <= SOFTMAX_REGS_MAX4;
+    // rows of whole 256 bytes read from a texture copy (software adapters load textures faster)
+    const tex = regs && n4 % 16 === 0 && rows <= deviceInfo().limits.maxTextureDimension2D;
+    const k = regs
+      ? cachedKernel(`softmax regs ${n4} ${tex}`, () => softmaxRegsKernel(n4, tex))
       : vec4
       ? cachedKernel("softmax vec4", softmaxVec4Kernel)
       : cachedKernel(`softmax ${x.dtype} ${wg}`, () => softmaxKernel(x.dtype, wg));
-    dispatch(k, [x.binding, y.binding], params, grid);
+    const xt = tex ? acquireTexture(n4, rows) : null;
+    if (xt) {
+      copyEncoder().copyBufferToTexture({ buffer: x.buffer, bytesPerRow: n4 * 16 }, {
+        texture: xt,
+      }, [n4, rows]);
+    }
+    dispatch(k, [xt ?? x.binding, y.binding], params, grid);
+    if (xt) releaseTexture(xt);
   }
   return y;
 }

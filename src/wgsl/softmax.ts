@@ -117,12 +117,16 @@ export const SOFTMAX_REGS_MAX4 = 64;
 /**
  * `softmaxVec4Kernel` for rows of `n4` vec4s (at most `SOFTMAX_REGS_MAX4`), compiled in: the row
  * is loaded once into registers, exponentiated once in place, then scaled, so x is read once
- * (llvmpipe, [16384, 256]: 75.2 -> 50.2 ms against the two-read online kernel).
+ * (llvmpipe, [16384, 256]: 75.2 -> 50.2 ms against the two-read online kernel); `tex` reads x
+ * from a texture of one row per texel row.
  */
-export function softmaxRegsKernel(n4: number): BuiltKernel {
+export function softmaxRegsKernel(n4: number, tex = false): BuiltKernel {
   return buildKernel({
-    name: "softmax_regs",
-    bindings: [{ name: "x", type: "vec4<f32>" }, { name: "y", type: "vec4<f32>", write: true }],
+    name: `softmax_regs${tex ? " tex" : ""}`,
+    bindings: [
+      tex ? { name: "x", kind: "texture_read" } : { name: "x", type: "vec4<f32>" },
+      { name: "y", type: "vec4<f32>", write: true },
+    ],
     params: [["rows", "u32"], ["A4", "u32"]],
     workgroup: [ROW_THREAD_GROUP],
     body: `let row = ${flatIndex(ROW_THREAD_GROUP)};
@@ -130,7 +134,9 @@ if (row >= P.rows) { return; }
 let base = row * ${n4}u;
 var xs: array<vec4<f32>, ${n4}>;
 var m4 = vec4<f32>(-3.4e38);
-for (var a = 0u; a < ${n4}u; a++) { let v = x[base + a]; xs[a] = v; m4 = max(m4, v); }
+for (var a = 0u; a < ${n4}u; a++) {
+  let v = ${tex ? "textureLoad(x, vec2<u32>(a, row))" : "x[base + a]"}; xs[a] = v; m4 = max(m4, v);
+}
 let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
 var s4 = vec4<f32>();
 for (var a = 0u; a < ${n4}u; a++) { let e = exp(xs[a] - m); xs[a] = e; s4 += e; }
