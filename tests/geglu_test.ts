@@ -2,8 +2,9 @@ import { throws } from "node:assert/strict";
 import { geglu, gegluRef, ShapeError, tensor } from "../mod.ts";
 import { checkOp } from "./_helpers.ts";
 
-// halves of whole vec4s ([2, 3, 16], [3, 8]) run the 16-byte kernels, the others the scalar ones
-for (const shape of [[1, 7, 10], [3, 5, 6], [4, 2], [2, 3, 16], [3, 8]]) {
+// halves of whole vec4s ([2, 3, 16], [3, 8]) run the 16-byte kernels, the others the scalar ones;
+// halves of whole 256 bytes ([3, 5, 128]) are read from texture copies
+for (const shape of [[1, 7, 10], [3, 5, 6], [4, 2], [2, 3, 16], [3, 8], [3, 5, 128]]) {
   Deno.test(`geglu() matches the reference and finite differences for ${shape}`, () =>
     checkOp({
       shapes: [shape],

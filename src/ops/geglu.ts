@@ -5,12 +5,25 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import { EW_GROUP } from "../wgsl/elementwise.ts";
-import { gegluGradKernel, gegluKernel } from "../wgsl/geglu.ts";
+import { gegluGradKernel, gegluKernel, gegluTexKernel } from "../wgsl/geglu.ts";
 import { Tensor } from "./tensor.ts";
-import { dispatch, grid1d } from "./runtime.ts";
+import { copyEncoder, dispatch, grid1d } from "./runtime.ts";
+import { acquireTexture, releaseTexture } from "./pool.ts";
+import { deviceInfo } from "./device.ts";
 import { record } from "./autograd.ts";
 import { fmtShape, ShapeError } from "./errors.ts";
 import { UNARY } from "./unary.ts";
+
+// x: [rows, cols] f32 -> texture of `rows` rows of cols / 4 texels (cols % 64 == 0)
+function rowsTexture(x: Tensor, rows: number, cols: number): GPUTexture {
+  const tex = acquireTexture(cols / 4, rows);
+  copyEncoder().copyBufferToTexture(
+    { buffer: x.buffer, bytesPerRow: cols * 4 },
+    { texture: tex },
+    [cols / 4, rows],
+  );
+  return tex;
+}
 
 // x: [..., 2D] -> y: [..., D]
 /**
@@ -35,13 +48,32 @@ export function geglu(x: Tensor): Tensor {
   const per = vec4 ? 4 : 1;
   const params = [y.size / per, D / per];
   const grid = grid1d(Math.ceil(y.size / per / EW_GROUP));
+  // f32 rows of whole 256 bytes: x (and dy) read from texture copies, one row per texel row
+  // (llvmpipe loads textures faster than storage buffers)
+  const rows = y.size / Math.max(1, D), max = deviceInfo().limits.maxTextureDimension2D;
+  const tex = vec4 && D % 64 === 0 && D / 2 <= max && rows <= max && rows > 0;
+  const texParams = [rows, D / 4], texGrid = [Math.ceil(D / 32), Math.ceil(rows / 8)] as const;
   if (y.size > 0) {
-    const k = cachedKernel(`geglu ${x.dtype} ${vec4}`, () => gegluKernel(x.dtype, vec4));
-    dispatch(k, [x.binding, y.binding], params, grid);
+    if (tex) {
+      const xt = rowsTexture(x, rows, 2 * D);
+      dispatch(cachedKernel("geglu tex", () => gegluTexKernel(false)), [xt, y.binding], texParams, [
+        ...texGrid,
+      ]);
+      releaseTexture(xt);
+    } else {
+      const k = cachedKernel(`geglu ${x.dtype} ${vec4}`, () => gegluKernel(x.dtype, vec4));
+      dispatch(k, [x.binding, y.binding], params, grid);
+    }
   }
   return record("geglu", [x], y, [x], (dy, [sx]) => {
     const dx = new Tensor(x.shape, x.dtype);
-    if (dx.size > 0) {
+    if (dx.size > 0 && tex) {
+      const xt = rowsTexture(sx!, rows, 2 * D), dt = rowsTexture(dy, rows, D);
+      const k = cachedKernel("geglu tex grad", () => gegluTexKernel(true));
+      dispatch(k, [xt, dt, dx.binding], texParams, [...texGrid]);
+      releaseTexture(xt);
+      releaseTexture(dt);
+    } else if (dx.size > 0) {
       const k = cachedKernel(`geglu grad ${x.dtype} ${vec4}`, () => gegluGradKernel(x.dtype, vec4));
       dispatch(k, [sx!.binding, dy.binding, dx.binding], params, grid);
     }

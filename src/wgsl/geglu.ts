@@ -3,7 +3,13 @@
  *
  * @module
  */
-import { buildKernel, type BuiltKernel, flatIndex, type StorageType } from "./builder.ts";
+import {
+  type BindingSpec,
+  buildKernel,
+  type BuiltKernel,
+  flatIndex,
+  type StorageType,
+} from "./builder.ts";
 import { EW_GROUP, UNARY_PRELUDE } from "./elementwise.ts";
 
 const GELU = `fn gelu_(v: f32) -> f32 { return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752)); }
@@ -17,6 +23,34 @@ const GELU4 = `fn gelu4_(v: vec4<f32>) -> vec4<f32> {
 fn dgelu4_(v: vec4<f32>) -> vec4<f32> {
   return vec4<f32>(dgelu_(v.x), dgelu_(v.y), dgelu_(v.z), dgelu_(v.w));
 }`;
+
+// x: texture [rows, 2 D / 4 texels] (dy: [rows, D / 4 texels]) -> y: [rows, D] as vec4s (dx:
+//   [rows, 2 D])
+/**
+ * `gegluKernel` / `gegluGradKernel` (`grad`) reading x (and dy) from texture copies, one row per
+ * texel row (software adapters load textures faster than storage buffers); the grid is (vec4,
+ * row), so no invocation divides. `D4` = D / 4.
+ */
+export function gegluTexKernel(grad: boolean): BuiltKernel {
+  const bindings: BindingSpec[] = [{ name: "x", kind: "texture_read" }];
+  if (grad) bindings.push({ name: "dy", kind: "texture_read" });
+  bindings.push({ name: grad ? "dx" : "y", type: "vec4<f32>", write: true });
+  const body = grad
+    ? `let d = textureLoad(dy, vec2<u32>(c, row));
+dx[row * 2u * P.D4 + c] = d * gelu4_(g);
+dx[row * 2u * P.D4 + P.D4 + c] = d * h * dgelu4_(g);`
+    : "y[row * P.D4 + c] = h * gelu4_(g);";
+  return buildKernel({
+    name: `geglu_tex${grad ? "_grad" : ""}`,
+    bindings,
+    params: [["rows", "u32"], ["D4", "u32"]],
+    workgroup: [8, 8],
+    prelude: `${UNARY_PRELUDE}\n${GELU}\n${GELU4}`,
+    body: `let c = gid.x; let row = gid.y; if (c >= P.D4 || row >= P.rows) { return; }
+let h = textureLoad(x, vec2<u32>(c, row)); let g = textureLoad(x, vec2<u32>(P.D4 + c, row));
+${body}`,
+  });
+}
 
 // x: [rows, 2D] -> y: [rows, D], y = x[:, :D] * gelu(x[:, D:])
 /**
