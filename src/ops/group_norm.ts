@@ -113,17 +113,17 @@ export function rowNorm(
   // layer norm rows of at most 32 vec4s stay in registers: x read once forward, x and dy once
   // backward (llvmpipe, [4096, 64] forward 10.5 -> 7.0 ms)
   const regs = vec4 && perElem && g.L / 4 <= NORM_REGS_MAX4 ? g.L / 4 : 0;
-  // longer rows of whole 256 bytes are read from texture copies (software adapters load
-  // textures faster than storage buffers)
+  // rows of whole 256 bytes are read from texture copies (software adapters load textures
+  // faster than storage buffers)
   const max = deviceInfo().limits.maxTextureDimension2D;
-  const tex = vec4 && !regs && g.L % 64 === 0 && g.L / 4 <= max && g.rows <= max;
+  const tex = vec4 && g.L % 64 === 0 && g.L / 4 <= max && g.rows <= max;
   const geo = [g.rows, vec4 ? g.L / 4 : g.L, g.S, g.Cg, g.G];
   if (y.size > 0) {
     const hasW = weight !== null, hasB = bias !== null;
     const k = regs
       ? cachedKernel(
-        `row_norm regs ${hasW} ${hasB} ${regs}`,
-        () => rowNormRegsKernel(hasW, hasB, regs),
+        `row_norm regs ${hasW} ${hasB} ${regs} ${tex}`,
+        () => rowNormRegsKernel(hasW, hasB, regs, tex),
       )
       : vec4
       ? cachedKernel(
@@ -152,8 +152,8 @@ export function rowNorm(
         const hasW = sw !== undefined;
         const k = regs
           ? cachedKernel(
-            `row_norm_grad regs ${hasW} ${regs} ${acc !== null}`,
-            () => rowNormGradRegsKernel(hasW, regs, acc !== null),
+            `row_norm_grad regs ${hasW} ${regs} ${acc !== null} ${tex}`,
+            () => rowNormGradRegsKernel(hasW, regs, acc !== null, tex),
           )
           : vec4
           ? cachedKernel(

@@ -488,10 +488,19 @@ export const NORM_REGS_MAX4 = 32;
 /**
  * `rowNormVec4Kernel` for layer norm rows of `n4` vec4s (at most `NORM_REGS_MAX4`), compiled in:
  * the row is loaded once into registers, so the mean, the variance and the output read x once
- * instead of three times (storage loads are the slow part on software adapters).
+ * instead of three times (storage loads are the slow part on software adapters); `tex` reads x
+ * from a texture of one row per texel row.
  */
-export function rowNormRegsKernel(hasW: boolean, hasB: boolean, n4: number): BuiltKernel {
-  const bindings: BindingSpec[] = [{ name: "x", type: "vec4<f32>" }];
+export function rowNormRegsKernel(
+  hasW: boolean,
+  hasB: boolean,
+  n4: number,
+  tex = false,
+): BuiltKernel {
+  const bindings: BindingSpec[] = [
+    tex ? { name: "x", kind: "texture_read" } : { name: "x", type: "vec4<f32>" },
+  ];
+  const xj = tex ? "textureLoad(x, vec2<u32>(j, row))" : "x[base + j]";
   if (hasW) bindings.push({ name: "w", type: "vec4<f32>" });
   if (hasB) bindings.push({ name: "b", type: "vec4<f32>" });
   bindings.push(
@@ -500,7 +509,7 @@ export function rowNormRegsKernel(hasW: boolean, hasB: boolean, n4: number): Bui
     { name: "rstd", write: true },
   );
   return buildKernel({
-    name: "row_norm_regs",
+    name: `row_norm_regs${tex ? " tex" : ""}`,
     bindings,
     params: [["rows", "u32"], ["eps", "f32"]],
     workgroup: [NORM_THREAD_GROUP],
@@ -509,7 +518,7 @@ if (row >= P.rows) { return; }
 let base = row * ${n4}u; let L = ${4 * n4}.0;
 var xs: array<vec4<f32>, ${n4}>;
 var s = vec4<f32>();
-for (var j = 0u; j < ${n4}u; j++) { let v = x[base + j]; xs[j] = v; s += v; }
+for (var j = 0u; j < ${n4}u; j++) { let v = ${xj}; xs[j] = v; s += v; }
 let mu = (s.x + s.y + s.z + s.w) / L;
 var q = vec4<f32>();
 for (var j = 0u; j < ${n4}u; j++) { let d = xs[j] - mu; q += d * d; }
@@ -529,11 +538,18 @@ mean[row] = mu; rstd[row] = r;`,
  * `rowNormGradVec4Kernel` for layer norm rows of `n4` vec4s (see `rowNormRegsKernel`): the
  * scaled gradient and the normalized input of the row stay in registers between the two passes.
  */
-export function rowNormGradRegsKernel(hasW: boolean, n4: number, acc = false): BuiltKernel {
-  const bindings: BindingSpec[] = [
-    { name: "x", type: "vec4<f32>" },
-    { name: "dy", type: "vec4<f32>" },
-  ];
+export function rowNormGradRegsKernel(
+  hasW: boolean,
+  n4: number,
+  acc = false,
+  tex = false,
+): BuiltKernel {
+  const bindings: BindingSpec[] = tex
+    ? [{ name: "x", kind: "texture_read" }, { name: "dy", kind: "texture_read" }]
+    : [{ name: "x", type: "vec4<f32>" }, { name: "dy", type: "vec4<f32>" }];
+  const [xj, dyj] = tex
+    ? ["textureLoad(x, vec2<u32>(j, row))", "textureLoad(dy, vec2<u32>(j, row))"]
+    : ["x[base + j]", "dy[base + j]"];
   if (hasW) bindings.push({ name: "w", type: "vec4<f32>" });
   bindings.push({ name: "mean" }, { name: "rstd" }, {
     name: "dx",
@@ -542,7 +558,7 @@ export function rowNormGradRegsKernel(hasW: boolean, n4: number, acc = false): B
   });
   if (acc) bindings.push({ name: "acc", type: "vec4<f32>" });
   return buildKernel({
-    name: "row_norm_grad_regs",
+    name: `row_norm_grad_regs${tex ? " tex" : ""}`,
     bindings,
     params: [["rows", "u32"]],
     workgroup: [NORM_THREAD_GROUP],
@@ -553,7 +569,7 @@ let mu = mean[row]; let r = rstd[row];
 var gs: array<vec4<f32>, ${n4}>; var hs: array<vec4<f32>, ${n4}>;
 var a = vec4<f32>(); var b = vec4<f32>();
 for (var j = 0u; j < ${n4}u; j++) {
-  let g = dy[base + j]${hasW ? " * w[j]" : ""}; let xh = (x[base + j] - mu) * r;
+  let g = ${dyj}${hasW ? " * w[j]" : ""}; let xh = (${xj} - mu) * r;
   gs[j] = g; hs[j] = xh; a += g; b += g * xh;
 }
 let mx = (a.x + a.y + a.z + a.w) / L; let my = (b.x + b.y + b.z + b.w) / L;
