@@ -10,6 +10,7 @@ import {
   groupNormRef,
   layerNorm,
   layerNormRef,
+  memoryStats,
   ones,
   randn,
   scope,
@@ -262,4 +263,14 @@ Deno.test("batchNorm() rejects bad shapes, a missing state in eval mode and sing
   );
   // eval mode with one sample is fine
   equal(batchNorm(zeros([1, 4]), null, null, state, { training: false }).shape.join(), "1,4");
+});
+
+Deno.test("groupNorm() backward from texture copies returns exactly those textures to the pool", () => {
+  scope(() => {
+    const x = randn([2, 4, 8, 8], { requiresGrad: true });
+    backward(sum(groupNorm(x, 2, null, null, EPS, { variant: "thread" })));
+    x.grad?.dispose();
+  });
+  // the memory counters stay numbers (a buffer handed to the texture pool made them NaN)
+  equal(Number.isFinite(memoryStats().liveBytes), true);
 });

@@ -165,7 +165,7 @@ export function rowNorm(
             () => rowNormGradKernel(t, hasW, wg, acc !== null),
           );
         const ts = tex ? [rowsTexture(sx, g), rowsTexture(dy, g)] : null;
-        const res: Resource[] = ts ?? [sx.binding, dy.binding];
+        const res: Resource[] = ts ? [...ts] : [sx.binding, dy.binding];
         if (sw) res.push(sw.binding);
         res.push(sm.binding, sr.binding, dx.binding);
         if (acc) res.push(acc.binding);
