@@ -34,11 +34,7 @@ export function flippedWeight(w: Tensor, dtype: DType = w.dtype, tapsMajor = fal
     `conv weight flip ${w.dtype} ${dtype} ${tapsMajor}`,
     () => convWeightFlipKernel(w.dtype, dtype, tapsMajor),
   );
-  dispatch(
-    k,
-    [w.binding, wf.binding],
-    [wf.size, Cout, Cin, kh * kw],
-    grid1d(Math.ceil(wf.size / EW_GROUP)),
-  );
+  const n = tapsMajor ? Cin * kh * kw : wf.size; // taps-major: one invocation a row
+  dispatch(k, [w.binding, wf.binding], [n, Cout, Cin, kh * kw], grid1d(Math.ceil(n / EW_GROUP)));
   return wf;
 }

@@ -284,23 +284,26 @@ ${loads.join("\n")}
  * The weight of the transposed convolution: channels swapped and each kh x kw kernel flipped,
  * so that a stride-1 convolution's input gradient is itself a convolution of the output
  * gradient (padding kh - 1 - pad). `tapsMajor` orders each row by tap, then channel: the column
- * order of the copied im2col. `n` is the element count.
+ * order of the copied im2col. `n` is the element count (with `tapsMajor`, the row count Cin kk).
  */
 export function convWeightFlipKernel(
   t: StorageType,
   to: StorageType = t,
   tapsMajor = false,
 ): BuiltKernel {
-  const index = tapsMajor
-    ? "let o = i % P.Cout; let t = (i / P.Cout) % P.kk;"
-    : "let t = i % P.kk; let o = (i / P.kk) % P.Cout;";
+  // taps-major: one invocation per output row (c, t), walking o with the input's stride (two
+  // divisions a row instead of three an element; software adapters divide lane by lane)
+  const body = tapsMajor
+    ? `let c = i / P.kk; let t = i % P.kk; let src = c * P.kk + P.kk - 1u - t;
+for (var o = 0u; o < P.Cout; o++) { st_wf(i * P.Cout + o, ld_w(src + o * P.Cin * P.kk)); }`
+    : `let t = i % P.kk; let o = (i / P.kk) % P.Cout; let c = i / (P.kk * P.Cout);
+st_wf(i, ld_w((o * P.Cin + c) * P.kk + P.kk - 1u - t));`;
   return buildKernel({
     name: `conv_weight_flip${tapsMajor ? " taps" : ""}`,
     bindings: [{ name: "w", type: t }, { name: "wf", type: to, write: true }],
     params: [["n", "u32"], ["Cout", "u32"], ["Cin", "u32"], ["kk", "u32"]],
     workgroup: [EW_GROUP],
     body: `let i = ${flatIndex(EW_GROUP)}; if (i >= P.n) { return; }
-${index} let c = i / (P.kk * P.Cout);
-st_wf(i, ld_w((o * P.Cin + c) * P.kk + P.kk - 1u - t));`,
+${body}`,
   });
 }
