@@ -61,6 +61,17 @@ const cases: Case[] = [
   // itself when a channel is whole 256-byte rows), zeros copied where taps reach past x
   { x: [2, 2, 8, 8], w: [3, 2, 5, 5], stride: 1, pad: 2, bias: true, what: "5x5 on 8x8, copies" },
   { x: [2, 2, 1, 4], w: [3, 2, 3, 3], stride: 1, pad: 1, bias: false, what: "a one-row map" },
+  // more outputs than im2col columns: the forward keeps the im2col kernel (no pass over the
+  // weight to reorder it); the input gradient's transposed convolution, whose flipped weight is
+  // taps-major anyway, still copies
+  {
+    x: [1, 20, 4, 4],
+    w: [20, 20, 3, 3],
+    stride: 1,
+    pad: 1,
+    bias: true,
+    what: "a weight wider than its im2col",
+  },
 ];
 
 for (const variant of ["texture", "tiled"] as MatmulVariant[]) {

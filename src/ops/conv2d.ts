@@ -184,7 +184,11 @@ function forward(
     const y = residual ? copy(residual) : new Tensor([g.B, Cout, P2], productDType(x, w2));
     const shape = fold ? { N: g.B * P2, B: 1, nblk: P2 } : { N: P2, B: g.B };
     const p = { M: Cout, K, ...shape, alpha: 1, beta: residual ? 1 : 0, aShared: true };
-    const sh = copiesIm2col(x, g, Cout, variant) ? shiftedCopies(x, g) : null;
+    // the weight's taps reorder is a pass over the weight: worth it while the weight is no
+    // larger than the im2col (a training batch), not for a wide layer over a few positions (SD's
+    // forward at batch 2, 8x8 maps: 10.9 -> 11.5 s when every conv reordered its weight)
+    const copied = copiesIm2col(x, g, Cout, variant) && (wTaps || Cout <= g.B * P2);
+    const sh = copied ? shiftedCopies(x, g) : null;
     runTextureMatmul(
       y,
       bias,
