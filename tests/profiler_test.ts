@@ -44,7 +44,8 @@ for (const timing of timers) {
     const before = dispatchCount();
     const r = await profile(step, { timing });
     const issued = dispatchCount() - before;
-    equal(r.records.length, issued, "one record per dispatch issued inside fn");
+    const kernels = r.records.filter((x) => x.command === "dispatch");
+    equal(kernels.length, issued, "one record per dispatch issued inside fn");
     equal(r.source, timing);
     deepEqual(r.byPhase.map((p) => p.key).sort(), ["backward", "forward", "optimizer"]);
     for (const rec of r.records) ok(rec.endMs >= rec.startMs, `${rec.kernel} has a duration`);
@@ -73,10 +74,28 @@ Deno.test("profiling off adds no dispatches and a profile only counts its own wo
   before = dispatchCount();
   const r = await profile(step);
   equal(dispatchCount() - before, plain, "the same dispatches with the profiler on");
-  equal(r.records.length, plain);
+  equal(r.records.filter((x) => x.command === "dispatch").length, plain);
   const again = await profile(() => {});
   equal(again.records.length, 0, "a later empty profile sees nothing of earlier work");
   w.dispose();
+});
+
+Deno.test("the cpu timer times copy commands too, under the op that issued them", async () => {
+  // 64 f32 columns: rows of 256 bytes, so the texture matmul copies both operands in
+  using a = randn([64, 64], { generator: new Generator(5) });
+  using b = randn([64, 64], { generator: new Generator(6) });
+  matmul(a, b, { variant: "texture" }).dispose(); // compile outside the profile
+  await sync();
+  const r = await profile(() => matmul(a, b, { variant: "texture" }).dispose(), { timing: "cpu" });
+  const copies = r.records.filter((x) => x.command === "copy");
+  equal(copies.length, 2, "both operands copied into textures");
+  for (const c of copies) {
+    equal(c.kernel, "copy_to_texture");
+    equal(c.op, "matmul");
+    equal(c.bytes, 2 * 64 * 64 * 4, "read and written");
+    ok(c.endMs > c.startMs, "a copy takes time");
+  }
+  ok(/\d+ dispatches and 2 copies/.test(formatProfile(r)), formatProfile(r).split("\n")[0]);
 });
 
 Deno.test("DENOISE_PROFILE=1 prints the table at exit and writes a Chrome trace", async () => {

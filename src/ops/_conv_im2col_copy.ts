@@ -12,7 +12,7 @@ import { cachedKernel } from "../wgsl/builder.ts";
 import { convShiftKernel } from "../wgsl/conv.ts";
 import { EW_GROUP } from "../wgsl/elementwise.ts";
 import { deviceInfo } from "./device.ts";
-import { copyEncoder, dispatch, grid1d } from "./runtime.ts";
+import { copyEncoder, copyToTexture, dispatch, grid1d } from "./runtime.ts";
 import { Tensor } from "./tensor.ts";
 import { noGrad } from "./autograd.ts";
 import { permute } from "./permute.ts";
@@ -95,7 +95,6 @@ export function copiedIm2col(
   const K = C * kh * kw, P2 = H * W, S = channelStride(g), skip = centerFromX(g);
   const tex = packTarget(width, K, fold ? 1 : nb);
   const zeros = kh > 1 ? zeroRows(Math.min(pad, H) * W / 4, kw * C) : null;
-  const e = copyEncoder();
   for (let b = 0; b < nb; b++) {
     const xb = fold ? b * P2 / 4 : 0, yb = fold ? 0 : b * K;
     for (let ki = 0; ki < kh; ki++) {
@@ -106,21 +105,23 @@ export function copiedIm2col(
         const fromX = skip && kj === pad, slot = skip && kj > pad ? kj - 1 : kj;
         const stride = fromX ? P2 : S;
         const chan0 = fromX ? (b0 + b) * C : (slot * g.B + b0 + b) * C;
-        e.copyBufferToTexture(
+        copyToTexture(
           {
             buffer: fromX ? x.buffer : sh.buffer,
             offset: (chan0 * stride + (top + ki - pad) * W) * 4,
             bytesPerRow: stride * 4,
           },
           { texture: tex, origin: { x: xb + top * W / 4, y: y0 + kj * C } },
-          [rows * W / 4, C],
+          rows * W / 4,
+          C,
         );
       }
       if (zeros && top + bottom > 0) {
-        e.copyBufferToTexture(
+        copyToTexture(
           { buffer: zeros.t.buffer, bytesPerRow: zeros.bytesPerRow },
           { texture: tex, origin: { x: xb + (top > 0 ? 0 : (H - bottom) * W / 4), y: y0 } },
-          [(top + bottom) * W / 4, kw * C],
+          (top + bottom) * W / 4,
+          kw * C,
         );
       }
     }

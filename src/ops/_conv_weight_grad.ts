@@ -5,7 +5,7 @@
 import { cachedKernel } from "../wgsl/builder.ts";
 import { im2colPackRowFits, im2colPackRowKernel, im2colPackTKernel } from "../wgsl/conv.ts";
 import { deviceInfo } from "./device.ts";
-import { copyEncoder, dispatch } from "./runtime.ts";
+import { copyToTexture, dispatch } from "./runtime.ts";
 import { permute } from "./permute.ts";
 import { Tensor } from "./tensor.ts";
 import { productDType } from "./matmul.ts";
@@ -128,12 +128,12 @@ function copyRowsSideBySide(
   nb: number,
 ): GPUTexture {
   const tex = packTarget(width, Cout, 1);
-  const e = copyEncoder();
   for (let b = 0; b < nb; b++) {
-    e.copyBufferToTexture(
+    copyToTexture(
       { buffer: dy3.buffer, offset: (b0 + b) * Cout * P2 * 4, bytesPerRow: P2 * 4 },
       { texture: tex, origin: { x: b * P2 / 4, y: 0 } },
-      [P2 / 4, Cout],
+      P2 / 4,
+      Cout,
     );
   }
   return tex;

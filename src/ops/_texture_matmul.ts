@@ -14,7 +14,7 @@ import {
 } from "../wgsl/matmul.ts";
 import type { DType, Tensor } from "./tensor.ts";
 import { deviceInfo } from "./device.ts";
-import { copyEncoder, dispatch, type Resource } from "./runtime.ts";
+import { copyToTexture, dispatch, type Resource } from "./runtime.ts";
 import { acquireTexture, releaseTexture } from "./pool.ts";
 import { cachedPack, releasePack } from "./pack_cache.ts";
 import { castRaw } from "./cast.ts";
@@ -127,10 +127,11 @@ export function packStrided(
   return cachedPack(src, `${rows} ${cols} ${strides} ${width} ${b0} ${nb} ${fold}`, () => {
     if (fold > 1) {
       const tex = acquireTexture(width * fold, rows * nb / fold);
-      copyEncoder().copyBufferToTexture(
+      copyToTexture(
         { buffer: src.buffer, offset: b0 * bs * 4, bytesPerRow: 256 },
         { texture: tex },
-        [width * fold, rows * nb / fold],
+        width * fold,
+        rows * nb / fold,
       );
       return tex;
     }
@@ -144,10 +145,11 @@ export function packStrided(
       ? castRaw(src, "f32")
       : null;
     if (from) {
-      copyEncoder().copyBufferToTexture(
+      copyToTexture(
         { buffer: from.buffer, offset: b0 * bs * 4, bytesPerRow: rs * 4 },
         { texture: tex },
-        [width, rows * nb],
+        width,
+        rows * nb,
       );
       if (from !== src) from.dispose(); // its buffer is recycled only after this submission
       return tex;
@@ -239,11 +241,7 @@ export function runTextureMatmul(
   const asTexture = (t: Tensor | null): GPUTexture | null => {
     if (!t || !vec4 || fold || p.N % 64 !== 0 || p.N / 4 > max || p.B * p.M > max) return null;
     const tex = acquireTexture(p.N / 4, p.B * p.M);
-    copyEncoder().copyBufferToTexture(
-      { buffer: t.buffer, bytesPerRow: p.N * 4 },
-      { texture: tex },
-      [p.N / 4, p.B * p.M],
-    );
+    copyToTexture({ buffer: t.buffer, bytesPerRow: p.N * 4 }, { texture: tex }, p.N / 4, p.B * p.M);
     return tex;
   };
   const gateTex = asTexture(gate);

@@ -7,7 +7,7 @@ import { cachedKernel } from "../wgsl/builder.ts";
 import { EW_GROUP, fillKernel } from "../wgsl/elementwise.ts";
 import { deviceInfo } from "./device.ts";
 import { type DType, numel, Tensor } from "./tensor.ts";
-import { copyEncoder, dispatch, grid1d } from "./runtime.ts";
+import { copyBuffer, dispatch, grid1d } from "./runtime.ts";
 import { labelOp } from "./profiler.ts";
 import { fmtShape, ShapeError } from "./errors.ts";
 
@@ -89,6 +89,6 @@ export function ones(shape: readonly number[], options: TensorOptions = {}): Ten
 /** An explicit copy with its own storage (no graph link). */
 export function copy(x: Tensor): Tensor {
   const t = new Tensor(x.shape, x.dtype);
-  copyEncoder().copyBufferToBuffer(x.buffer, 0, t.buffer, 0, Math.ceil(x.bytes / 4) * 4);
+  copyBuffer(x.buffer, 0, t.buffer, 0, Math.ceil(x.bytes / 4) * 4);
   return t;
 }

@@ -7,7 +7,7 @@ import { cachedKernel } from "../wgsl/builder.ts";
 import { EW_GROUP } from "../wgsl/elementwise.ts";
 import { gegluGradKernel, gegluKernel, gegluTexKernel } from "../wgsl/geglu.ts";
 import { Tensor } from "./tensor.ts";
-import { copyEncoder, dispatch, grid1d } from "./runtime.ts";
+import { copyToTexture, dispatch, grid1d } from "./runtime.ts";
 import { acquireTexture, releaseTexture } from "./pool.ts";
 import { deviceInfo } from "./device.ts";
 import { record } from "./autograd.ts";
@@ -17,11 +17,7 @@ import { UNARY } from "./unary.ts";
 // x: [rows, cols] f32 -> texture of `rows` rows of cols / 4 texels (cols % 64 == 0)
 function rowsTexture(x: Tensor, rows: number, cols: number): GPUTexture {
   const tex = acquireTexture(cols / 4, rows);
-  copyEncoder().copyBufferToTexture(
-    { buffer: x.buffer, bytesPerRow: cols * 4 },
-    { texture: tex },
-    [cols / 4, rows],
-  );
+  copyToTexture({ buffer: x.buffer, bytesPerRow: cols * 4 }, { texture: tex }, cols / 4, rows);
   return tex;
 }
 

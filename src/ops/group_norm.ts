@@ -22,7 +22,7 @@ import {
 import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
 import { ROW_THREAD_MAX } from "../wgsl/softmax.ts";
 import { Tensor } from "./tensor.ts";
-import { copyEncoder, dispatch, grid1d, type Resource } from "./runtime.ts";
+import { copyToTexture, dispatch, grid1d, type Resource } from "./runtime.ts";
 import { acquireTexture, releaseTexture } from "./pool.ts";
 import { deviceInfo } from "./device.ts";
 import { record } from "./autograd.ts";
@@ -75,11 +75,7 @@ export function checkEps(op: string, eps: number): void {
 // x: [rows, L] f32 -> texture of `rows` rows, L / 4 texels each (L % 64 == 0)
 function rowsTexture(x: Tensor, g: RowNormGeometry): GPUTexture {
   const tex = acquireTexture(g.L / 4, g.rows);
-  copyEncoder().copyBufferToTexture(
-    { buffer: x.buffer, bytesPerRow: g.L * 4 },
-    { texture: tex },
-    [g.L / 4, g.rows],
-  );
+  copyToTexture({ buffer: x.buffer, bytesPerRow: g.L * 4 }, { texture: tex }, g.L / 4, g.rows);
   return tex;
 }
 

@@ -7,6 +7,9 @@
  *   submit-to-done latency, with its writable bindings redirected to scratch buffers and textures,
  *   and timed from submit to done. The default on software adapters, whose timestamps do not track
  *   the work (llvmpipe reports a 512^3 matmul in 1 ms that takes 50 ms), and without the feature.
+ * The `cpu` timer replays copy commands (buffer to texture, buffer to buffer: operand packs, the
+ * copied im2col) the same way, as `copy_to_texture` and `copy_buffer` rows; `timestamp-query`
+ * cannot time them (only passes take timestamps) and leaves them out.
  * Records are aggregated by kernel (name, storage variant, shape class), by op and by autograd
  * phase (forward, backward, optimizer); the table gives GFLOP/s where the op states its work and
  * GB/s of bound bytes otherwise. Off (the default), the runtime checks one boolean per dispatch
@@ -23,9 +26,12 @@ import type { Resource } from "./runtime.ts";
 /** The autograd phase a dispatch belongs to. */
 export type ProfilePhase = "forward" | "backward" | "optimizer";
 
-/** One timed dispatch. */
+/** One timed dispatch, or one copy command (`cpu` timer only). */
 export interface ProfileRecord {
-  /** Kernel name with its storage variant, e.g. `binary_add f16`. */
+  /** `dispatch` (a kernel) or `copy` (a buffer-to-texture or buffer-to-buffer copy). */
+  command: "dispatch" | "copy";
+  /** Kernel name with its storage variant, e.g. `binary_add f16`; `copy_to_texture` and
+   * `copy_buffer` for copies. */
   kernel: string;
   /** Shape class: the bytes bound to the dispatch, rounded up to a power of 4. */
   shape: string;
@@ -88,9 +94,21 @@ export interface ReplayCapture {
   groups: [number, number, number];
 }
 
+/**
+ * What the `cpu` timer needs to run a copy again on its own: it encodes `reps` copies of the same
+ * size into scratch destinations it creates (returned, to be destroyed after the submit).
+ */
+export interface CopyCapture {
+  /** The replay's key: kind and extents. */
+  key: string;
+  /** Encodes the copies into `encoder`. */
+  encode(device: GPUDevice, encoder: GPUCommandEncoder, reps: number): (GPUBuffer | GPUTexture)[];
+}
+
 type Pending = Omit<ProfileRecord, "startMs" | "endMs" | "op"> & {
   op: string | null;
   capture?: ReplayCapture;
+  copy?: CopyCapture;
 };
 
 /** How the profiler times dispatches: `auto` picks `timestamp-query` on hardware adapters that
@@ -197,6 +215,7 @@ export function profileDispatch(
   capture: ReplayCapture,
 ): GPUComputePassTimestampWrites | undefined {
   const rec: Pending = {
+    command: "dispatch",
     kernel: variant ? `${kernel} ${variant}` : kernel,
     shape: shapeClass(work.bytes),
     op: context,
@@ -215,6 +234,28 @@ export function profileDispatch(
   querySet ??= deviceInfo().device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
   const i = pending.length - 1;
   return { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+}
+
+/**
+ * Called by the runtime for each copy command while profiling: the `cpu` timer replays it like a
+ * dispatch; `timestamp-query` cannot time a copy (only passes take timestamps), so it is not
+ * recorded there. `bytes` counts what it reads and writes.
+ */
+export function profileCopy(kernel: string, bytes: number, capture: CopyCapture): void {
+  if (profileUsesTimestamps()) return;
+  const rec: Pending = {
+    command: "copy",
+    kernel,
+    shape: shapeClass(bytes),
+    op: context,
+    phase,
+    flops: 0,
+    bytes,
+    seq: issued++,
+    copy: capture,
+  };
+  unlabeled.push(rec);
+  captured.push(rec);
 }
 
 /** Whether the runtime must submit now (the query set is full). */
@@ -348,7 +389,21 @@ async function timeCapture(
   return Math.max(0, ms - latency) / reps;
 }
 
-/** The `cpu` timer: replays each distinct captured dispatch alone and times it. */
+/** Times one copy capture: `reps` copies in one submit, minus the empty-submit latency. */
+async function timeCopy(
+  device: GPUDevice,
+  c: CopyCapture,
+  reps: number,
+  latency: number,
+): Promise<number> {
+  const e = device.createCommandEncoder();
+  const scratch = c.encode(device, e, reps);
+  const ms = await submitDone(device, e);
+  for (const s of scratch) s.destroy();
+  return Math.max(0, ms - latency) / reps;
+}
+
+/** The `cpu` timer: replays each distinct captured dispatch or copy alone and times it. */
 async function replay(batch: Pending[]): Promise<void> {
   const { device } = deviceInfo();
   const idle: number[] = [];
@@ -357,17 +412,20 @@ async function replay(batch: Pending[]): Promise<void> {
   const times = new Map<string, number>();
   let clock = done.reduce((a, r) => Math.max(a, r.endMs), 0);
   for (const p of batch) {
-    const c = p.capture!;
-    const key = replayKey(c);
+    const c = p.capture, copy = p.copy;
+    const key = copy ? `copy|${copy.key}` : replayKey(c!);
+    const time = (reps: number) =>
+      copy ? timeCopy(device, copy, reps, latency) : timeCapture(device, c!, reps, latency);
     let ms = times.get(key);
     if (ms === undefined) {
-      ms = await timeCapture(device, c, 1, latency);
-      // repeat short kernels until they outlast the latency several times over
+      ms = await time(1);
+      // repeat short commands until they outlast the latency several times over
       const reps = Math.min(64, Math.ceil((4 * latency) / Math.max(ms, 0.01)));
-      if (reps > 1) ms = await timeCapture(device, c, reps, latency);
+      if (reps > 1) ms = await time(reps);
       times.set(key, ms);
     }
     delete p.capture;
+    delete p.copy;
     finish(p, clock, clock + ms);
     clock += ms;
   }
@@ -449,12 +507,21 @@ function fmtRows(title: string, rows: readonly ProfileRow[], limit: number): str
  */
 export function formatProfile(report: ProfileReport, limit = 25): string {
   return [
-    `Profile (${report.source}): ${report.records.length} dispatches, ` +
-    `${report.totalMs.toFixed(1)} ms of kernel time`,
+    `Profile (${report.source}): ${dispatchesOf(report)} dispatches${copiesNote(report)}, ` +
+    `${report.totalMs.toFixed(1)} ms of GPU time`,
     fmtRows("kernel", report.byKernel, limit),
     fmtRows("op", report.byOp, limit),
     fmtRows("phase", report.byPhase, limit),
   ].join("\n\n");
+}
+
+function dispatchesOf(report: ProfileReport): number {
+  return report.records.filter((r) => r.command === "dispatch").length;
+}
+
+function copiesNote(report: ProfileReport): string {
+  const n = report.records.length - dispatchesOf(report);
+  return n > 0 ? ` and ${n} copies` : "";
 }
 
 /** The records as a Chrome trace (`chrome://tracing`, Perfetto): one track per phase. */

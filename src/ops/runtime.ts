@@ -13,6 +13,7 @@ import { LimitError } from "./errors.ts";
 import {
   profileBatchFull,
   profileBeforeSubmit,
+  profileCopy,
   profileDispatch,
   profileUsesTimestamps,
   profiling,
@@ -39,6 +40,61 @@ export function copyEncoder(): GPUCommandEncoder {
     pass = null;
   }
   return e;
+}
+
+/** Where a buffer-to-texture copy reads (`copyBufferToTexture`'s source). */
+export type CopySource = Parameters<GPUCommandEncoder["copyBufferToTexture"]>[0];
+/** Where it writes (`copyBufferToTexture`'s destination). */
+export type CopyTarget = Parameters<GPUCommandEncoder["copyBufferToTexture"]>[1];
+
+/**
+ * Records a copy of `width` x `height` texels from a buffer into a texture (the profiler times
+ * it with the `cpu` timer as `copy_to_texture`).
+ */
+export function copyToTexture(
+  src: CopySource,
+  dst: CopyTarget,
+  width: number,
+  height: number,
+): void {
+  copyEncoder().copyBufferToTexture(src, dst, [width, height]);
+  if (!profiling()) return;
+  const tex = dst.texture;
+  profileCopy("copy_to_texture", 2 * width * height * 16, {
+    key: `texture ${width}x${height} ${src.bytesPerRow} ${tex.width}x${tex.height}`,
+    encode: (device, e, reps) => {
+      const t = device.createTexture({
+        size: [tex.width, tex.height],
+        format: tex.format,
+        usage: GPUTextureUsage.COPY_DST,
+      });
+      for (let i = 0; i < reps; i++) {
+        e.copyBufferToTexture(src, { ...dst, texture: t }, [width, height]);
+      }
+      return [t];
+    },
+  });
+}
+
+/** Records a copy of `bytes` bytes between buffers (timed as `copy_buffer` by the `cpu` timer). */
+export function copyBuffer(
+  src: GPUBuffer,
+  srcOffset: number,
+  dst: GPUBuffer,
+  dstOffset: number,
+  bytes: number,
+): void {
+  forgetPacks(dst); // a write drops the destination's packs, as a kernel's does
+  copyEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  if (!profiling()) return;
+  profileCopy("copy_buffer", 2 * bytes, {
+    key: `buffer ${bytes}`,
+    encode: (device, e, reps) => {
+      const b = device.createBuffer({ size: bytes, usage: GPUBufferUsage.COPY_DST });
+      for (let i = 0; i < reps; i++) e.copyBufferToBuffer(src, srcOffset, b, 0, bytes);
+      return [b];
+    },
+  });
 }
 
 /** Submits every queued command and recycles the buffers released meanwhile. */

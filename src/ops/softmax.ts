@@ -16,7 +16,7 @@ import {
 } from "../wgsl/softmax.ts";
 import { type RowKernelOptions, rowThreads } from "./row_variant.ts";
 import { type DType, Tensor } from "./tensor.ts";
-import { copyEncoder, dispatch, grid1d } from "./runtime.ts";
+import { copyToTexture, dispatch, grid1d } from "./runtime.ts";
 import { acquireTexture, releaseTexture } from "./pool.ts";
 import { deviceInfo } from "./device.ts";
 import { record } from "./autograd.ts";
@@ -68,9 +68,14 @@ export function softmaxRaw(x: Tensor, axis = -1, options: RowKernelOptions = {})
       : cachedKernel(`softmax ${x.dtype} ${wg}`, () => softmaxKernel(x.dtype, wg));
     const xt = tex ? acquireTexture(n4, rows) : null;
     if (xt) {
-      copyEncoder().copyBufferToTexture({ buffer: x.buffer, bytesPerRow: n4 * 16 }, {
-        texture: xt,
-      }, [n4, rows]);
+      copyToTexture(
+        { buffer: x.buffer, bytesPerRow: n4 * 16 },
+        {
+          texture: xt,
+        },
+        n4,
+        rows,
+      );
     }
     dispatch(k, [xt ?? x.binding, y.binding], params, grid);
     if (xt) releaseTexture(xt);
