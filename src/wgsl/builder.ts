@@ -26,6 +26,23 @@ export interface BindingSpec {
   write?: boolean;
 }
 
+/**
+ * A row-major f32 input read 16 bytes at a time, either from a storage buffer of vec4s or (`tex`)
+ * from a read-only texture holding one row per texel row: its binding, and the WGSL expression of
+ * vec4 `index` of the row (the body defines `row`, and `base` = the row's first vec4).
+ *
+ * @example
+ * ```ts
+ * import { rowInput } from "./builder.ts";
+ * console.log(rowInput("x", true)[1]); // textureLoad(x, vec2<u32>(j, row))
+ * ```
+ */
+export function rowInput(name: string, tex: boolean, index = "j"): [BindingSpec, string] {
+  return tex
+    ? [{ name, kind: "texture_read" }, `textureLoad(${name}, vec2<u32>(${index}, row))`]
+    : [{ name, type: "vec4<f32>" }, `${name}[base + ${index}]`];
+}
+
 /** A kernel description: bindings, uniform params, workgroup size and the body of `main`. */
 export interface KernelSpec {
   /** Short name, used in error messages and as a comment in the source. */

@@ -10,6 +10,7 @@ import {
   buildKernel,
   type BuiltKernel,
   flatIndex,
+  rowInput,
   type StorageType,
 } from "./builder.ts";
 
@@ -211,10 +212,8 @@ export function rowNormVec4Kernel(
   perElem: boolean,
   tex = false,
 ): BuiltKernel {
-  const bindings: BindingSpec[] = [
-    tex ? { name: "x", kind: "texture_read" } : { name: "x", type: "vec4<f32>" },
-  ];
-  const xj = tex ? "textureLoad(x, vec2<u32>(j, row))" : "x[base + j]";
+  const [xIn, xj] = rowInput("x", tex);
+  const bindings: BindingSpec[] = [xIn];
   if (hasW) bindings.push(affine4(perElem, "w"));
   if (hasB) bindings.push(affine4(perElem, "b"));
   bindings.push(
@@ -263,12 +262,8 @@ export function rowNormGradVec4Kernel(
   acc = false,
   tex = false,
 ): BuiltKernel {
-  const bindings: BindingSpec[] = tex
-    ? [{ name: "x", kind: "texture_read" }, { name: "dy", kind: "texture_read" }]
-    : [{ name: "x", type: "vec4<f32>" }, { name: "dy", type: "vec4<f32>" }];
-  const [xj, dyj] = tex
-    ? ["textureLoad(x, vec2<u32>(j, row))", "textureLoad(dy, vec2<u32>(j, row))"]
-    : ["x[base + j]", "dy[base + j]"];
+  const [xIn, xj] = rowInput("x", tex), [dyIn, dyj] = rowInput("dy", tex);
+  const bindings: BindingSpec[] = [xIn, dyIn];
   if (hasW) bindings.push(affine4(perElem, "w"));
   bindings.push({ name: "mean" }, { name: "rstd" }, {
     name: "dx",
@@ -497,10 +492,8 @@ export function rowNormRegsKernel(
   n4: number,
   tex = false,
 ): BuiltKernel {
-  const bindings: BindingSpec[] = [
-    tex ? { name: "x", kind: "texture_read" } : { name: "x", type: "vec4<f32>" },
-  ];
-  const xj = tex ? "textureLoad(x, vec2<u32>(j, row))" : "x[base + j]";
+  const [xIn, xj] = rowInput("x", tex);
+  const bindings: BindingSpec[] = [xIn];
   if (hasW) bindings.push({ name: "w", type: "vec4<f32>" });
   if (hasB) bindings.push({ name: "b", type: "vec4<f32>" });
   bindings.push(
@@ -544,12 +537,8 @@ export function rowNormGradRegsKernel(
   acc = false,
   tex = false,
 ): BuiltKernel {
-  const bindings: BindingSpec[] = tex
-    ? [{ name: "x", kind: "texture_read" }, { name: "dy", kind: "texture_read" }]
-    : [{ name: "x", type: "vec4<f32>" }, { name: "dy", type: "vec4<f32>" }];
-  const [xj, dyj] = tex
-    ? ["textureLoad(x, vec2<u32>(j, row))", "textureLoad(dy, vec2<u32>(j, row))"]
-    : ["x[base + j]", "dy[base + j]"];
+  const [xIn, xj] = rowInput("x", tex), [dyIn, dyj] = rowInput("dy", tex);
+  const bindings: BindingSpec[] = [xIn, dyIn];
   if (hasW) bindings.push({ name: "w", type: "vec4<f32>" });
   bindings.push({ name: "mean" }, { name: "rstd" }, {
     name: "dx",

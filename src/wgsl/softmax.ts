@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { buildKernel, type BuiltKernel, flatIndex, type StorageType } from "./builder.ts";
+import { buildKernel, type BuiltKernel, flatIndex, rowInput, type StorageType } from "./builder.ts";
 import { wgReducePrelude } from "./norm.ts";
 
 /** Longest row the one-invocation-per-row variants take (three passes stay well under the
@@ -121,10 +121,11 @@ export const SOFTMAX_REGS_MAX4 = 64;
  * from a texture of one row per texel row.
  */
 export function softmaxRegsKernel(n4: number, tex = false): BuiltKernel {
+  const [xIn, xa] = rowInput("x", tex, "a");
   return buildKernel({
     name: `softmax_regs${tex ? " tex" : ""}`,
     bindings: [
-      tex ? { name: "x", kind: "texture_read" } : { name: "x", type: "vec4<f32>" },
+      xIn,
       { name: "y", type: "vec4<f32>", write: true },
     ],
     params: [["rows", "u32"], ["A4", "u32"]],
@@ -135,7 +136,7 @@ let base = row * ${n4}u;
 var xs: array<vec4<f32>, ${n4}>;
 var m4 = vec4<f32>(-3.4e38);
 for (var a = 0u; a < ${n4}u; a++) {
-  let v = ${tex ? "textureLoad(x, vec2<u32>(a, row))" : "x[base + a]"}; xs[a] = v; m4 = max(m4, v);
+  let v = ${xa}; xs[a] = v; m4 = max(m4, v);
 }
 let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
 var s4 = vec4<f32>();
