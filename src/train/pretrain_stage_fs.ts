@@ -57,14 +57,9 @@ export interface StageStepper {
   drainLoss(): Promise<{ mean: number; finite: boolean }>;
 }
 
-/** The folder of the run's latest resumable state. */
-export function stateDir(run: PretrainRun): string {
-  return join(run.options.out, "state");
-}
-
 /**
- * Saves the resumable state of `stage` at the stepper's position (its `extra` records what
- * `--resume` checks).
+ * Saves the resumable state of `stage` at the stepper's position into `<out>/state` (its `extra`
+ * records what `--resume` checks).
  */
 export async function saveStageState(
   run: PretrainRun,
@@ -83,7 +78,7 @@ export async function saveStageState(
     scalingFactor: run.models.vae.scalingFactor,
     wallSeconds: run.wall(),
   };
-  await saveTrainState(stateDir(run), weights, optimizer, {
+  await saveTrainState(join(o.out, "state"), weights, optimizer, {
     current_epoch: 1,
     current_step: stepper.step,
     stepper,
