@@ -4,7 +4,11 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { CLIPTextModel, Generator } from "../mod.ts";
 import { ClipTokenizer } from "../src/nn/tokenizer.ts";
-import { encodePromptPair, tokenizePrompt } from "../src/nn/prompt_encode.ts";
+import {
+  encodePromptPair,
+  encodePromptsSharingNegative,
+  tokenizePrompt,
+} from "../src/nn/prompt_encode.ts";
 import "./_helpers.ts"; // acquires the device
 
 const tok = new ClipTokenizer({
@@ -91,4 +95,28 @@ Deno.test("unbalanced brackets are read leniently and reported", async () => {
   ok(warnings[0]!.startsWith("Prompt: ") && warnings[1]!.startsWith("Negative prompt: "));
   cond.dispose();
   uncond.dispose();
+});
+
+Deno.test("prompts sharing a negative encode it once per chunk count, as pairs would", async () => {
+  const long = Array(80).fill("cat").join(" ");
+  const calls: number[] = [];
+  const counting = (ids: readonly number[], shape: readonly [number, number]) => {
+    calls.push(ids.length);
+    return enc(ids, shape);
+  };
+  const prompts = ["a cat", long, "a dog", "dog"];
+  const pairs = await encodePromptsSharingNegative(counting, tok, prompts, "cat");
+  // 5 prompt chunks, and the negative once at 1 chunk and once at 2 (padded)
+  equal(calls.length, 5 + 1 + 2);
+  ok(pairs[0]!.uncond === pairs[2]!.uncond && pairs[2]!.uncond === pairs[3]!.uncond);
+  ok(pairs[1]!.uncond !== pairs[0]!.uncond);
+  for (const [i, prompt] of prompts.entries()) {
+    const one = await encodePromptPair(enc, tok, prompt, "cat");
+    deepEqual(pairs[i]!.uncond.shape, one.uncond.shape);
+    equal(maxDiff(await pairs[i]!.cond.toArray(), await one.cond.toArray()), 0);
+    equal(maxDiff(await pairs[i]!.uncond.toArray(), await one.uncond.toArray()), 0);
+    one.cond.dispose();
+    one.uncond.dispose();
+  }
+  for (const t of new Set(pairs.flatMap((p) => [p.cond, p.uncond]))) t.dispose();
 });

@@ -11,11 +11,10 @@ import { ArgumentError } from "../ops/errors.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import { concat } from "../ops/concat.ts";
 import { Generator, RowGenerators } from "../ops/rng.ts";
-import type { ClipTokenizer } from "../nn/tokenizer.ts";
 import { NonFiniteError, type SamplerOptions } from "../schedule/sampler.ts";
 import { sample } from "../schedule/sample.ts";
 import type { StableDiffusionModels } from "../nn/loaders_fs.ts";
-import { encodePromptPair } from "../nn/prompt_encode.ts";
+import { encodePromptsSharingNegative } from "../nn/prompt_encode.ts";
 import { encodeImage, latentMask } from "./_img2img.ts";
 import type { RgbImage } from "./_image.ts";
 
@@ -179,11 +178,22 @@ export async function textToImages(
       }; give a mask of the init image's size`,
     );
   }
-  const encoded: PromptEncoding[] = [];
+  // every model call runs under noGrad itself: an async noGrad would end at the first await;
+  // A1111's prompt syntax, chunks of the encoder's positions - 2 tokens; the negative prompt
+  // encoded once per chunk count, its tensor shared by the requests of that count
+  const pairs = await encodePromptsSharingNegative(
+    (ids, shape) =>
+      noGrad(() => models.textEncoder.forward(ids, shape, { clipSkip: options.clipSkip ?? 1 })),
+    tokenizer,
+    requests.map((r) => r.prompt),
+    options.negative ?? "",
+    models.textEncoder.config.maxPositions - 2,
+  );
+  const encoded: PromptEncoding[] = pairs.map((p, i) => {
+    p.warnings.forEach((w) => options.onWarning?.(w));
+    return { cond: p.cond, uncond: p.uncond, seed: requests[i]!.seed, init: inits[i] };
+  });
   try {
-    for (const [i, r] of requests.entries()) {
-      encoded.push({ ...await encodeRequest(models, tokenizer, r, options), init: inits[i] });
-    }
     const images: RgbImage[] = new Array(requests.length);
     for (const rows of sameLengthGroups(encoded)) {
       const out = await sampleRows(models, rows.map((i) => encoded[i]!), options, vaeFactor);
@@ -191,7 +201,7 @@ export async function textToImages(
     }
     return images;
   } finally {
-    for (const e of encoded) e.cond.dispose(), e.uncond.dispose();
+    for (const t of new Set(encoded.flatMap((e) => [e.cond, e.uncond]))) t.dispose();
   }
 }
 
@@ -201,26 +211,6 @@ interface PromptEncoding {
   uncond: Tensor;
   seed: number;
   init?: RgbImage | undefined;
-}
-
-async function encodeRequest(
-  models: StableDiffusionModels,
-  tokenizer: ClipTokenizer,
-  r: ImageRequest,
-  options: BatchImageOptions,
-): Promise<PromptEncoding> {
-  // every model call runs under noGrad itself: an async noGrad would end at the first await;
-  // A1111's prompt syntax, chunks of the encoder's positions - 2 tokens
-  const { cond, uncond, warnings } = await encodePromptPair(
-    (ids, shape) =>
-      noGrad(() => models.textEncoder.forward(ids, shape, { clipSkip: options.clipSkip ?? 1 })),
-    tokenizer,
-    r.prompt,
-    options.negative ?? "",
-    models.textEncoder.config.maxPositions - 2,
-  );
-  warnings.forEach((w) => options.onWarning?.(w));
-  return { cond, uncond, seed: r.seed };
 }
 
 /** Indices of the encodings grouped by their shapes (a batch needs one context length). */

@@ -130,20 +130,62 @@ export async function encodePromptPair(
   negative: string,
   chunkLength = 75,
 ): Promise<EncodedPromptPair> {
-  const p = tokenizePrompt(tokenizer, prompt, chunkLength);
+  const [pair] = await encodePromptsSharingNegative(
+    encode,
+    tokenizer,
+    [prompt],
+    negative,
+    chunkLength,
+  );
+  return pair!;
+}
+
+/**
+ * Encodes prompts that share one negative prompt, each pair as {@link encodePromptPair} does,
+ * but the negative only once per chunk count among the prompts: pairs of the same length share
+ * one `uncond` tensor (dispose each distinct tensor once).
+ *
+ * @example
+ * ```ts ignore
+ * import { encodePromptsSharingNegative } from "./prompt_encode.ts";
+ * const pairs = await encodePromptsSharingNegative(
+ *   (ids, shape) => models.textEncoder.forward(ids, shape),
+ *   models.tokenizer!,
+ *   ["a cat", "a dog"],
+ *   "blurry",
+ * );
+ * console.log(pairs[0]!.uncond === pairs[1]!.uncond); // true
+ * ```
+ */
+export async function encodePromptsSharingNegative(
+  encode: ChunkEncoder,
+  tokenizer: ClipTokenizer,
+  prompts: readonly string[],
+  negative: string,
+  chunkLength = 75,
+): Promise<EncodedPromptPair[]> {
   const n = tokenizePrompt(tokenizer, negative, chunkLength);
   const empty = tokenizePrompt(tokenizer, "", chunkLength).chunks[0]!;
-  const k = Math.max(p.chunks.length, n.chunks.length);
-  const cond = await encodeChunks(encode, p.chunks, empty, k);
+  const unconds = new Map<number, Tensor>();
+  const pairs: EncodedPromptPair[] = [];
   try {
-    const uncond = await encodeChunks(encode, n.chunks, empty, k);
-    const warnings = [
-      ...p.warnings.map((w) => `Prompt: ${w}`),
-      ...n.warnings.map((w) => `Negative prompt: ${w}`),
-    ];
-    return { cond, uncond, warnings };
+    for (const prompt of prompts) {
+      const p = tokenizePrompt(tokenizer, prompt, chunkLength);
+      const k = Math.max(p.chunks.length, n.chunks.length);
+      if (!unconds.has(k)) unconds.set(k, await encodeChunks(encode, n.chunks, empty, k));
+      pairs.push({
+        cond: await encodeChunks(encode, p.chunks, empty, k),
+        uncond: unconds.get(k)!,
+        warnings: [
+          ...p.warnings.map((w) => `Prompt: ${w}`),
+          ...n.warnings.map((w) => `Negative prompt: ${w}`),
+        ],
+      });
+    }
+    return pairs;
   } catch (e) {
-    cond.dispose();
+    pairs.forEach((p) => p.cond.dispose());
+    unconds.forEach((u) => u.dispose());
     throw e;
   }
 }
