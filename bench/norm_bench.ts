@@ -4,9 +4,12 @@ import {
   backward,
   batchNorm,
   groupNorm,
+  groupNormSilu,
   layerNorm,
   ones,
   randn,
+  scope,
+  silu,
   softmax,
   type Tensor,
   zeros,
@@ -51,6 +54,48 @@ benchOp({
     });
   },
 });
+// the fused group norm + SiLU beside groupNorm then silu on the same shapes (the U-Net's and the
+// VAE's), forward and forward+backward; GB/s counts the same bytes for both
+const gnSilu: [number[], number][] = [[[16, 128, 16, 16], 16], [[1, 512, 32, 32], 32]];
+for (const [shape, g] of gnSilu) {
+  const C = shape[1]!;
+  const label = `${shape.join("x")} g${g}`;
+  const ops = [
+    ["group_norm_silu", (x: Tensor, w: Tensor, b: Tensor) => groupNormSilu(x, g, w, b, 1e-5)],
+    ["group_norm then silu", (x: Tensor, w: Tensor, b: Tensor) => silu(groupNorm(x, g, w, b))],
+  ] as const;
+  for (const [name, op] of ops) {
+    benchOp({
+      group: `norm_silu ${label}`,
+      name: `${name} f32 ${label}`,
+      work: { bytes: rw(shape) },
+      n: 20,
+      setup: () => {
+        const x = randn(shape), w = ones([C]), b = zeros([C]);
+        // the scope frees the unfused pair's intermediate
+        return Promise.resolve(() => keep(scope(() => op(x, w, b))));
+      },
+    });
+    benchOp({
+      group: `norm_silu ${label} forward+backward`,
+      name: `${name} f32 ${label} forward+backward`,
+      work: { bytes: 2 * rw(shape) },
+      n: 10,
+      setup: () => {
+        const x = randn(shape, { requiresGrad: true });
+        const w = ones([C], { requiresGrad: true }), b = zeros([C], { requiresGrad: true });
+        const dy = randn(shape);
+        return Promise.resolve(() => {
+          scope(() => backward(op(x, w, b), dy));
+          for (const t of [x, w, b]) {
+            t.grad?.dispose();
+            t.grad = null;
+          }
+        });
+      },
+    });
+  }
+}
 const ln = [2, 4096, 320];
 for (const variant of ["workgroup", "thread"] as const) {
   benchOp({

@@ -5,7 +5,6 @@
  */
 import { Module, ModuleList } from "./module.ts";
 import { checkpoint } from "../ops/autograd.ts";
-import { silu } from "../ops/unary.ts";
 import { scope } from "../ops/scope.ts";
 import { ArgumentError, fmtShape, ShapeError } from "../ops/errors.ts";
 import type { Tensor } from "../ops/tensor.ts";
@@ -353,7 +352,7 @@ export class UNet2DConditionModel extends Module {
           ]);
         }
       }
-      h = silu(this.child<NormLayer>("conv_norm_out").forward(h));
+      h = this.child<NormLayer>("conv_norm_out").forwardSilu(h);
       return this.child<Conv2d>("conv_out").forward(h);
     });
   }

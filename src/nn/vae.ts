@@ -6,7 +6,7 @@
  */
 import { Module, ModuleList } from "./module.ts";
 import { add, mul } from "../ops/binary.ts";
-import { affine, exp, relu, silu } from "../ops/unary.ts";
+import { affine, exp, relu } from "../ops/unary.ts";
 import { slice } from "../ops/slice.ts";
 import { type Generator, randn } from "../ops/rng.ts";
 import { scope } from "../ops/scope.ts";
@@ -153,7 +153,7 @@ export class Encoder extends Module {
       let h = this.child<Conv2d>("conv_in").forward(x);
       for (const b of this.child<ModuleList<DownEncoderBlock2D>>("down_blocks")) h = b.forward(h);
       h = this.child<UNetMidBlock2D>("mid_block").forward(h);
-      h = silu(this.child<GroupNorm>("conv_norm_out").forward(h));
+      h = this.child<GroupNorm>("conv_norm_out").forwardSilu(h);
       return this.child<Conv2d>("conv_out").forward(h);
     });
   }
@@ -200,7 +200,7 @@ export class Decoder extends Module {
       let h = this.child<Conv2d>("conv_in").forward(z);
       h = this.child<UNetMidBlock2D>("mid_block").forward(h);
       for (const b of this.child<ModuleList<UpDecoderBlock2D>>("up_blocks")) h = b.forward(h);
-      h = silu(this.child<GroupNorm>("conv_norm_out").forward(h));
+      h = this.child<GroupNorm>("conv_norm_out").forwardSilu(h);
       return this.child<Conv2d>("conv_out").forward(h);
     });
   }

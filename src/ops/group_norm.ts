@@ -7,6 +7,7 @@
  */
 import { cachedKernel } from "../wgsl/builder.ts";
 import {
+  type ChannelGradFlags,
   channelGradKernel,
   channelGradVec4Kernel,
   NORM_REGS_MAX4,
@@ -81,7 +82,9 @@ function rowsTexture(x: Tensor, g: RowNormGeometry): GPUTexture {
 
 /**
  * Normalizes contiguous rows and applies a per-channel affine, with backward to x, weight and
- * bias (internal launcher shared by `groupNorm` and `layerNorm`).
+ * bias (internal launcher shared by `groupNorm`, `groupNormSilu` and `layerNorm`); `silu` applies
+ * SiLU to the output in the same kernel, and its backward recomputes the affine output from x and
+ * the statistics (nothing more is saved).
  */
 export function rowNorm(
   g: RowNormGeometry,
@@ -90,14 +93,16 @@ export function rowNorm(
   bias: Tensor | null,
   eps: number,
   variant: RowKernelOptions["variant"] = "auto",
+  silu = false,
 ): Tensor {
   const t = x.dtype;
   const y = new Tensor(x.shape, t);
   const mean = new Tensor([g.rows], "f32");
   const rstd = new Tensor([g.rows], "f32");
   // one invocation per f32 row of whole vec4s whose four elements share a channel or have one
-  // each: 16-byte loads (the row length then counted in vec4s)
-  const perElem = g.S === 1;
+  // each (a row of every channel, as the kernels index the weight from channel 0): 16-byte loads
+  // (the row length then counted in vec4s)
+  const perElem = g.S === 1 && g.G === 1;
   const whole4 = t === "f32" && g.L % 4 === 0 && (perElem || g.S % 4 === 0);
   // llvmpipe, one invocation per row: layer norm [16, 256, 64] forward+backward 397 -> 46 ms;
   // scalar rows of 2048 gain forward but lose backward, so `auto` stops at 1024 for them; the
@@ -114,19 +119,23 @@ export function rowNorm(
   const max = deviceInfo().limits.maxTextureDimension2D;
   const tex = vec4 && g.L % 64 === 0 && g.L / 4 <= max && g.rows <= max;
   const geo = [g.rows, vec4 ? g.L / 4 : g.L, g.S, g.Cg, g.G];
+  const hasW = weight !== null;
   if (y.size > 0) {
-    const hasW = weight !== null, hasB = bias !== null;
+    const hasB = bias !== null;
     const k = regs
       ? cachedKernel(
-        `row_norm regs ${hasW} ${hasB} ${regs} ${tex}`,
-        () => rowNormRegsKernel(hasW, hasB, regs, tex),
+        `row_norm regs ${hasW} ${hasB} ${regs} ${tex} ${silu}`,
+        () => rowNormRegsKernel(hasW, hasB, regs, tex, silu),
       )
       : vec4
       ? cachedKernel(
-        `row_norm vec4 ${hasW} ${hasB} ${perElem} ${tex}`,
-        () => rowNormVec4Kernel(hasW, hasB, perElem, tex),
+        `row_norm vec4 ${hasW} ${hasB} ${perElem} ${tex} ${silu}`,
+        () => rowNormVec4Kernel(hasW, hasB, perElem, tex, silu),
       )
-      : cachedKernel(`row_norm ${t} ${hasW} ${hasB} ${wg}`, () => rowNormKernel(t, hasW, hasB, wg));
+      : cachedKernel(
+        `row_norm ${t} ${hasW} ${hasB} ${wg} ${silu}`,
+        () => rowNormKernel(t, hasW, hasB, wg, silu),
+      );
     const xt = tex ? rowsTexture(x, g) : null;
     const res: Resource[] = [xt ?? x.binding];
     if (weight) res.push(weight.binding);
@@ -136,34 +145,37 @@ export function rowNorm(
     if (xt) releaseTexture(xt);
   }
   const inputs = [x, weight, bias].filter((v): v is Tensor => v !== null);
-  const saved = [x, mean, rstd, ...(weight ? [weight] : [])];
+  // silu's backward recomputes the affine output, so it keeps the bias too (`siluB`)
+  const siluB = silu && bias !== null;
+  const saved = [x, mean, rstd, ...(weight ? [weight] : []), ...(silu && bias ? [bias] : [])];
   const out = record(g.op, inputs, y, saved, (dy, s, pending) => {
-    const [sx, sm, sr, sw] = s as [Tensor, Tensor, Tensor, Tensor | undefined];
+    const [sx, sm, sr] = s as [Tensor, Tensor, Tensor];
+    const sw = hasW ? s[3]! : null, sb = siluB ? s[hasW ? 4 : 3]! : null;
+    // the affine parameters the kernels bind after x and dy: w, then (under silu) the bias
+    const affine = [sw, sb].filter((v): v is Tensor => v !== null).map((v) => v.binding);
     const grads: (Tensor | null)[] = [];
     if (x.requiresGrad) {
       const dx = new Tensor(x.shape, t);
       if (dx.size > 0) {
         // x's gradient from its other uses (a residual) is added in the same pass
         const acc = pending.take(0);
-        const hasW = sw !== undefined;
         const k = regs
           ? cachedKernel(
-            `row_norm_grad regs ${hasW} ${regs} ${acc !== null} ${tex}`,
-            () => rowNormGradRegsKernel(hasW, regs, acc !== null, tex),
+            `row_norm_grad regs ${hasW} ${regs} ${acc !== null} ${tex} ${silu} ${siluB}`,
+            () => rowNormGradRegsKernel(hasW, regs, acc !== null, tex, silu, siluB),
           )
           : vec4
           ? cachedKernel(
-            `row_norm_grad vec4 ${hasW} ${perElem} ${acc !== null} ${tex}`,
-            () => rowNormGradVec4Kernel(hasW, perElem, acc !== null, tex),
+            `row_norm_grad vec4 ${hasW} ${perElem} ${acc !== null} ${tex} ${silu} ${siluB}`,
+            () => rowNormGradVec4Kernel(hasW, perElem, acc !== null, tex, silu, siluB),
           )
           : cachedKernel(
-            `row_norm_grad ${t} ${hasW} ${wg} ${acc !== null}`,
-            () => rowNormGradKernel(t, hasW, wg, acc !== null),
+            `row_norm_grad ${t} ${hasW} ${wg} ${acc !== null} ${silu} ${siluB}`,
+            () => rowNormGradKernel(t, hasW, wg, acc !== null, silu, siluB),
           );
         const ts = tex ? [rowsTexture(sx, g), rowsTexture(dy, g)] : null;
         const res: Resource[] = ts ? [...ts] : [sx.binding, dy.binding];
-        if (sw) res.push(sw.binding);
-        res.push(sm.binding, sr.binding, dx.binding);
+        res.push(...affine, sm.binding, sr.binding, dx.binding);
         if (acc) res.push(acc.binding);
         dispatch(k, res, regs ? [g.rows] : geo, grid);
         for (const t of ts ?? []) releaseTexture(t);
@@ -173,20 +185,27 @@ export function rowNorm(
     const dw = weight?.requiresGrad ? new Tensor([g.C], t) : null;
     const db = bias?.requiresGrad ? new Tensor([g.C], t) : null;
     if ((dw || db) && g.C > 0) {
-      const f = { dx: "none", hasW: false, dw: dw !== null, db: db !== null } as const;
+      const f: ChannelGradFlags = {
+        dx: "none",
+        hasW: silu && hasW,
+        dw: dw !== null,
+        db: db !== null,
+        silu,
+        hasB: siluB,
+      };
       const B = g.rows / g.G;
       const cwg = normGroup(B * g.S);
       // f32 maps of whole vec4s (group norm): 16-byte loads
       const k = t === "f32" && g.S % 4 === 0
         ? cachedKernel(
-          `norm_channel_grad vec4 ${f.dw} ${f.db} ${cwg}`,
-          () => channelGradVec4Kernel(f.dw, f.db, cwg),
+          `norm_channel_grad vec4 ${f.dw} ${f.db} ${cwg} ${silu} ${f.hasW} ${siluB}`,
+          () => channelGradVec4Kernel(f.dw, f.db, cwg, silu, f.hasW, siluB),
         )
         : cachedKernel(
-          `norm_channel_grad ${t} none ${f.dw} ${f.db} ${cwg}`,
+          `norm_channel_grad ${t} none ${f.dw} ${f.db} ${cwg} ${silu} ${f.hasW} ${siluB}`,
           () => channelGradKernel(t, f, cwg),
         );
-      const res = [sx.binding, dy.binding, sm.binding, sr.binding];
+      const res = [sx.binding, dy.binding, ...(silu ? affine : []), sm.binding, sr.binding];
       if (dw) res.push(dw.binding);
       if (db) res.push(db.binding);
       dispatch(k, res, [g.C, B, g.S, g.G, g.Cg], grid1d(g.C));
@@ -221,31 +240,40 @@ export function groupNorm(
   eps = 1e-5,
   options: RowKernelOptions = {},
 ): Tensor {
+  const g = groupGeometry("groupNorm", x, groups, weight, bias, eps);
+  return rowNorm(g, x, weight, bias, eps, options.variant);
+}
+
+/**
+ * Checks a group norm's arguments (`op` names it in messages) and returns its row geometry: one
+ * row per (sample, group).
+ */
+export function groupGeometry(
+  op: string,
+  x: Tensor,
+  groups: number,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  eps: number,
+): RowNormGeometry {
   if (x.shape.length < 2) {
     throw new ShapeError(
-      `groupNorm() needs an input of shape [B, C, ...spatial], got ${fmtShape(x.shape)}`,
+      `${op}() needs an input of shape [B, C, ...spatial], got ${fmtShape(x.shape)}`,
     );
   }
   const [B, C] = x.shape as [number, number];
   if (!Number.isInteger(groups) || groups < 1 || C % groups !== 0) {
     throw new ShapeError(
-      `groupNorm() got ${groups} groups for input ${fmtShape(x.shape)}; ` +
+      `${op}() got ${groups} groups for input ${fmtShape(x.shape)}; ` +
         `groups must be a whole number >= 1 that divides the ${C} channels`,
     );
   }
-  checkChannelParam("groupNorm", "weight", weight, x, C);
-  checkChannelParam("groupNorm", "bias", bias, x, C);
-  checkEps("groupNorm", eps);
+  checkChannelParam(op, "weight", weight, x, C);
+  checkChannelParam(op, "bias", bias, x, C);
+  checkEps(op, eps);
   const S = x.shape.slice(2).reduce((a, b) => a * b, 1);
   const Cg = C / groups;
-  return rowNorm(
-    { op: "groupNorm", rows: B * groups, L: Cg * S, S, Cg, G: groups, C },
-    x,
-    weight,
-    bias,
-    eps,
-    options.variant,
-  );
+  return { op, rows: B * groups, L: Cg * S, S, Cg, G: groups, C };
 }
 
 /** CPU reference of `groupNorm` (float64, two-pass statistics). */

@@ -59,6 +59,7 @@ export * from "./embedding.ts";
 export * from "./mse_loss.ts";
 export * from "./cast.ts";
 export { groupNorm, groupNormRef } from "./group_norm.ts";
+export { groupNormSilu, groupNormSiluRef } from "./group_norm_silu.ts";
 export { layerNorm, layerNormRef } from "./layer_norm.ts";
 export * from "./batch_norm.ts";
 export * from "./softmax.ts";

@@ -81,17 +81,33 @@ function affineInputs(t: StorageType, hasW: boolean, hasB: boolean): BindingSpec
   return bindings;
 }
 
+// The SiLU epilogue of a fused norm, `v = silu(v)` on an f32 or a vec4<f32> `v`, written as the
+// unary op writes it (the same f32 rounding).
+const SILU = "v = v * (1.0 / (1.0 + exp(-v)));";
+
+// The gradient `dn` into a fused norm's pre-activation `pre = xh * w + b` (f32 or vec4; `w`, `b`
+// WGSL expressions, or null when the norm has none), recomputed from the normalized input:
+// `dn = dy * silu'(pre)`, silu'(pre) = s (1 + pre (1 - s)), s = sigmoid(pre), as the unary op's
+// derivative is written.
+function siluGrad(dy: string, xh: string, w: string | null, b: string | null): string {
+  return `let pre = ${xh}${w ? ` * ${w}` : ""}${b ? ` + ${b}` : ""};
+  let sg = 1.0 / (1.0 + exp(-pre));
+  let dn = ${dy} * (sg * (1.0 + pre * (1.0 - sg)));`;
+}
+
 // x: [rows, L] (row r = (b, g), channel of element j is (r % G) * Cg + j / S), w, b: [C]
 //   -> y: [rows, L], mean: [rows], rstd: [rows] (f32)
 /**
  * Row normalization forward (group norm, layer norm): two-pass mean and variance per row, one
- * workgroup of `wg` lanes per row, or (`wg` = 1) one invocation per row with no barriers.
+ * workgroup of `wg` lanes per row, or (`wg` = 1) one invocation per row with no barriers; `silu`
+ * applies SiLU to the output (a fused group norm + SiLU).
  */
 export function rowNormKernel(
   t: StorageType,
   hasW: boolean,
   hasB: boolean,
   wg: number,
+  silu = false,
 ): BuiltKernel {
   const bindings = affineInputs(t, hasW, hasB);
   bindings.push(
@@ -101,7 +117,7 @@ export function rowNormKernel(
   );
   const one = wg === 1;
   return buildKernel({
-    name: one ? "row_norm_thread" : "row_norm",
+    name: `${one ? "row_norm_thread" : "row_norm"}${silu ? " silu" : ""}`,
     bindings,
     params: [["rows", "u32"], ["L", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"], [
       "eps",
@@ -122,7 +138,7 @@ ${overRow(wg)} {
   var v = (ld_x(base + j) - mu) * r;
   ${hasW ? "v = v * ld_w(c);" : ""}
   ${hasB ? "v = v + ld_b(c);" : ""}
-  st_y(base + j, v);
+  ${silu ? `${SILU}\n  ` : ""}st_y(base + j, v);
 }
 ${one ? "" : "if (lid.x == 0u) "}{ mean[row] = mu; rstd[row] = r; }`,
   });
@@ -132,21 +148,32 @@ ${one ? "" : "if (lid.x == 0u) "}{ mean[row] = mu; rstd[row] = r; }`,
 /**
  * Row normalization backward to x: `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`,
  * `g = dy * w` (`wg` = 1: one invocation per row); with `acc`, x's gradient accumulated so far
- * is added to dx in the same pass.
+ * is added to dx in the same pass. `silu`: the forward applied SiLU to `n = xhat * w + b`, so
+ * `g = dy * silu'(n) * w`, n recomputed (`hasB`: with the bias, bound after `w` as `bias`).
  */
 export function rowNormGradKernel(
   t: StorageType,
   hasW: boolean,
   wg: number,
   acc = false,
+  silu = false,
+  hasB = false,
 ): BuiltKernel {
   const one = wg === 1;
   const bindings: BindingSpec[] = [{ name: "x", type: t }, { name: "dy", type: t }];
   if (hasW) bindings.push({ name: "w", type: t });
+  if (silu && hasB) bindings.push({ name: "bias", type: t });
   bindings.push({ name: "mean" }, { name: "rstd" }, { name: "dx", type: t, write: true });
   if (acc) bindings.push({ name: "acc", type: t });
+  // under silu, g and the normalized input xh of element j
+  const gx = silu
+    ? `let c = c0 + j / P.S; let xh = (ld_x(base + j) - mu) * r;
+  ${siluGrad("ld_dy(base + j)", "xh", hasW ? "ld_w(c)" : null, hasB ? "ld_bias(c)" : null)}
+  let g = dn${hasW ? " * ld_w(c)" : ""};`
+    : null;
+  const g = `let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};`;
   return buildKernel({
-    name: one ? "row_norm_grad_thread" : "row_norm_grad",
+    name: `${one ? "row_norm_grad_thread" : "row_norm_grad"}${silu ? " silu" : ""}`,
     bindings,
     params: [["rows", "u32"], ["L", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"]],
     workgroup: [one ? NORM_THREAD_GROUP : wg],
@@ -156,13 +183,12 @@ let mu = mean[row]; let r = rstd[row];
 let c0 = (row % P.G) * P.Cg;
 var acc = vec2<f32>(0.0, 0.0);
 ${overRow(wg)} {
-  let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};
-  acc += vec2<f32>(g, g * (ld_x(base + j) - mu) * r);
+  ${gx ?? g}
+  acc += vec2<f32>(g, g * ${gx ? "xh" : "(ld_x(base + j) - mu) * r"});
 }
 let m = ${total(wg, "acc")} / f32(P.L);
 ${overRow(wg)} {
-  let g = ld_dy(base + j)${hasW ? " * ld_w(c0 + j / P.S)" : ""};
-  let xh = (ld_x(base + j) - mu) * r;
+  ${gx ?? `${g}\n  let xh = (ld_x(base + j) - mu) * r;`}
   st_dx(base + j, r * (g - m.x - xh * m.y)${acc ? " + ld_acc(base + j)" : ""});
 }`,
   });
@@ -204,13 +230,15 @@ function affine4(perElem: boolean, name: string): BindingSpec {
  * whole vec4s whose four elements share a channel (`S % 4 == 0`) or have one each (`perElem`,
  * S = 1: a layer norm, the weight and bias read as vec4s). The mean and variance come from one
  * pass (Welford's update per vec4 lane, the four lanes combined exactly), so x is read twice
- * instead of three times (llvmpipe, group norm [16, 64, 16, 16] g16: 7.4 -> 5.5 ms).
+ * instead of three times (llvmpipe, group norm [16, 64, 16, 16] g16: 7.4 -> 5.5 ms). `silu`
+ * applies SiLU to the output.
  */
 export function rowNormVec4Kernel(
   hasW: boolean,
   hasB: boolean,
   perElem: boolean,
   tex = false,
+  silu = false,
 ): BuiltKernel {
   const [xIn, xj] = rowInput("x", tex);
   const bindings: BindingSpec[] = [xIn];
@@ -222,7 +250,7 @@ export function rowNormVec4Kernel(
     { name: "rstd", write: true },
   );
   return buildKernel({
-    name: `row_norm_thread_vec4${tex ? " tex" : ""}`,
+    name: `row_norm_thread_vec4${tex ? " tex" : ""}${silu ? " silu" : ""}`,
     bindings,
     params: [["rows", "u32"], ["L4", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"], [
       "eps",
@@ -247,7 +275,7 @@ ${
         `  var v = (${xj} - mu) * r;
   ${hasW ? `v = v * ${weight4(perElem, "w")};` : ""}
   ${hasB ? `v = v + ${weight4(perElem, "b")};` : ""}
-  y[base + j] = v;`,
+  ${silu ? `${SILU}\n  ` : ""}y[base + j] = v;`,
       )
     }
 mean[row] = mu; rstd[row] = r;`,
@@ -255,16 +283,22 @@ mean[row] = mu; rstd[row] = r;`,
 }
 
 // x, dy: [rows, L] f32 as vec4s, w: [C], mean, rstd: [rows], acc: [rows, L] -> dx: [rows, L]
-/** `rowNormGradKernel`'s vec4 variant (the same rows as {@link rowNormVec4Kernel}). */
+/**
+ * `rowNormGradKernel`'s vec4 variant (the same rows as {@link rowNormVec4Kernel}; `silu` and
+ * `hasB` as there).
+ */
 export function rowNormGradVec4Kernel(
   hasW: boolean,
   perElem: boolean,
   acc = false,
   tex = false,
+  silu = false,
+  hasB = false,
 ): BuiltKernel {
   const [xIn, xj] = rowInput("x", tex), [dyIn, dyj] = rowInput("dy", tex);
   const bindings: BindingSpec[] = [xIn, dyIn];
   if (hasW) bindings.push(affine4(perElem, "w"));
+  if (silu && hasB) bindings.push(affine4(perElem, "bias"));
   bindings.push({ name: "mean" }, { name: "rstd" }, {
     name: "dx",
     type: "vec4<f32>",
@@ -272,9 +306,16 @@ export function rowNormGradVec4Kernel(
   });
   if (acc) bindings.push({ name: "acc", type: "vec4<f32>" });
   const g = `${dyj}${hasW ? ` * ${weight4(perElem, "w")}` : ""}`;
-  const ws = hasW ? ["w"] : [];
+  const ws = [...(hasW ? ["w"] : []), ...(silu && hasB ? ["bias"] : [])];
+  // under silu, g and the normalized input xh of vec4 j
+  const w = hasW ? weight4(perElem, "w") : null;
+  const gx = silu
+    ? `  let xh = (${xj} - mu) * r;
+  ${siluGrad(dyj, "xh", w, hasB ? weight4(perElem, "bias") : null)}
+  let g = dn${w ? ` * ${w}` : ""};`
+    : null;
   return buildKernel({
-    name: `row_norm_grad_thread_vec4${tex ? " tex" : ""}`,
+    name: `row_norm_grad_thread_vec4${tex ? " tex" : ""}${silu ? " silu" : ""}`,
     bindings,
     params: [["rows", "u32"], ["L4", "u32"], ["S", "u32"], ["Cg", "u32"], ["G", "u32"]],
     workgroup: [NORM_THREAD_GROUP],
@@ -288,7 +329,7 @@ ${
       rowLoop4(
         perElem,
         ws,
-        `  let g = ${g};
+        gx ? `${gx}\n  a += g; b += g * xh;` : `  let g = ${g};
   a += g; b += g * (${xj} - mu) * r;`,
       )
     }
@@ -297,8 +338,10 @@ ${
       rowLoop4(
         perElem,
         ws,
-        `  let g = ${g};
-  let xh = (${xj} - mu) * r;
+        `${
+          gx ?? `  let g = ${g};
+  let xh = (${xj} - mu) * r;`
+        }
   dx[base + j] = r * (g - mx - xh * my)${acc ? " + acc[base + j]" : ""};`,
       )
     }`,
@@ -375,31 +418,53 @@ if (lid.x == 0u) { mean[c] = mu; rstd[c] = r; }`,
 export interface ChannelGradFlags {
   /** Backward to x (batch norm only): with batch statistics, with fixed statistics, or none. */
   dx: "train" | "eval" | "none";
-  /** Whether a weight multiplies xhat (used for dx). */
+  /** Whether a weight multiplies xhat (used for dx, and for n under `silu`). */
   hasW: boolean;
   /** Write `dw[c] = sum(dy * xhat)`. */
   dw: boolean;
   /** Write `db[c] = sum(dy)`. */
   db: boolean;
+  /**
+   * A fused row norm's SiLU (with `dx` "none"): the sums take `dn = dy * silu'(n)` for dy, n =
+   * xhat * w + b recomputed (w bound when `hasW`, the bias after it when `hasB`).
+   */
+  silu?: boolean;
+  /** Whether the norm has a bias (used under `silu`). */
+  hasB?: boolean;
 }
 
-// x, dy: [B, C, S] f32 as vec4s (S % 4 == 0), mean, rstd: [B * sb + C / cdiv] -> dw, db: [C]
+// Under a fused SiLU, channel c's weight `cw` and bias `cb` (those the norm has), loaded once.
+function channelAffine(hasW: boolean, hasB: boolean): string {
+  const loads = [hasW ? "let cw = ld_w(c);" : "", hasB ? "let cb = ld_bias(c);" : ""];
+  return `${loads.filter((l) => l !== "").join(" ")}\n`;
+}
+
+// x, dy: [B, C, S] f32 as vec4s (S % 4 == 0), w, bias: [C], mean, rstd: [B * sb + C / cdiv]
+//   -> dw, db: [C]
 /**
  * `channelGradKernel`'s weight and bias sums (no dx) four positions at a time, for f32 maps of
  * whole vec4s (a group norm's): 16-byte loads, and one statistics load and index computation per
- * four elements.
+ * four elements. `silu`, `hasW` and `hasB` as in {@link ChannelGradFlags}.
  */
-export function channelGradVec4Kernel(dw: boolean, db: boolean, wg: number): BuiltKernel {
-  const bindings: BindingSpec[] = [
-    { name: "x", type: "vec4<f32>" },
-    { name: "dy", type: "vec4<f32>" },
-    { name: "mean" },
-    { name: "rstd" },
-  ];
+export function channelGradVec4Kernel(
+  dw: boolean,
+  db: boolean,
+  wg: number,
+  silu = false,
+  hasW = false,
+  hasB = false,
+): BuiltKernel {
+  const bindings: BindingSpec[] = [{ name: "x", type: "vec4<f32>" }, {
+    name: "dy",
+    type: "vec4<f32>",
+  }];
+  if (silu && hasW) bindings.push({ name: "w" });
+  if (silu && hasB) bindings.push({ name: "bias" });
+  bindings.push({ name: "mean" }, { name: "rstd" });
   if (dw) bindings.push({ name: "dw", write: true });
   if (db) bindings.push({ name: "db", write: true });
   return buildKernel({
-    name: "norm_channel_grad_vec4",
+    name: `norm_channel_grad_vec4${silu ? " silu" : ""}`,
     bindings,
     params: [["C", "u32"], ["B", "u32"], ["S", "u32"], ["sb", "u32"], ["cdiv", "u32"]],
     workgroup: [wg],
@@ -407,13 +472,19 @@ export function channelGradVec4Kernel(dw: boolean, db: boolean, wg: number): Bui
     body: `let c = wid.x + wid.y * nwg.x;
 if (c >= P.C) { return; }
 let S4 = P.S / 4u; let n4 = P.B * S4; let cs = c / P.cdiv;
-var a = vec4<f32>(); var b = vec4<f32>();
+${silu ? channelAffine(hasW, hasB) : ""}var a = vec4<f32>(); var b = vec4<f32>();
 for (var i = lid.x; i < n4; i += ${wg}u) {
   let bb = i / S4;
   let k = (bb * P.C + c) * S4 + i % S4;
   let st = bb * P.sb + cs;
-  let g = dy[k];
-  a += g; b += g * (x[k] - mean[st]) * rstd[st];
+  ${
+      silu
+        ? `let xh = (x[k] - mean[st]) * rstd[st];
+  ${siluGrad("dy[k]", "xh", hasW ? "cw" : null, hasB ? "cb" : null)}
+  a += dn; b += dn * xh;`
+        : `let g = dy[k];
+  a += g; b += g * (x[k] - mean[st]) * rstd[st];`
+    }
 }
 let sums = wg_sum2(vec2<f32>(a.x + a.y + a.z + a.w, b.x + b.y + b.z + b.w), lid.x);
 if (lid.x == 0u) {
@@ -423,7 +494,8 @@ if (lid.x == 0u) {
   });
 }
 
-// x, dy: [B, C, S], w: [C], mean, rstd: [B * sb + C / cdiv] (f32) -> dx: [B, C, S], dw, db: [C]
+// x, dy: [B, C, S], w, bias: [C], mean, rstd: [B * sb + C / cdiv] (f32)
+//   -> dx: [B, C, S], dw, db: [C]
 /**
  * Per-channel gradient sums, one workgroup per channel: `dw = sum(dy * xhat)`, `db = sum(dy)`,
  * where element (b, c, s) normalizes with statistics `b * sb + c / cdiv` (group norm: sb = G,
@@ -436,7 +508,8 @@ export function channelGradKernel(
   wg: number,
 ): BuiltKernel {
   const bindings: BindingSpec[] = [{ name: "x", type: t }, { name: "dy", type: t }];
-  if (f.dx !== "none" && f.hasW) bindings.push({ name: "w", type: t });
+  if ((f.dx !== "none" || f.silu) && f.hasW) bindings.push({ name: "w", type: t });
+  if (f.silu && f.hasB) bindings.push({ name: "bias", type: t });
   bindings.push({ name: "mean" }, { name: "rstd" });
   if (f.dx !== "none") bindings.push({ name: "dx", type: t, write: true });
   if (f.dw) bindings.push({ name: "dw", type: t, write: true });
@@ -453,19 +526,25 @@ for (var i = lid.x; i < n; i += ${wg}u) {
   }
 }`;
   return buildKernel({
-    name: "norm_channel_grad",
+    name: `norm_channel_grad${f.silu ? " silu" : ""}`,
     bindings,
     params: [["C", "u32"], ["B", "u32"], ["S", "u32"], ["sb", "u32"], ["cdiv", "u32"]],
     workgroup: [wg],
     prelude: wgReducePrelude(wg),
     body: `${CHANNEL}
 let cs = c / P.cdiv;
-var acc = vec2<f32>(0.0, 0.0);
+${f.silu ? channelAffine(f.hasW, f.hasB ?? false) : ""}var acc = vec2<f32>(0.0, 0.0);
 for (var i = lid.x; i < n; i += ${wg}u) {
   let k = ${AT};
   let st = (i / P.S) * P.sb + cs;
-  let g = ld_dy(k);
-  acc += vec2<f32>(g, g * (ld_x(k) - mean[st]) * rstd[st]);
+  ${
+      f.silu
+        ? `let xh = (ld_x(k) - mean[st]) * rstd[st];
+  ${siluGrad("ld_dy(k)", "xh", f.hasW ? "cw" : null, f.hasB ? "cb" : null)}
+  acc += vec2<f32>(dn, dn * xh);`
+        : `let g = ld_dy(k);
+  acc += vec2<f32>(g, g * (ld_x(k) - mean[st]) * rstd[st]);`
+    }
 }
 let sums = wg_sum2(acc, lid.x);
 ${dx}
@@ -484,13 +563,14 @@ export const NORM_REGS_MAX4 = 32;
  * `rowNormVec4Kernel` for layer norm rows of `n4` vec4s (at most `NORM_REGS_MAX4`), compiled in:
  * the row is loaded once into registers, so the mean, the variance and the output read x once
  * instead of three times (storage loads are the slow part on software adapters); `tex` reads x
- * from a texture of one row per texel row.
+ * from a texture of one row per texel row; `silu` applies SiLU to the output.
  */
 export function rowNormRegsKernel(
   hasW: boolean,
   hasB: boolean,
   n4: number,
   tex = false,
+  silu = false,
 ): BuiltKernel {
   const [xIn, xj] = rowInput("x", tex);
   const bindings: BindingSpec[] = [xIn];
@@ -502,7 +582,7 @@ export function rowNormRegsKernel(
     { name: "rstd", write: true },
   );
   return buildKernel({
-    name: `row_norm_regs${tex ? " tex" : ""}`,
+    name: `row_norm_regs${tex ? " tex" : ""}${silu ? " silu" : ""}`,
     bindings,
     params: [["rows", "u32"], ["eps", "f32"]],
     workgroup: [NORM_THREAD_GROUP],
@@ -520,7 +600,7 @@ for (var j = 0u; j < ${n4}u; j++) {
   var v = (xs[j] - mu) * r;
   ${hasW ? "v = v * w[j];" : ""}
   ${hasB ? "v = v + b[j];" : ""}
-  y[base + j] = v;
+  ${silu ? `${SILU}\n  ` : ""}y[base + j] = v;
 }
 mean[row] = mu; rstd[row] = r;`,
   });
@@ -529,17 +609,21 @@ mean[row] = mu; rstd[row] = r;`,
 // x, dy: [rows, 4 n4] f32 as vec4s, w: [4 n4], mean, rstd: [rows], acc -> dx: [rows, 4 n4]
 /**
  * `rowNormGradVec4Kernel` for layer norm rows of `n4` vec4s (see `rowNormRegsKernel`): the
- * scaled gradient and the normalized input of the row stay in registers between the two passes.
+ * scaled gradient and the normalized input of the row stay in registers between the two passes
+ * (`silu` and `hasB` as in `rowNormGradKernel`).
  */
 export function rowNormGradRegsKernel(
   hasW: boolean,
   n4: number,
   acc = false,
   tex = false,
+  silu = false,
+  hasB = false,
 ): BuiltKernel {
   const [xIn, xj] = rowInput("x", tex), [dyIn, dyj] = rowInput("dy", tex);
   const bindings: BindingSpec[] = [xIn, dyIn];
   if (hasW) bindings.push({ name: "w", type: "vec4<f32>" });
+  if (silu && hasB) bindings.push({ name: "bias", type: "vec4<f32>" });
   bindings.push({ name: "mean" }, { name: "rstd" }, {
     name: "dx",
     type: "vec4<f32>",
@@ -547,7 +631,7 @@ export function rowNormGradRegsKernel(
   });
   if (acc) bindings.push({ name: "acc", type: "vec4<f32>" });
   return buildKernel({
-    name: `row_norm_grad_regs${tex ? " tex" : ""}`,
+    name: `row_norm_grad_regs${tex ? " tex" : ""}${silu ? " silu" : ""}`,
     bindings,
     params: [["rows", "u32"]],
     workgroup: [NORM_THREAD_GROUP],
@@ -558,7 +642,13 @@ let mu = mean[row]; let r = rstd[row];
 var gs: array<vec4<f32>, ${n4}>; var hs: array<vec4<f32>, ${n4}>;
 var a = vec4<f32>(); var b = vec4<f32>();
 for (var j = 0u; j < ${n4}u; j++) {
-  let g = ${dyj}${hasW ? " * w[j]" : ""}; let xh = (${xj} - mu) * r;
+  ${
+      silu
+        ? `let xh = (${xj} - mu) * r;
+  ${siluGrad(dyj, "xh", hasW ? "w[j]" : null, hasB ? "bias[j]" : null)}
+  let g = dn${hasW ? " * w[j]" : ""};`
+        : `let g = ${dyj}${hasW ? " * w[j]" : ""}; let xh = (${xj} - mu) * r;`
+    }
   gs[j] = g; hs[j] = xh; a += g; b += g * xh;
 }
 let mx = (a.x + a.y + a.z + a.w) / L; let my = (b.x + b.y + b.z + b.w) / L;

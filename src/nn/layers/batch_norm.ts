@@ -5,7 +5,7 @@
  */
 import { Module } from "../module.ts";
 import { batchNorm } from "../../ops/batch_norm.ts";
-import { affine } from "../../ops/unary.ts";
+import { affine, silu } from "../../ops/unary.ts";
 import { noGrad } from "../../ops/autograd.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import { ones, zeros } from "./_init.ts";
@@ -72,5 +72,10 @@ export class BatchNorm2d extends Module {
       n.assign(noGrad(() => affine(n.value, 1, 1)));
     }
     return y;
+  }
+
+  /** `silu(forward(x))`, as `GroupNorm.forwardSilu` (no fused kernel here). */
+  forwardSilu(x: Tensor): Tensor {
+    return silu(this.forward(x));
   }
 }

@@ -5,6 +5,8 @@
  */
 import { Module } from "../module.ts";
 import { groupNorm } from "../../ops/group_norm.ts";
+import { groupNormSilu } from "../../ops/group_norm_silu.ts";
+import { silu } from "../../ops/unary.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 import { ones, zeros } from "./_init.ts";
 import type { LayerAdapter } from "./adapter_hook.ts";
@@ -44,6 +46,23 @@ export class GroupNorm extends Module {
   /** Normalizes `x` (through its adapter, when one is attached). */
   forward(x: Tensor): Tensor {
     return this.adapter ? this.adapter.forward(x) : this.baseForward(x);
+  }
+
+  /**
+   * `silu(forward(x))`, in one fused kernel when no adapter is attached.
+   *
+   * @example
+   * ```ts
+   * import { getDevice, randn } from "../../ops/mod.ts";
+   * import { GroupNorm } from "./group_norm.ts";
+   * await getDevice();
+   * console.log(new GroupNorm(4, 8).forwardSilu(randn([2, 8, 3, 3])).shape); // [2, 8, 3, 3]
+   * ```
+   */
+  forwardSilu(x: Tensor): Tensor {
+    if (this.adapter) return silu(this.adapter.forward(x));
+    const w = this.param("weight").value, b = this.param("bias").value;
+    return groupNormSilu(x, this.groups, w, b, this.eps);
   }
 
   /** The layer's own output, ignoring any adapter. */

@@ -81,13 +81,13 @@ export class ResnetBlock2D extends Module {
       }
       // the time projection [B, out] is added to conv1's bias, in its product
       const t = proj && temb ? proj.forward(silu(temb)) : undefined;
-      const n1 = silu(this.child<NormLayer>("norm1").forward(x));
+      const n1 = this.child<NormLayer>("norm1").forwardSilu(x);
       const h = this.child<Conv2d>("conv1").forward(n1, undefined, t);
       // the shortcut is added inside conv2's product
       const sc = this.getChild("conv_shortcut") as Conv2d | undefined;
       const skip = sc ? sc.forward(x) : x;
       return this.child<Conv2d>("conv2").forward(
-        silu(this.child<NormLayer>("norm2").forward(h)),
+        this.child<NormLayer>("norm2").forwardSilu(h),
         skip,
       );
     });
