@@ -43,6 +43,7 @@ const groupCases: [number[], number, number?][] = [
   [[2, 4, 97, 101], 2], // long rows take the 256-wide workgroup
   [[2, 6, 4, 2], 3], // 8 positions per channel: the thread variant's vec4 kernels
   [[2, 4, 8, 8], 2], // rows of 128 elements (whole 256 bytes): read from texture copies
+  [[2, 8], 2], // no spatial axes in 2 groups of 4: each element has its own weight
 ];
 // both kernel variants on every machine (one workgroup per row; one invocation per row where
 // the row fits its 16384-element limit)
