@@ -82,6 +82,16 @@ export const PRETRAIN_OPTIONS = {
     help:
       "Min-SNR loss weighting of the U-Net stage, as kohya's --min_snr_gamma (default 5; 0 off)",
   },
+  ema: {
+    type: "boolean",
+    help: "sample and write the U-Net stage's text encoder and U-Net as an exponential moving " +
+      "average of their weights (decay 0.9999, diffusers' --use_ema default)",
+  },
+  "ema-decay": {
+    type: "string",
+    value: "<x>",
+    help: "the EMA's decay, a decimal in (0, 1) (implies --ema)",
+  },
   "log-every": { type: "string", value: "<n>", help: "steps between progress lines (default 10)" },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const satisfies OptionTable;
@@ -104,6 +114,11 @@ in sampling, set by an exact AdaBN estimate after the last step). From a group-n
 BatchNorm2d's, the running statistics are estimated before the first step, and the VAE and text
 encoder stay frozen, so the variant shares them with its base bit for bit.
 
+--ema keeps an exponential moving average of the U-Net stage's weights, updated after every step
+by diffusers' EMAModel rule (decay 0 at the first update, then min(decay, (1 + s) / (10 + s))
+with s updates done); the report's samples and <out>/model use the average, and the state folder
+keeps it for --resume, which needs the same --ema-decay.
+
 Options:
 ${formatOptions(PRETRAIN_OPTIONS)}`;
 
@@ -117,6 +132,19 @@ function channelList(name: string, text: string): number[] {
     );
   }
   return list;
+}
+
+/** The EMA decay of `--ema` / `--ema-decay <x>`: 0 (off) without either, 0.9999 for `--ema`. */
+function emaDecayOption(on: boolean | undefined, raw: string | undefined): number {
+  if (raw === undefined) return on ? 0.9999 : 0;
+  const d = numberOption("ema-decay", raw, 0, { min: 0, max: 1 });
+  if (d === 0 || d === 1) {
+    throw new UsageError(
+      `--ema-decay must be a decimal number between 0 and 1, both excluded, such as 0.9999; ` +
+        `got ${JSON.stringify(raw)}`,
+    );
+  }
+  return d;
 }
 
 /**
@@ -137,6 +165,7 @@ export async function pretrainCommand(args: string[]): Promise<number> {
   const steps = intOption("steps", v.steps, 2000, big);
   const out = v.out ?? "runs/mini_sd";
   const seed = intOption("seed", v.seed, 1, { min: 0, max: 2 ** 31 });
+  const emaDecay = emaDecayOption(v.ema, v["ema-decay"]);
   const tokDir = join(out, "tokenizer");
   await writeCaptionTokenizer(tokDir);
   const tokenizerFiles: Record<string, string> = {};
@@ -173,6 +202,7 @@ export async function pretrainCommand(args: string[]): Promise<number> {
       vaeLr: numberOption("vae-lr", v["vae-lr"], 1e-3, { min: 0, max: 1 }),
       unetLr: numberOption("unet-lr", v["unet-lr"], 3e-4, { min: 0, max: 1 }),
       minSnrGamma: numberOption("min-snr-gamma", v["min-snr-gamma"], 5, { min: 0, max: 1000 }),
+      ...(emaDecay > 0 ? { emaDecay } : {}),
       logEvery: intOption("log-every", v["log-every"], 10, big),
       tokenizer: await loadTokenizer(tokDir),
       // captions of a stream the training never reads, drawn into the U-Net stage's report

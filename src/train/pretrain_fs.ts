@@ -103,7 +103,8 @@ export async function pretrain(
   let model: string | null = null;
   if (o.stage !== "vae") {
     model = join(o.out, "model");
-    const piece: TrainingPiece = {
+    const emaDecay = unetStage?.emaDecay ?? 0;
+    const piece: TrainingPiece & { ema_decay?: number } = {
       command: o.command,
       adapter: deviceInfo().description,
       vae_steps: o.stage === "unet" && o.init ? 0 : vaeSteps,
@@ -112,6 +113,7 @@ export async function pretrain(
       wall_time_s: Number(run.wall().toFixed(1)),
       ...(norm === "batch" ? { norm } : {}),
       ...(unetStage?.normInit ? { init: unetStage.normInit } : {}),
+      ...(emaDecay > 0 ? { ema_decay: emaDecay } : {}),
     };
     await writeMiniSdFolder(model, run.models, o.tokenizerFiles, {
       denoise_command: o.command,
@@ -123,6 +125,7 @@ export async function pretrain(
       denoise_batch_size: String(o.batchSize),
       denoise_caption_dropout: String(unetStage?.captionDropout ?? 0),
       denoise_min_snr_gamma: unetStage ? String(unetStage.minSnrGamma) : "",
+      ...(emaDecay > 0 ? { denoise_ema_decay: String(emaDecay) } : {}),
       denoise_lr_schedule: "cosine",
       denoise_wall_time_s: run.wall().toFixed(1),
       ...(norm === "batch"
@@ -157,6 +160,16 @@ function checkOptions(o: PretrainOptions): void {
     throw new ConfigError(
       "--resume does not restore batch-norm running statistics yet (the state holds trainable " +
         "weights only); rerun the --norm batch stage without --resume",
+    );
+  }
+  const ema = o.emaDecay ?? 0;
+  if (!(ema >= 0 && ema < 1)) {
+    throw new ConfigError(`The EMA decay is ${ema}; use a number in (0, 1) such as 0.9999, or 0`);
+  }
+  if (ema > 0 && (o.stage === "vae" || decoderOnly)) {
+    throw new ConfigError(
+      `--ema averages the U-Net stage's weights, which --stage ${o.stage} does not train; use ` +
+        "--stage unet or all",
     );
   }
   if (decoderOnly && !o.init) {

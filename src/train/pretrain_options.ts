@@ -75,6 +75,17 @@ export interface PretrainOptions {
    * default 5; 0 turns it off. The logged loss is the weighted one.
    */
   minSnrGamma?: number;
+  /**
+   * An exponential moving average (EMA) of the U-Net stage's trained weights (text encoder and
+   * U-Net), in (0, 1); 0 or absent: off. After every optimizer step the average moves toward the
+   * weights with diffusers' `EMAModel` rule without warm-up power (`training_utils.py`,
+   * `get_decay`): update n uses decay 0 for n = 1, then min(emaDecay, (1 + s) / (10 + s)) with
+   * s = n - 1. The stage's report samples, the batch norms' running statistics and the written
+   * model use the averaged weights, which give cleaner samples from the same steps (LDM's and
+   * diffusers' `--use_ema`; diffusers' default decay 0.9999). The state folder keeps the average
+   * for `--resume`, and the weights' metadata records the decay.
+   */
+  emaDecay?: number;
   /** Prompts drawn into the U-Net stage's report when it ends (20 euler_a steps, CFG 5). */
   samplePrompts?: readonly string[];
   /**

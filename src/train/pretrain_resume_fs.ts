@@ -1,13 +1,21 @@
 /**
  * Where a pretraining run continues from (`--resume`): reads a state folder that `mod.ts
  * pretrain` saved and checks that it was made with the same seed, size, batch size and image
- * side, since the image stream and the noise are pure functions of them.
+ * side, since the image stream and the noise are pure functions of them, and, for the U-Net
+ * stage, the same EMA decay (its average is read from `ema.safetensors`).
  *
  * @module
  */
+import { join } from "node:path";
+import { loadTensor, SafetensorsReader } from "../nn/safetensors.ts";
+import type { Tensor } from "../ops/tensor.ts";
+import type { EmaState } from "./ema.ts";
 import { ConfigError } from "./errors.ts";
 import type { PretrainOptions } from "./pretrain_options.ts";
 import { type LoadedTrainState, readTrainState } from "./train_state_fs.ts";
+
+/** The U-Net stage's EMA in a state folder: the averaged weights by the state's names. */
+export const EMA_FILE = "ema.safetensors";
 
 /** What a pretraining state folder records beside the trainer's state (its `extra`). */
 export interface PretrainStateExtra {
@@ -25,6 +33,8 @@ export interface PretrainStateExtra {
   scalingFactor: number;
   /** Wall seconds of the run so far. */
   wallSeconds: number;
+  /** The U-Net stage's EMA decay (0 or absent: no EMA). */
+  emaDecay?: number;
 }
 
 /** A state folder read for `--resume`, with the stage it continues. */
@@ -33,11 +43,14 @@ export interface PretrainResume {
   state: LoadedTrainState;
   /** The pretraining fields of its `extra`. */
   extra: PretrainStateExtra;
+  /** The U-Net stage's EMA (null without one). */
+  ema: EmaState | null;
 }
 
 /**
  * Reads `o.resume` (none: null); a folder from another command, or one saved with a different
- * seed, size, batch size or image side, is a {@link ConfigError} saying what to pass.
+ * seed, size, batch size, image side or (U-Net stage) EMA decay, is a {@link ConfigError}
+ * saying what to pass.
  *
  * @example
  * ```ts ignore
@@ -66,5 +79,43 @@ export async function readPretrainResume(
       );
     }
   }
-  return { state, extra: e };
+  // a U-Net state at step 0 (saved when the VAE stage ended) has no average yet
+  const unetStarted = e.stage === "unet" && state.state.current_step > 0;
+  const saved = e.emaDecay ?? 0, decay = o.emaDecay ?? 0;
+  if (unetStarted && saved !== decay) {
+    throw new ConfigError(
+      saved > 0
+        ? `The state in ${o.resume} was saved with an EMA of decay ${saved}, not ${decay}; ` +
+          `resume with --ema-decay ${saved}`
+        : `The state in ${o.resume} was saved without an EMA; resume without --ema and --ema-decay`,
+    );
+  }
+  const ema = unetStarted && saved > 0 ? await readEma(o.resume, state) : null;
+  return { state, extra: e, ema };
+}
+
+/** The EMA saved beside `state`, which must be from the same step. */
+async function readEma(dir: string, state: LoadedTrainState): Promise<EmaState> {
+  const path = join(dir, EMA_FILE);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new ConfigError(
+      `The state folder ${dir} has no ${EMA_FILE} (the run was stopped while saving it); ` +
+        "resume from an earlier copy of the state or start the stage again",
+    );
+  }
+  using r = await SafetensorsReader.fromBytes(bytes);
+  const updates = Number(r.metadata.updates), step = state.state.current_step;
+  if (updates !== step) {
+    throw new ConfigError(
+      `${path} holds ${updates} EMA updates but the state is at step ${step} (the run was ` +
+        "stopped while saving); resume from an earlier copy of the state or start the stage again",
+    );
+  }
+  const shadow: Tensor[] = [];
+  for (const name of state.state.params) shadow.push(await loadTensor(r, name));
+  return { updates, shadow };
 }

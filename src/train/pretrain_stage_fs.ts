@@ -10,12 +10,15 @@ import { tensor } from "../ops/creation.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import type { CLIPTextModel } from "../nn/clip.ts";
 import type { Module } from "../nn/module.ts";
+import { serializeSafetensors, toSafetensorsInputs } from "../nn/safetensors.ts";
 import type { UNet2DConditionModel } from "../nn/unet.ts";
 import type { AutoencoderKL } from "../nn/vae.ts";
+import { writeFileAtomic } from "./atomic_fs.ts";
+import type { EmaWeights } from "./ema.ts";
 import { ConfigError } from "./errors.ts";
 import { lrSchedule } from "./lr_schedule.ts";
 import type { PretrainOptions, PretrainSource } from "./pretrain_options.ts";
-import type { PretrainResume, PretrainStateExtra } from "./pretrain_resume_fs.ts";
+import { EMA_FILE, type PretrainResume, type PretrainStateExtra } from "./pretrain_resume_fs.ts";
 import { formatProgress, LossSmoother, RateMeter } from "./progress.ts";
 import type { RunLog } from "./run_log_fs.ts";
 import type { StepperState } from "./train_step.ts";
@@ -59,7 +62,8 @@ export interface StageStepper {
 
 /**
  * Saves the resumable state of `stage` at the stepper's position into `<out>/state` (its `extra`
- * records what `--resume` checks).
+ * records what `--resume` checks), and an EMA of `weights` beside it (`ema.safetensors`, written
+ * once the folder is in place; `--resume` checks that its update count is the state's step).
  */
 export async function saveStageState(
   run: PretrainRun,
@@ -67,6 +71,7 @@ export async function saveStageState(
   weights: ReadonlyMap<string, Tensor>,
   optimizer: AdamW,
   stepper: StepperState,
+  ema?: EmaWeights,
 ): Promise<void> {
   const o = run.options;
   const extra: PretrainStateExtra = {
@@ -77,14 +82,22 @@ export async function saveStageState(
     imageSize: run.side,
     scalingFactor: run.models.vae.scalingFactor,
     wallSeconds: run.wall(),
+    emaDecay: o.emaDecay ?? 0,
   };
-  await saveTrainState(join(o.out, "state"), weights, optimizer, {
+  const dir = join(o.out, "state");
+  await saveTrainState(dir, weights, optimizer, {
     current_epoch: 1,
     current_step: stepper.step,
     stepper,
     loader: { epoch: 1, batch: stepper.step, rngOffset: 0 },
     extra: { ...extra },
   });
+  if (!ema) return;
+  const s = ema.state(), names = [...weights.keys()];
+  const shadow = new Map(s.shadow.map((t, i) => [names[i]!, t]));
+  const meta = { updates: String(s.updates), decay: String(ema.decay) };
+  const bytes = serializeSafetensors(await toSafetensorsInputs(shadow), meta);
+  await writeFileAtomic(join(dir, EMA_FILE), bytes);
 }
 
 /**

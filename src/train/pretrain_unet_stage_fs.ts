@@ -1,8 +1,9 @@
 /**
  * The second pretraining stage: the text encoder with the U-Net on the captioned stream (the
- * VAE frozen), captions dropped for classifier-free guidance, Min-SNR weighting, batch norms'
- * running statistics estimated exactly when the U-Net has them, and the stage's report with
- * samples.
+ * VAE frozen), captions dropped for classifier-free guidance, Min-SNR weighting, an optional EMA
+ * of the weights (then in place for the norm statistics, the samples and the written model),
+ * batch norms' running statistics estimated exactly when the U-Net has them, and the stage's
+ * report with samples.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { AdamW } from "../ops/adamw.ts";
 import { Generator } from "../ops/rng.ts";
 import { scope } from "../ops/scope.ts";
+import { EmaWeights } from "./ema.ts";
 import { loadVae } from "./pretrain_init_fs.ts";
 import {
   estimateNormStatistics,
@@ -42,6 +44,8 @@ export interface UnetStageResult {
   captionDropout: number;
   /** The Min-SNR gamma (0: off). */
   minSnrGamma: number;
+  /** The EMA decay of the weights written (0: no EMA, the trained weights). */
+  emaDecay: number;
   /** How a converted initial model's batch norms started ("" when none was converted). */
   normInit: string;
   /** How the batch norms' running statistics were set ("" for group norms). */
@@ -51,7 +55,8 @@ export interface UnetStageResult {
 /**
  * Trains the text encoder and U-Net for `steps` (continuing a resumed U-Net state). With
  * `convertNorms` the U-Net's batch norms, just converted from group norms, get their running
- * statistics estimated before the first step.
+ * statistics estimated before the first step. With `emaDecay` the models end holding the EMA of
+ * the trained weights.
  *
  * @example
  * ```ts ignore
@@ -77,6 +82,8 @@ export async function runUnetStage(
   const params = [...trainableByName(te, "text_encoder"), ...trainableByName(unet, "unet")];
   const lr = o.unetLr ?? 3e-4;
   const opt = new AdamW(params.map(([, t]) => t), { lr });
+  const emaDecay = o.emaDecay ?? 0;
+  const ema = emaDecay > 0 ? new EmaWeights(opt.params, emaDecay) : undefined;
   const lrAt = stageLr(lr, o.steps, 100);
   const gamma = o.minSnrGamma ?? 5;
   const stepper = new UnetStageStepper(
@@ -89,6 +96,7 @@ export async function runUnetStage(
   if (resumed) {
     opt.loadState(resumed.optimizer);
     stepper.loadState(resumed.state.stepper);
+    if (ema && r?.ema) ema.loadState(r.ema);
   }
   const log = await RunLog.open(
     join(o.out, "logs", "unet"),
@@ -125,9 +133,13 @@ export async function runUnetStage(
       const b = streamBatch(step);
       stepper.run(b.images, b.ids, b.shape);
     });
-  }, () => saveStageState(run, "unet", new Map(params), opt, stepper.state()));
+    ema?.update();
+  }, () => saveStageState(run, "unet", new Map(params), opt, stepper.state(), ema));
   stepper.dispose();
   opt.dispose();
+  // the averaged weights take the trained ones' place for good (the models are written next)
+  ema?.swap();
+  ema?.dispose();
   const normStatistics = batchNorm
     ? `exact AdaBN estimate over ${estimate()} samples after the last step`
     : "";
@@ -148,11 +160,18 @@ export async function runUnetStage(
   }
   await writeReport(log, {
     title: "mini SD: text encoder + U-Net stage",
-    settings: reportSettings(run, o.steps),
+    settings: { ...reportSettings(run, o.steps), ...(ema ? { ema_decay: emaDecay } : {}) },
     prompts: [...prompts],
     samples,
   });
-  return { losses, captionDropout: dropout, minSnrGamma: gamma, normInit, normStatistics };
+  return {
+    losses,
+    captionDropout: dropout,
+    minSnrGamma: gamma,
+    emaDecay,
+    normInit,
+    normStatistics,
+  };
 }
 
 /** Whether item `index` trains with the empty caption (a pure function of seed and index). */
