@@ -13,7 +13,6 @@ import type { Module } from "../nn/module.ts";
 import { serializeSafetensors, toSafetensorsInputs } from "../nn/safetensors.ts";
 import type { UNet2DConditionModel } from "../nn/unet.ts";
 import type { AutoencoderKL } from "../nn/vae.ts";
-import { writeFileAtomic } from "./atomic_fs.ts";
 import type { EmaWeights } from "./ema.ts";
 import { ConfigError } from "./errors.ts";
 import { lrSchedule } from "./lr_schedule.ts";
@@ -62,8 +61,8 @@ export interface StageStepper {
 
 /**
  * Saves the resumable state of `stage` at the stepper's position into `<out>/state` (its `extra`
- * records what `--resume` checks), and an EMA of `weights` beside it (`ema.safetensors`, written
- * once the folder is in place; `--resume` checks that its update count is the state's step).
+ * records what `--resume` checks), and an EMA of `weights` beside it (`ema.safetensors`, in the same
+ * atomic folder write; `--resume` checks that its update count is the state's step).
  */
 export async function saveStageState(
   run: PretrainRun,
@@ -84,20 +83,20 @@ export async function saveStageState(
     wallSeconds: run.wall(),
     emaDecay: o.emaDecay ?? 0,
   };
-  const dir = join(o.out, "state");
-  await saveTrainState(dir, weights, optimizer, {
+  const files: Record<string, Uint8Array> = {};
+  if (ema) {
+    const s = ema.state(), names = [...weights.keys()];
+    const shadow = new Map(s.shadow.map((t, i) => [names[i]!, t]));
+    const meta = { updates: String(s.updates), decay: String(ema.decay) };
+    files[EMA_FILE] = serializeSafetensors(await toSafetensorsInputs(shadow), meta);
+  }
+  await saveTrainState(join(o.out, "state"), weights, optimizer, {
     current_epoch: 1,
     current_step: stepper.step,
     stepper,
     loader: { epoch: 1, batch: stepper.step, rngOffset: 0 },
     extra: { ...extra },
-  });
-  if (!ema) return;
-  const s = ema.state(), names = [...weights.keys()];
-  const shadow = new Map(s.shadow.map((t, i) => [names[i]!, t]));
-  const meta = { updates: String(s.updates), decay: String(ema.decay) };
-  const bytes = serializeSafetensors(await toSafetensorsInputs(shadow), meta);
-  await writeFileAtomic(join(dir, EMA_FILE), bytes);
+  }, files);
 }
 
 /**

@@ -47,7 +47,8 @@ export interface LoadedTrainState {
 }
 
 /**
- * Writes a state folder. `weights` must list the optimizer's parameters in its order.
+ * Writes a state folder in one atomic step. `weights` must list the optimizer's parameters in its
+ * order; `extraFiles` (e.g. an EMA of the weights) go into the same folder.
  *
  * @example
  * ```ts ignore
@@ -59,6 +60,7 @@ export async function saveTrainState(
   weights: ReadonlyMap<string, Tensor>,
   optimizer: AdamW,
   state: Omit<TrainState, "params">,
+  extraFiles: Readonly<Record<string, Uint8Array>> = {},
 ): Promise<void> {
   const names = [...weights.keys()];
   const opt = optimizer.state();
@@ -77,6 +79,7 @@ export async function saveTrainState(
       step: String(opt.step),
     }),
     "train_state.json": JSON.stringify(json, null, 2) + "\n",
+    ...extraFiles,
   });
 }
 
