@@ -10,7 +10,7 @@ import { SafetensorsFile } from "../src/nn/safetensors_fs.ts";
 import { PRETRAIN_HELP, pretrainCommand } from "../src/cli/pretrain.ts";
 import { UsageError } from "../src/cli/_args.ts";
 import { emaDecayAt, emaRef, EmaWeights } from "../src/train/ema.ts";
-import { pretrain, type PretrainOptions } from "../src/train/pretrain_fs.ts";
+import { pretrain, type PretrainOptions, type PretrainResult } from "../src/train/pretrain_fs.ts";
 import { readPretrainResume } from "../src/train/pretrain_resume_fs.ts";
 import { source, tinyPretrainOptions } from "./_pretrain_fixture.ts";
 import { assertClose, randomData } from "./_helpers.ts";
@@ -119,45 +119,45 @@ function f16Bytes(f32: Uint8Array): Uint8Array {
   return new Uint8Array(Float16Array.from(v).buffer);
 }
 
-Deno.test("pretrain() with emaDecay writes the EMA of the text encoder and U-Net, not the trained weights, and records the decay", () =>
-  tempDir(async (dir) => {
-    const r = await pretrain(source, options(dir));
-    // the final state holds the trained weights and, beside them, their average
-    const state = join(dir, "state");
-    const trained = await tensors(join(state, "weights.safetensors"));
-    const ema = await tensors(join(state, "ema.safetensors"));
-    deepEqual([...ema.keys()].sort(), [...trained.keys()].sort());
-    let differ = 0;
-    for (
-      const [prefix, file] of [
-        ["unet.", "unet/diffusion_pytorch_model.safetensors"],
-        ["text_encoder.", "text_encoder/model.safetensors"],
-      ]
-    ) {
-      const written = await tensors(join(r.model!, file!));
-      for (const [k, avg] of ema) {
-        if (!k.startsWith(prefix!)) continue;
-        const w = written.get(k.slice(prefix!.length))!;
-        deepEqual(w, f16Bytes(avg), `${k} is not the EMA`);
-        const raw = f16Bytes(trained.get(k)!);
-        differ += raw.some((b, i) => b !== w[i]) ? 1 : 0;
-      }
+/** Checks that a finished EMA run wrote the average, not the trained weights, and recorded it. */
+async function checkWritesEma(r: PretrainResult): Promise<void> {
+  // the final state holds the trained weights and, beside them, their average
+  const state = join(r.model!, "..", "state");
+  const trained = await tensors(join(state, "weights.safetensors"));
+  const ema = await tensors(join(state, "ema.safetensors"));
+  deepEqual([...ema.keys()].sort(), [...trained.keys()].sort());
+  let differ = 0;
+  for (
+    const [prefix, file] of [
+      ["unet.", "unet/diffusion_pytorch_model.safetensors"],
+      ["text_encoder.", "text_encoder/model.safetensors"],
+    ]
+  ) {
+    const written = await tensors(join(r.model!, file!));
+    for (const [k, avg] of ema) {
+      if (!k.startsWith(prefix!)) continue;
+      const w = written.get(k.slice(prefix!.length))!;
+      deepEqual(w, f16Bytes(avg), `${k} is not the EMA`);
+      const raw = f16Bytes(trained.get(k)!);
+      differ += raw.some((b, i) => b !== w[i]) ? 1 : 0;
     }
-    // four steps apart from the trained weights, the average differs in (nearly) every tensor
-    ok(differ > ema.size / 2, `${differ} of ${ema.size} written tensors differ from the trained`);
-    using f = await SafetensorsFile.open(
-      join(r.model!, "unet", "diffusion_pytorch_model.safetensors"),
-    );
-    equal(f.metadata.denoise_ema_decay, "0.5");
-    const history = JSON.parse(f.metadata.denoise_history!) as { ema_decay?: number }[];
-    equal(history.at(-1)!.ema_decay, 0.5);
-    const report = await Deno.readTextFile(join(dir, "logs", "unet", "report.html"));
-    ok(report.includes("ema_decay"), "the report does not list the EMA decay");
-  }));
+  }
+  // four steps apart from the trained weights, the average differs in (nearly) every tensor
+  ok(differ > ema.size / 2, `${differ} of ${ema.size} written tensors differ from the trained`);
+  using f = await SafetensorsFile.open(
+    join(r.model!, "unet", "diffusion_pytorch_model.safetensors"),
+  );
+  equal(f.metadata.denoise_ema_decay, "0.5");
+  const history = JSON.parse(f.metadata.denoise_history!) as { ema_decay?: number }[];
+  equal(history.at(-1)!.ema_decay, 0.5);
+  const report = await Deno.readTextFile(join(r.model!, "..", "logs", "unet", "report.html"));
+  ok(report.includes("ema_decay"), "the report does not list the EMA decay");
+}
 
-Deno.test("pretrain() with emaDecay killed in the U-Net stage and resumed ends with the same weights; mismatched resumes are refused", () =>
+Deno.test("pretrain() with emaDecay writes the EMA, not the trained weights; killed in the U-Net stage and resumed it ends with the same weights; mismatched resumes are refused", () =>
   tempDir(async (dir) => {
     const whole = await pretrain(source, options(join(dir, "whole")));
+    await checkWritesEma(whole);
     const out = join(dir, "cut");
     // the state of U-Net step 2 is saved, step 3 runs, then the run dies
     let died = false;
