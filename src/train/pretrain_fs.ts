@@ -104,7 +104,7 @@ export async function pretrain(
   if (o.stage !== "vae") {
     model = join(o.out, "model");
     const emaDecay = unetStage?.emaDecay ?? 0;
-    const piece: TrainingPiece & { ema_decay?: number } = {
+    const piece: TrainingPiece = {
       command: o.command,
       adapter: deviceInfo().description,
       vae_steps: o.stage === "unet" && o.init ? 0 : vaeSteps,

@@ -28,6 +28,8 @@ export interface TrainingPiece {
   norm?: NormKind;
   /** How the run started from `--init`, when it converted the norms. */
   init?: string;
+  /** The U-Net stage's EMA decay, when the written weights are an EMA. */
+  ema_decay?: number;
 }
 
 /** The `norm` of a mini SD folder's U-Net config (`group` when the field is absent). */

@@ -12,7 +12,7 @@ import type { Tensor } from "../ops/tensor.ts";
 import type { EmaState } from "./ema.ts";
 import { ConfigError } from "./errors.ts";
 import type { PretrainOptions } from "./pretrain_options.ts";
-import { type LoadedTrainState, readTrainState } from "./train_state_fs.ts";
+import { type LoadedTrainState, readStateFile, readTrainState } from "./train_state_fs.ts";
 
 /** The U-Net stage's EMA in a state folder: the averaged weights by the state's names. */
 export const EMA_FILE = "ema.safetensors";
@@ -94,25 +94,14 @@ export async function readPretrainResume(
   return { state, extra: e, ema };
 }
 
-/** The EMA saved beside `state`, which must be from the same step. */
+/** The EMA saved in the state folder with `state`, which must be from the same step. */
 async function readEma(dir: string, state: LoadedTrainState): Promise<EmaState> {
-  const path = join(dir, EMA_FILE);
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    throw new ConfigError(
-      `The state folder ${dir} has no ${EMA_FILE} (the run was stopped while saving it); ` +
-        "resume from an earlier copy of the state or start the stage again",
-    );
-  }
-  using r = await SafetensorsReader.fromBytes(bytes);
+  using r = await SafetensorsReader.fromBytes(await readStateFile(dir, EMA_FILE));
   const updates = Number(r.metadata.updates), step = state.state.current_step;
   if (updates !== step) {
     throw new ConfigError(
-      `${path} holds ${updates} EMA updates but the state is at step ${step} (the run was ` +
-        "stopped while saving); resume from an earlier copy of the state or start the stage again",
+      `${join(dir, EMA_FILE)} holds ${updates} EMA updates but the state is at step ${step}; ` +
+        "its files come from different saves: resume from a state folder as mod.ts pretrain wrote it",
     );
   }
   const shadow: Tensor[] = [];

@@ -83,7 +83,15 @@ export async function saveTrainState(
   });
 }
 
-async function readFile(dir: string, name: string): Promise<Uint8Array> {
+/**
+ * The bytes of file `name` of a state folder; a missing one is a ConfigError naming it.
+ *
+ * @example
+ * ```ts ignore
+ * const bytes = await readStateFile("out/dog-step00000100-state", "weights.safetensors");
+ * ```
+ */
+export async function readStateFile(dir: string, name: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(join(dir, name));
   } catch (e) {
@@ -107,15 +115,15 @@ async function readFile(dir: string, name: string): Promise<Uint8Array> {
 export async function readTrainState(dir: string): Promise<LoadedTrainState> {
   let state: TrainState;
   try {
-    state = JSON.parse(new TextDecoder().decode(await readFile(dir, "train_state.json")));
+    state = JSON.parse(new TextDecoder().decode(await readStateFile(dir, "train_state.json")));
   } catch (e) {
     if (e instanceof SyntaxError) {
       throw new ConfigError(`${join(dir, "train_state.json")} is not valid JSON (${e.message})`);
     }
     throw e;
   }
-  using w = await SafetensorsReader.fromBytes(await readFile(dir, "weights.safetensors"));
-  using o = await SafetensorsReader.fromBytes(await readFile(dir, "optimizer.safetensors"));
+  using w = await SafetensorsReader.fromBytes(await readStateFile(dir, "weights.safetensors"));
+  using o = await SafetensorsReader.fromBytes(await readStateFile(dir, "optimizer.safetensors"));
   const weights = new Map<string, Tensor>();
   for (const name of state.params) weights.set(name, await loadTensor(w, name));
   const m: Tensor[] = [], v: Tensor[] = [];
