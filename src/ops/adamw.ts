@@ -121,7 +121,7 @@ export class AdamW {
   readonly #scales: readonly number[];
   #state: AdamWState;
   /** Bound in place of the gradient norm when there is no clipping (never read then). */
-  readonly #noNorm: Tensor = keep(zeros([1]));
+  readonly #noNorm: Tensor = untrack(zeros([1]));
 
   /** Creates zeroed moments for every parameter. */
   constructor(params: readonly Tensor[], options: AdamWOptions = {}) {
@@ -154,8 +154,8 @@ export class AdamW {
     };
     this.#state = {
       step: 0,
-      m: params.map((p) => keep(zeros(p.shape))),
-      v: params.map((p) => keep(zeros(p.shape))),
+      m: params.map((p) => untrack(zeros(p.shape))),
+      v: params.map((p) => untrack(zeros(p.shape))),
     };
   }
 
@@ -229,18 +229,17 @@ export class AdamW {
       }
     });
     for (const t of [...this.#state.m, ...this.#state.v]) t.dispose();
-    this.#state = { step: state.step, m: state.m.map(keep), v: state.v.map(keep) };
+    this.#state = {
+      step: state.step,
+      m: state.m.map((t) => untrack(t)),
+      v: state.v.map((t) => untrack(t)),
+    };
   }
 
   /** Frees the moments. */
   dispose(): void {
     for (const t of [...this.#state.m, ...this.#state.v, this.#noNorm]) t.dispose();
   }
-}
-
-function keep(t: Tensor): Tensor {
-  untrack(t);
-  return t;
 }
 
 /** CPU reference of one AdamW step (float64, in place on `p`, `m`, `v`). */

@@ -18,9 +18,13 @@ export function track(t: Disposable): void {
   stack[stack.length - 1]?.add(t);
 }
 
-/** Removes a tensor from every open scope, so it outlives them (e.g. gradients, parameters). */
-export function untrack(t: Disposable): void {
+/**
+ * Removes a tensor from every open scope, so it outlives them (e.g. gradients, parameters), and
+ * returns it.
+ */
+export function untrack<T extends Disposable>(t: T): T {
   for (const s of stack) s.delete(t);
+  return t;
 }
 
 function collect(v: unknown, out: Set<unknown>): void {

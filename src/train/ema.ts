@@ -66,7 +66,7 @@ export class EmaWeights {
     }
     this.params = params;
     this.decay = decay;
-    this.#state = { updates: 0, shadow: params.map((p) => keep(copy(p))) };
+    this.#state = { updates: 0, shadow: params.map((p) => untrack(copy(p))) };
   }
 
   /** Updates done so far. */
@@ -84,7 +84,7 @@ export class EmaWeights {
     const d = emaDecayAt(this.decay, ++s.updates);
     noGrad(() => {
       s.shadow = s.shadow.map((old, i) => {
-        const next = keep(lincomb([{ x: old, c: d }, { x: this.params[i]!, c: 1 - d }]));
+        const next = untrack(lincomb([{ x: old, c: d }, { x: this.params[i]!, c: 1 - d }]));
         old.dispose();
         return next;
       });
@@ -96,7 +96,7 @@ export class EmaWeights {
     const s = this.#state;
     s.shadow = s.shadow.map((shadow, i) => {
       const p = this.params[i]!;
-      const raw = keep(copy(p));
+      const raw = untrack(copy(p));
       copyBuffer(shadow.buffer, 0, p.buffer, 0, Math.ceil(p.bytes / 4) * 4);
       shadow.dispose();
       return raw;
@@ -128,18 +128,13 @@ export class EmaWeights {
       }
     });
     for (const t of this.#state.shadow) t.dispose();
-    this.#state = { updates: state.updates, shadow: state.shadow.map(keep) };
+    this.#state = { updates: state.updates, shadow: state.shadow.map((t) => untrack(t)) };
   }
 
   /** Frees the shadow. */
   dispose(): void {
     for (const t of this.#state.shadow) t.dispose();
   }
-}
-
-function keep(t: Tensor): Tensor {
-  untrack(t);
-  return t;
 }
 
 /** CPU reference of update `n` (1-based; float64, in place on `shadow`). */
