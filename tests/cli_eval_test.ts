@@ -92,7 +92,7 @@ Deno.test("mod.ts eval: bad numbers exit 2, a missing model exits 1, one error l
     const [flag, value, part] of [
       ["--n", "0", "--n must be a whole number from 2 to 4096"],
       ["--steps", "0", "--steps must be a whole number from 1 to 1000"],
-      ["--cfg", "-1", "--cfg must be a decimal number from 0 to 100"],
+      ["--cfg", "-1", "--cfg must be a decimal number from 0 to 100, such as 5;"],
     ] as const
   ) {
     const r = await runCli(["eval", `${flag}=${value}`]);

@@ -220,7 +220,10 @@ Deno.test("mod.ts pretrain --ema and --ema-decay: shown in --help, bad decays re
     for (const bad of ["0", "1", "1.5", "-0.1", "x", "1e-4"]) {
       await rejects(
         () => pretrainCommand([...run, `--ema-decay=${bad}`]),
-        (e: Error) => e instanceof UsageError && /--ema-decay must be a decimal/.test(e.message),
+        (e: Error) =>
+          e instanceof UsageError &&
+          /--ema-decay must be a decimal number (from 0 to 1|between 0 and 1, both excluded), such as 0\.9999;/
+            .test(e.message),
         bad,
       );
     }

@@ -170,7 +170,7 @@ export function numberOption(
   const n = DECIMAL.test(raw) ? Number(raw) : NaN;
   if (!(n >= range.min && n <= range.max)) {
     throw new UsageError(
-      `--${name} must be a ${rangeText("decimal number", range)}, such as 7.5; ` +
+      `--${name} must be a ${rangeText("decimal number", range)}, such as ${fallback}; ` +
         `got ${quote(raw)}`,
     );
   }

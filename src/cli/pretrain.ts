@@ -137,7 +137,7 @@ function channelList(name: string, text: string): number[] {
 /** The EMA decay of `--ema` / `--ema-decay <x>`: 0 (off) without either, 0.9999 for `--ema`. */
 function emaDecayOption(on: boolean | undefined, raw: string | undefined): number {
   if (raw === undefined) return on ? 0.9999 : 0;
-  const d = numberOption("ema-decay", raw, 0, { min: 0, max: 1 });
+  const d = numberOption("ema-decay", raw, 0.9999, { min: 0, max: 1 });
   if (d === 0 || d === 1) {
     throw new UsageError(
       `--ema-decay must be a decimal number between 0 and 1, both excluded, such as 0.9999; ` +
